@@ -1,0 +1,89 @@
+import { isPowerOfTwo } from '../domain/router';
+
+export type Config = Readonly<{
+  databaseUrl: string;
+  shardUrls: readonly string[];
+  shardTableCount: number;
+  amqpUrl: string;
+  redisUrl: string;
+  timeZone: string;
+  logLevel: string;
+  /** Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`). */
+  deliveryLimit: number;
+  /** Messages a consumer holds unacknowledged at once. */
+  prefetch: number;
+  /** First port of the workers' /healthz and /metrics servers; 0 turns them off. */
+  metricsPort: number;
+}>;
+
+/** A wrong setting: the message names the variable, and the process stops with it. */
+export class ConfigError extends Error {}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = url(env, 'DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/activity', ['postgres:', 'postgresql:']);
+  const shardUrls = env.SHARD_DATABASE_URLS?.trim()
+    ? env.SHARD_DATABASE_URLS.split(',').map((u, i) => checkUrl(`SHARD_DATABASE_URLS (entry ${i + 1})`, u.trim(), ['postgres:', 'postgresql:']))
+    : [1, 2].map((n) => withDatabaseSuffix(databaseUrl, `_${String(n).padStart(2, '0')}`));
+  const shardTableCount = int(env, 'SHARD_TABLE_COUNT', 4, 1, 1000);
+  if (!isPowerOfTwo(shardUrls.length * shardTableCount)) {
+    throw new ConfigError(`SHARD_TABLE_COUNT: ${shardUrls.length} shard databases x ${shardTableCount} tables = ${shardUrls.length * shardTableCount}, which is not a power of two`);
+  }
+  const timeZone = env.ACTIVITY_TIME_ZONE?.trim() || 'UTC';
+  try {
+    new Intl.DateTimeFormat('en-CA', { timeZone });
+  } catch {
+    throw new ConfigError(`ACTIVITY_TIME_ZONE: ${JSON.stringify(timeZone)} is not an IANA time zone`);
+  }
+  const logLevel = env.LOG_LEVEL?.trim() || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL: ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`);
+  return {
+    databaseUrl,
+    shardUrls,
+    shardTableCount,
+    amqpUrl: url(env, 'AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379/0', ['redis:', 'rediss:']),
+    timeZone,
+    logLevel,
+    deliveryLimit: int(env, 'DELIVERY_LIMIT', 10, 1, 1000),
+    prefetch: int(env, 'PREFETCH', 32, 1, 10000),
+    metricsPort: int(env, 'METRICS_PORT', 9400, 0, 65000),
+  };
+}
+
+/** `postgres://h/activity` + `_01` → `postgres://h/activity_01` (query string kept). */
+export function withDatabaseSuffix(databaseUrl: string, suffix: string): string {
+  const u = new URL(databaseUrl);
+  u.pathname = `/${databaseName(databaseUrl)}${suffix}`;
+  return u.toString();
+}
+
+export function databaseName(databaseUrl: string): string {
+  return decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, ''));
+}
+
+function url(env: NodeJS.ProcessEnv, name: string, fallback: string, protocols: string[]): string {
+  const raw = env[name]?.trim();
+  return raw ? checkUrl(name, raw, protocols) : fallback;
+}
+
+function checkUrl(name: string, raw: string, protocols: string[]): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}: ${JSON.stringify(raw)} is not a URL`);
+  }
+  if (!protocols.includes(u.protocol)) throw new ConfigError(`${name}: expected a ${protocols.join(' or ')} URL, got ${JSON.stringify(raw)}`);
+  if (protocols[0] === 'postgres:' && !u.pathname.replace(/^\//, '')) throw new ConfigError(`${name}: ${JSON.stringify(raw)} names no database`);
+  return raw;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return n;
+}

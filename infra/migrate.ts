@@ -1,0 +1,47 @@
+import pg from 'pg';
+import type { Config } from './config';
+import { databaseName } from './config';
+import { openDatabases } from './shards';
+import { log } from './log';
+
+/** Creates the global and shard databases that are missing, then runs pending migrations on each. */
+export async function migrate(config: Config): Promise<{ created: string[]; applied: string[] }> {
+  const created: string[] = [];
+  for (const url of [config.databaseUrl, ...config.shardUrls]) {
+    if (await createDatabaseIfMissing(url)) created.push(databaseName(url));
+  }
+  const dbs = await openDatabases(config, { poolSize: 2, name: 'migrate' });
+  const applied: string[] = [];
+  try {
+    for (const [label, ds] of [['global', dbs.global], ...dbs.shards.map((s) => [`shard ${s.shard}`, s.ds] as const)] as const) {
+      const ran = await ds.runMigrations({ transaction: 'each' });
+      for (const m of ran) applied.push(`${label}: ${m.name}`);
+    }
+  } finally {
+    await dbs.close();
+  }
+  return { created, applied };
+}
+
+async function createDatabaseIfMissing(url: string): Promise<boolean> {
+  const name = databaseName(url);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString(), application_name: 'activity-quota:migrate' });
+  client.on('error', (err) => log.warn({ err }, 'admin connection error'));
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (rowCount) return false;
+    try {
+      await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+    } catch (err) {
+      // Two migrators at once: the other one created it first.
+      if ((err as { code?: string }).code === '42P04') return false;
+      throw err;
+    }
+    return true;
+  } finally {
+    await client.end();
+  }
+}
