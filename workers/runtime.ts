@@ -1,0 +1,89 @@
+import type { Broker } from '../infra/amqp';
+import { connectBroker } from '../infra/amqp';
+import { ConfigError, loadConfig, type Config } from '../infra/config';
+import { log as rootLog, type Logger } from '../infra/log';
+import { connectRedis, type Redis } from '../infra/redis';
+import { openDatabases, type Databases } from '../infra/shards';
+
+/** What a worker gets: configuration and open connections. It owns none of them. */
+export type Context = Readonly<{ name: string; config: Config; log: Logger; dbs: Databases; redis: Redis; broker: Broker }>;
+
+/** A worker's `start` registers its consumers and jobs; the returned function stops its jobs. */
+export type Start = (ctx: Context) => Promise<(() => Promise<void>) | void>;
+
+export const WORKERS = ['recharge', 'partake', 'stock-zero', 'task-compensation'] as const;
+export type WorkerName = (typeof WORKERS)[number];
+
+export async function loadWorker(name: WorkerName): Promise<Start> {
+  switch (name) {
+    case 'recharge':
+      return (await import('./recharge/main')).start;
+    case 'partake':
+      return (await import('./partake/main')).start;
+    case 'stock-zero':
+      return (await import('./stock-zero/main')).start;
+    case 'task-compensation':
+      return (await import('./task-compensation/main')).start;
+    default: {
+      const _exhaustive: never = name;
+      throw new Error(`unknown worker ${String(_exhaustive)}`);
+    }
+  }
+}
+
+/** Opens everything a worker needs; `close()` undoes it in reverse order. */
+export async function openContext(name: string, config: Config, poolSize = 10): Promise<Context & { close(graceMs?: number): Promise<void> }> {
+  const log = rootLog.child({ worker: name });
+  const dbs = await openDatabases(config, { poolSize, name });
+  const redis = await connectRedis(config.redisUrl, log, name).catch(async (err) => {
+    await dbs.close();
+    throw err;
+  });
+  const broker = await connectBroker(config, log, name).catch(async (err) => {
+    redis.disconnect();
+    await dbs.close();
+    throw err;
+  });
+  return {
+    name,
+    config,
+    log,
+    dbs,
+    redis,
+    broker,
+    async close(graceMs) {
+      await broker.close(graceMs);
+      redis.disconnect();
+      await dbs.close();
+    },
+  };
+}
+
+/** Process entry of one worker: start, then on SIGTERM / SIGINT drain in-flight messages and exit 0. */
+export async function runWorker(name: WorkerName): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const ctx = await openContext(name, config);
+  const stopJobs = await (await loadWorker(name))(ctx);
+  ctx.log.info({ queues: 'consuming' }, 'worker started');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    ctx.log.info({ signal }, 'worker stopping');
+    await stopJobs?.();
+    await ctx.close(8_000);
+    ctx.log.info('worker stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig } from '../infra/config';
+import { log as rootLog } from '../infra/log';
+import { WORKERS, type WorkerName } from './runtime';
+
+/**
+ * `npm start`: every worker in its own process, restarted with backoff when it dies. SIGTERM or
+ * SIGINT is passed on; each worker drains its in-flight messages; we exit 0 once all are gone
+ * (those still running after STOP_GRACE_MS are killed).
+ */
+const STOP_GRACE_MS = 9_000;
+const log = rootLog.child({ worker: 'supervisor' });
+
+try {
+  loadConfig(); // one clear line about a bad setting, instead of four crashing children
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`configuration error: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+type Slot = { name: WorkerName; child?: ChildProcess; restarts: number; startedAt: number; timer?: NodeJS.Timeout };
+const entry = fileURLToPath(new URL('./run.ts', import.meta.url));
+const slots: Slot[] = WORKERS.map((name) => ({ name, restarts: 0, startedAt: 0 }));
+let stopping = false;
+
+function launch(slot: Slot): void {
+  slot.startedAt = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, slot.name], { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
+  slot.child = child;
+  log.info({ name: slot.name, pid: child.pid }, 'worker launched');
+  child.on('error', (err) => log.error({ err, name: slot.name }, 'worker could not be spawned'));
+  child.on('exit', (code, signal) => {
+    slot.child = undefined;
+    if (stopping) return;
+    // A worker that ran for a minute earns a fresh backoff.
+    if (Date.now() - slot.startedAt > 60_000) slot.restarts = 0;
+    const delay = Math.min(500 * 2 ** slot.restarts, 30_000);
+    slot.restarts++;
+    log.error({ name: slot.name, code, signal, restartInMs: delay }, 'worker exited, restarting');
+    slot.timer = setTimeout(() => launch(slot), delay);
+  });
+}
+
+async function stop(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'stopping workers');
+  const running = slots.filter((s) => s.child);
+  for (const s of slots) clearTimeout(s.timer);
+  const exits = running.map((s) => new Promise<void>((resolve) => s.child!.once('exit', () => resolve())));
+  for (const s of running) s.child!.kill('SIGTERM');
+  const timeout = setTimeout(() => {
+    for (const s of slots) if (s.child) (log.warn({ name: s.name }, 'worker did not stop in time, killing'), s.child.kill('SIGKILL'));
+  }, STOP_GRACE_MS);
+  await Promise.all(exits);
+  clearTimeout(timeout);
+  log.info('all workers stopped');
+  process.exit(0);
+}
+
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
+for (const slot of slots) launch(slot);
