@@ -36,13 +36,20 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
   for (const k of Object.keys(input)) {
     if (!['activities', 'counts', 'skus', 'behaviorRebates'].includes(k)) problems.push(`unknown top-level key ${JSON.stringify(k)}`);
   }
-  const list = (key: string): unknown[] => {
+  const lists = new Map<string, unknown[]>();
+  for (const key of ['activities', 'counts', 'skus', 'behaviorRebates']) {
     const v = input[key];
-    if (v === undefined) return [];
-    if (!Array.isArray(v)) return problems.push(`${key} must be an array`), [];
-    return v;
-  };
+    if (v !== undefined && !Array.isArray(v)) problems.push(`${key} must be an array`);
+    lists.set(key, Array.isArray(v) ? v : []);
+  }
+  const list = (key: string): unknown[] => lists.get(key)!;
   const r = new Reader(problems);
+  // Ids the file declares, even on entries with other problems, so one bad field does not cascade.
+  const declared = (key: string, idKey: string) =>
+    new Set(list(key).flatMap((x) => (isObject(x) && typeof x[idKey] === 'number' ? [x[idKey] as number] : [])));
+  const fileActivityIds = declared('activities', 'activityId');
+  const fileCountIds = declared('counts', 'activityCountId');
+  const fileSkus = new Set(list('skus').flatMap((x) => (isObject(x) && (typeof x.sku === 'number' || typeof x.sku === 'string') ? [Number(x.sku)] : [])));
 
   const activities: Activity[] = [];
   for (const [i, a] of list('activities').entries()) {
@@ -85,10 +92,10 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
     const activityCountId = r.id(s, 'activityCountId', at);
     const stockCount = r.whole(s, 'stockCount', at, -1);
     const productAmount = r.amount(s, 'productAmount', at);
-    if (activityId !== undefined && !known.activityIds.has(activityId) && !activities.some((a) => a.activityId === activityId)) {
+    if (activityId !== undefined && !known.activityIds.has(activityId) && !fileActivityIds.has(activityId)) {
       problems.push(`${at}: activityId ${activityId} is neither in the file nor in the database`);
     }
-    if (activityCountId !== undefined && !known.activityCountIds.has(activityCountId) && !counts.some((c) => c.activityCountId === activityCountId)) {
+    if (activityCountId !== undefined && !known.activityCountIds.has(activityCountId) && !fileCountIds.has(activityCountId)) {
       problems.push(`${at}: activityCountId ${activityCountId} is neither in the file nor in the database`);
     }
     if (sku !== undefined && skus.some((x) => x.sku === sku)) problems.push(`${at}: sku ${sku} appears twice`);
@@ -105,7 +112,7 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
     const sku = r.id(b, 'sku', at);
     const desc = r.text(b, 'desc', at, 128, false);
     const state = r.oneOf(b, 'state', at, ['open', 'close'] as const);
-    if (sku !== undefined && !known.skus.has(sku) && !skus.some((s) => s.sku === sku)) problems.push(`${at}: sku ${sku} is neither in the file nor in the database`);
+    if (sku !== undefined && !known.skus.has(sku) && !fileSkus.has(sku)) problems.push(`${at}: sku ${sku} is neither in the file nor in the database`);
     if (behavior !== undefined && sku !== undefined && behaviorRebates.some((x) => x.behavior === behavior && x.sku === sku)) {
       problems.push(`${at}: behavior ${JSON.stringify(behavior)} with sku ${sku} appears twice`);
     }

@@ -1,0 +1,51 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ConfigError, loadConfig } from '../../infra/config';
+
+test('defaults follow the contract', () => {
+  const c = loadConfig({});
+  assert.is(c.databaseUrl, 'postgres://postgres@127.0.0.1:5432/activity');
+  assert.equal(c.shardUrls, ['postgres://postgres@127.0.0.1:5432/activity_01', 'postgres://postgres@127.0.0.1:5432/activity_02']);
+  assert.is(c.shardTableCount, 4);
+  assert.is(c.amqpUrl, 'amqp://guest:guest@127.0.0.1:5672');
+  assert.is(c.redisUrl, 'redis://127.0.0.1:6379/0');
+  assert.is(c.timeZone, 'UTC');
+  assert.is(c.logLevel, 'info');
+});
+
+test('shard URLs default to the global database name plus _01, _02', () => {
+  const c = loadConfig({ DATABASE_URL: 'postgres://u@db:5433/camp?sslmode=disable' });
+  assert.equal(c.shardUrls, ['postgres://u@db:5433/camp_01?sslmode=disable', 'postgres://u@db:5433/camp_02?sslmode=disable']);
+});
+
+test('explicit shard list sets the shard count', () => {
+  const c = loadConfig({ SHARD_DATABASE_URLS: 'postgres://h/a1, postgres://h/a2,postgres://h/a3,postgres://h/a4', SHARD_TABLE_COUNT: '2' });
+  assert.is(c.shardUrls.length, 4);
+  assert.is(c.shardUrls[1], 'postgres://h/a2');
+});
+
+function refuses(env: Record<string, string>, variable: string) {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    assert.ok((err as Error).message.startsWith(`${variable}:`), (err as Error).message);
+    return;
+  }
+  assert.unreachable(`${JSON.stringify(env)} was accepted`);
+}
+
+test('a wrong value names its variable', () => {
+  refuses({ SHARD_TABLE_COUNT: '3' }, 'SHARD_TABLE_COUNT'); // 2 x 3 is not a power of two
+  refuses({ SHARD_TABLE_COUNT: 'four' }, 'SHARD_TABLE_COUNT');
+  refuses({ DATABASE_URL: 'mysql://h/x' }, 'DATABASE_URL');
+  refuses({ DATABASE_URL: 'postgres://h' }, 'DATABASE_URL');
+  refuses({ SHARD_DATABASE_URLS: 'postgres://h/a,not a url' }, 'SHARD_DATABASE_URLS (entry 2)');
+  refuses({ AMQP_URL: 'http://x' }, 'AMQP_URL');
+  refuses({ REDIS_URL: '127.0.0.1:6379' }, 'REDIS_URL');
+  refuses({ ACTIVITY_TIME_ZONE: 'Mars/Olympus' }, 'ACTIVITY_TIME_ZONE');
+  refuses({ LOG_LEVEL: 'loud' }, 'LOG_LEVEL');
+  refuses({ DELIVERY_LIMIT: '0' }, 'DELIVERY_LIMIT');
+});
+
+test.run();
