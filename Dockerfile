@@ -1,0 +1,8 @@
+# The service image: every worker runs from it (`npm start`, or `npm run worker -- NAME`).
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+ENV NODE_ENV=production
+CMD ["npm", "start"]
