@@ -1,5 +1,4 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import { Redis } from 'ioredis';
 import { validateCatalog } from '../../domain/catalog';
 import { loadCatalog } from '../../infra/catalog';
@@ -12,14 +11,14 @@ import type { WorkerName } from '../../workers/runtime';
 
 /** Test helpers shared by the recharge / stock / behavior integration files (not a test file itself). */
 
-const run = promisify(execFile);
-
 export type World = Readonly<{
   env: TestEnv;
   dbs: Databases;
   redis: Redis;
   client: TestClient;
   workers: Map<WorkerName, Running>;
+  /** Passive declares for live queue counts. */
+  admin: Channel;
   close(): Promise<void>;
 }>;
 
@@ -29,26 +28,34 @@ export async function openWorld(workers: WorkerName[], o: EnvOptions = {}): Prom
   const redis = new Redis(env.config.redisUrl);
   redis.on('error', () => undefined);
   const client = await connectClient(env.config.amqpUrl);
+  const conn: ChannelModel = await amqplib.connect(env.config.amqpUrl);
+  conn.on('error', () => undefined);
+  const admin = await conn.createChannel();
+  admin.on('error', () => undefined);
   const running = new Map<WorkerName, Running>();
-  for (const w of workers) {
-    const r = await startWorker(w, env.config);
-    r.ctx.log.level = env.env.LOG_LEVEL ?? 'warn'; // the root logger read LOG_LEVEL before this world existed
-    running.set(w, r);
-  }
+  for (const w of workers) running.set(w, await start(w, env));
   return {
     env,
     dbs,
     redis,
     client,
     workers: running,
+    admin,
     async close() {
       for (const w of running.values()) await w.stop().catch(() => undefined);
+      await conn.close().catch(() => undefined);
       await client.close();
       redis.disconnect();
       await dbs.close();
       await env.cleanup();
     },
   };
+}
+
+async function start(name: WorkerName, env: TestEnv): Promise<Running> {
+  const r = await startWorker(name, env.config);
+  r.ctx.log.level = env.env.LOG_LEVEL ?? 'warn'; // the root logger read LOG_LEVEL before this world existed
+  return r;
 }
 
 /** Catalog JSON as in contract §4, validated and loaded (stock warmed). */
@@ -101,13 +108,16 @@ export async function surplus(w: World, sku: number): Promise<number> {
   return Number(r[0]?.n);
 }
 
-/** Waits until the queue holds no message, ready or unacknowledged: every delivered handler has finished. */
+/**
+ * Waits until every message of `queue` has been handled: nothing left to deliver, then each worker
+ * is stopped (which waits for its in-flight handlers) and started again.
+ */
 export async function drained(w: World, queue: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(async () => {
-    const { stdout } = await run(process.env.TEST_RABBITMQCTL ?? 'rabbitmqctl', ['list_queues', '-q', '-p', w.env.id, 'name', 'messages'], { timeout: 20_000 });
-    const line = stdout.split('\n').find((l) => l.split('\t')[0] === queue);
-    return line !== undefined && line.split('\t')[1]?.trim() === '0';
-  }, timeoutMs, `${queue} drained`);
+  await waitFor(async () => (await w.admin.checkQueue(queue)).messageCount === 0, timeoutMs, `${queue} delivered`);
+  for (const [name, r] of w.workers) {
+    await r.stop();
+    w.workers.set(name, await start(name, w.env));
+  }
 }
 
 export { waitFor };

@@ -4,6 +4,7 @@ import { sql } from '../../infra/db';
 import { log } from '../../infra/log';
 import { DIRTY_KEY, reservationField, reservedKey } from '../../infra/stock';
 import { QUEUES } from '../../infra/topology';
+import { startWorker, type Running } from '../support/workers';
 import { reapReservations } from '../../workers/recharge/stock-jobs';
 import { COUNTS, aSku, anActivity, counter, drained, load, openWorld, rows, surplus, tasks, waitFor, type World } from './recharge-world';
 
@@ -21,11 +22,18 @@ const catalog = (reapedStock = 10) => ({
   skus: [aSku(RUSH, OPEN, 50), aSku(FLUSHED, OPEN, 100), aSku(REAPED, OPEN, reapedStock)],
 });
 
+let second: Running | undefined;
+
 test.before(async () => {
   w = await openWorld(['recharge', 'stock-zero']);
+  second = await startWorker('recharge', w.env.config); // two recharge workers race for stock, rebuilds and jobs
+  second.ctx.log.level = 'warn';
   await load(w, catalog());
 });
-test.after(async () => w?.close());
+test.after(async () => {
+  await second?.stop();
+  await w?.close();
+});
 
 const publishMany = (sku: number, prefix: string, n: number) =>
   Promise.all(Array.from({ length: n }, (_, i) => w.client.publish(QUEUES.recharge, { userId: `${prefix}-${i}`, sku, outBusinessNo: `o-${i}` })));
