@@ -8,7 +8,8 @@ export const BEHAVIOR_QUEUE = QUEUES.behavior;
 
 export type BehaviorMessage = Readonly<{ userId: string; behavior: string; outBusinessNo: string }>;
 
-// Ids are echoed into SQL, logs and Redis keys: quotes, `;`, backslashes and control characters are refused.
+// SQL is parameterised; ids with quotes, `;`, backslashes or control characters are still refused as malformed
+// (issue #3's input rules), which keeps them safe to print in logs, Redis keys and downstream systems.
 const UNSAFE = /['";\\`\u0000-\u001f\u007f]/;
 
 function identifier(o: Record<string, unknown>, name: string, max: number): string {
