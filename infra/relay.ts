@@ -49,12 +49,12 @@ export async function publishNow(broker: Broker, ds: DataSource, tasks: readonly
   if (!tasks.length || !broker.connected()) return;
   try {
     const settings = (defaults ??= relaySettings());
-    // Only tasks nobody has claimed yet: a claim moves next_attempt_at a lease ahead. The 2 s slack
-    // absorbs clock skew between this process (enqueue's `now`) and the database.
+    // Only tasks nobody holds: a claim sets next_attempt_at a lease (>= 5 s) past update_time, while
+    // enqueue, replay and a release leave them equal. No clock comparison, so no skew to allow for.
     const { rows } = await sql<Claimed>(
       ds,
       `UPDATE task t SET next_attempt_at = now() + $2 * interval '1 millisecond', update_time = now()
-        WHERE t.id = ANY($1::bigint[]) AND t.state = 'create' AND t.next_attempt_at <= now() + interval '2 seconds'
+        WHERE t.id = ANY($1::bigint[]) AND t.state = 'create' AND t.next_attempt_at <= t.update_time + interval '1 second'
         RETURNING ${CLAIMED_COLUMNS}`,
       [tasks.map((t) => t.id), settings.leaseMs],
     );

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql, transaction } from '../../infra/db';
 import { enqueue, type EnqueuedTask } from '../../infra/outbox';
-import { publishNow } from '../../infra/relay';
+import { claimBatch, publishNow, relaySettings } from '../../infra/relay';
 import { TOPICS } from '../../infra/topology';
 import { openContext, type Context } from '../../workers/runtime';
 import { connectClient, waitFor, type TestClient } from '../support/client';
@@ -67,6 +67,18 @@ test('fast path publishes a task once, with its message id, and marks it complet
   await publishNow(ctx.broker, ctx.dbs.shards[t!.shard - 1]!.ds, [t!], ctx.log);
   await new Promise((r) => setTimeout(r, 300));
   assert.is(deliveries(t!.messageId), 1);
+});
+
+test('the fast path leaves a task claimed by a relay alone; the claim expires after its lease', async () => {
+  const [t] = await addTasks(1, 'claimed');
+  const ds = ctx.dbs.shards[t!.shard - 1]!.ds;
+  const claimed = await claimBatch(ds, relaySettings());
+  assert.equal(claimed.map((c) => c.message_id), [t!.messageId]);
+  await publishNow(ctx.broker, ds, [t!], ctx.log);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(deliveries(t!.messageId), 0);
+  assert.is((await states()).get(t!.messageId)?.state, 'create');
+  // As if the claiming relay crashed: the relays of the next test pick it up after the 5 s lease.
 });
 
 test('two relays at once publish every task exactly once and mark all completed', async () => {
