@@ -116,6 +116,13 @@ test('tasks replay --state dead re-queues dead tasks from the command line', asy
   const byId = await tasksCli('replay', '--id', a.messageId);
   assert.match(byId, /^1 task\(s\) re-queued/);
   assert.is((await getOne(q)).properties.messageId, a.messageId);
+  // SHARD:ID as `tasks list` prints it addresses one task; the same number on the other shard is untouched.
+  const rows = JSON.parse(await tasksCli('list', '--json')) as Array<{ shard: number; id: string; message_id: string }>;
+  const rb = rows.find((r) => r.message_id === b.messageId)!;
+  await waitFor(async () => (await taskRow(a)).state === 'completed', 5_000, 'a completed again');
+  const byShardId = await tasksCli('replay', '--id', `${rb.shard}:${rb.id}`);
+  assert.match(byShardId, new RegExp(`^1 task\\(s\\) re-queued for publishing: ${rb.shard}:${rb.id} ${b.messageId}`));
+  assert.is((await getOne(q)).properties.messageId, b.messageId);
 });
 
 test.run();
