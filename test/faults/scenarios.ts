@@ -66,21 +66,26 @@ async function rechargeUnderFault(c: Ctx, inputs: RechargeInput[], at: number, i
 const mixedRecharges = (n: number, limited: number) => [...recharges(n, { users: 80 }), ...recharges(limited, { users: 60, sku: SKU.limited, prefix: 'lim' })].sort(() => Math.random() - 0.5);
 
 /**
- * A second recharge (or other) worker, started by the test with `AQ_CRASH_AT=point`, consumes next
- * to `npm start`; it dies at the point with messages in flight, which the others must finish.
+ * A second worker, started by the test with `AQ_CRASH_AT=point`, consumes next to `npm start`; it
+ * dies at the point with messages in flight, which the others must finish. Returns once it
+ * consumes; `crashed()` resolves with violations (none if it died as meant).
  */
-async function crashAt(c: Ctx, worker: string, point: string, queue: string): Promise<string[]> {
+async function armVictim(c: Ctx, worker: string, point: string, queue: string): Promise<{ crashed(): Promise<string[]> }> {
   const before = (await c.w.consumerCounts()).get(queue) ?? 0;
   const victim = c.w.spawn({ worker, extra: { AQ_CRASH_AT: point } });
   const deadline = Date.now() + 60_000;
   while (((await c.w.consumerCounts()).get(queue) ?? 0) <= before && !victim.done && Date.now() < deadline) await sleep(300);
-  const exit = await Promise.race([victim.exited, sleep(60_000).then(() => undefined)]);
-  if (!exit) {
-    await c.w.kill(victim);
-    return [`the fault did not happen: ${worker} with AQ_CRASH_AT=${point} was still alive after 60 s (is the crash point in the code?)`];
-  }
-  if (exit.code === 0) return [`the fault did not happen: ${worker} with AQ_CRASH_AT=${point} exited 0: ${c.w.tail(victim)}`];
-  return [];
+  return {
+    async crashed() {
+      const exit = await Promise.race([victim.exited, sleep(60_000).then(() => undefined)]);
+      if (!exit) {
+        await c.w.kill(victim);
+        return [`the fault did not happen: ${worker} with AQ_CRASH_AT=${point} was still alive after 60 s (is the crash point in the code?)`];
+      }
+      if (exit.code === 0) return [`the fault did not happen: ${worker} with AQ_CRASH_AT=${point} exited 0: ${c.w.tail(victim)}`];
+      return [];
+    },
+  };
 }
 
 /** Recharge load with a crashing worker at `point` next to `npm start`. */
@@ -92,10 +97,9 @@ const crashScenario = (name: string, worker: string, point: string, quick: boole
   run: () =>
     inWorld({}, async (c) => {
       const inputs = mixedRecharges(900, 300);
-      const p = progress();
-      const loading = send(c.w, inputs, { onProgress: p.tick, ratePerSec: 400 });
-      await p.reached(100);
-      const extra = await crashAt(c, worker, point, worker === 'recharge' ? QUEUES.recharge : worker === 'partake' ? QUEUES.partake : QUEUES.taskReplay);
+      const victim = await armVictim(c, worker, point, QUEUES.recharge);
+      const loading = send(c.w, inputs, { ratePerSec: 400 });
+      const extra = await victim.crashed();
       const faultEnd = Date.now();
       await loading;
       return finish(c, faultEnd, { recharges: inputs }, extra);
@@ -164,16 +168,15 @@ export const SCENARIOS: Scenario[] = [
   crashScenario('crash-relay-after-confirm', 'recharge', 'relay-after-confirm', true),
   {
     name: 'crash-partake-after-commit',
-    quick: false,
+    quick: true,
     load: '60 users × 3 partake+use rounds',
     fault: 'SIGKILL of an extra partake worker at AQ_CRASH_AT=partake-after-commit',
     run: () =>
       inWorld({}, async (c) => {
         const { users, funding } = await fundUsers(c, 60, 'pk');
-        const victim = crashAt(c, 'partake', 'partake-after-commit', QUEUES.partake);
-        await sleep(1_500);
+        const victim = await armVictim(c, 'partake', 'partake-after-commit', QUEUES.partake);
         const calls = await partakeRounds(c, users, 3, { timeoutMs: 3_000 });
-        const extra = await victim;
+        const extra = await victim.crashed();
         return finish(c, Date.now(), { recharges: funding, partakes: calls }, extra);
       }),
   },

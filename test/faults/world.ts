@@ -6,7 +6,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import amqplib, { type ChannelModel, type ConfirmChannel, type Channel } from 'amqplib';
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../infra/config';
+import { reservedKey } from '../../infra/stock';
 import { DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, INPUT_QUEUES } from '../../infra/topology';
 import { checkBooks, type Books, type Inputs, type SeenEvent } from '../support/books';
 import { createTestEnv, type TestEnv } from '../support/env';
@@ -156,7 +158,21 @@ export class World {
     return n;
   }
 
-  /** Idle: every input queue empty (ready + unacked) and no task to publish, twice in a row. */
+  /** Stock units taken by transactions not yet settled (released, given back or reaped). */
+  async openReservations(): Promise<number> {
+    const redis = new Redis(this.config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    redis.on('error', () => undefined);
+    try {
+      await redis.connect();
+      let n = 0;
+      for (const k of await redis.keys(reservedKey(0).replace(':0:', ':*:'))) n += await redis.hlen(k);
+      return n;
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  /** Idle: every input queue empty (ready + unacked), no task to publish and no open stock reservation, twice in a row. */
   async waitIdle(timeoutMs = 120_000): Promise<number> {
     const t0 = Date.now();
     let streak = 0;
@@ -167,8 +183,9 @@ export class World {
         const depths = await this.queueDepths();
         const busy = INPUT_QUEUES.filter((q) => (depths.get(q) ?? 0) > 0).map((q) => `${q}=${depths.get(q)}`);
         const tasks = await this.pendingTasks();
-        last = [...busy, `pending tasks=${tasks}`].join(', ');
-        streak = busy.length === 0 && tasks === 0 ? streak + 1 : 0;
+        const reserved = await this.openReservations();
+        last = [...busy, `pending tasks=${tasks}`, `open reservations=${reserved}`].join(', ');
+        streak = busy.length === 0 && tasks === 0 && reserved === 0 ? streak + 1 : 0;
       } catch (err) {
         last = `probe failed: ${(err as Error).message}`;
         streak = 0;

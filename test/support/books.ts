@@ -32,6 +32,7 @@ export type Inputs = Readonly<{
 
 export type Books = {
   inputs: number;
+  /** Inputs that ended in an effect or a recorded rejection (a dead letter for poison); the rest are lost. */
   effects: number;
   lost: number;
   doubled: number;
@@ -68,6 +69,8 @@ export async function checkBooks(config: Config, inputs: Inputs): Promise<Books>
   const month = today.slice(0, 7);
   let lost = 0;
   let doubled = 0;
+  /** Inputs that ended in at least one effect or recorded rejection. */
+  let effects = 0;
 
   // ---- recharges: exactly one order or one recorded rejection per (userId, outBusinessNo)
   const ordersByInput = new Map<string, OrderRow[]>();
@@ -83,6 +86,7 @@ export async function checkBooks(config: Config, inputs: Inputs): Promise<Books>
     const orders = ordersByInput.get(k) ?? [];
     const rejections = rejectionsByInput.get(k) ?? [];
     const n = orders.length + rejections.length;
+    if (n > 0) effects++;
     if (n === 0) (lost++, violate('lost-recharge', `recharge ${r.userId}/${r.outBusinessNo} (sku ${r.sku}) has neither an order nor a rejection`));
     if (n > 1) (doubled += n - 1, violate('double-recharge', `recharge ${r.userId}/${r.outBusinessNo} has ${orders.length} orders and ${rejections.length} rejections`));
     for (const o of orders) {
@@ -123,6 +127,7 @@ export async function checkBooks(config: Config, inputs: Inputs): Promise<Books>
     const ok = p.replies.filter((r) => r.code === '0000');
     if (!p.replies.length) (lost++, violate('partake-no-reply', `partake of ${p.userId} never got a reply`));
     const ids = new Set(ok.map((r) => String(r.orderId)));
+    if (p.replies.length && [...ids].every((id) => raffleById.has(id))) effects++;
     if (ids.size > 1) (doubled += ids.size - 1, violate('partake-retry-double', `one partake call of ${p.userId} got ${ids.size} different orders: ${[...ids].join(', ')}`));
     for (const id of ids) {
       replied.add(id);
@@ -192,6 +197,7 @@ export async function checkBooks(config: Config, inputs: Inputs): Promise<Books>
   for (const p of inputs.poison ?? []) {
     const d = inputs.deadLetters.find((x) => x.messageId === p.messageId);
     if (!d) (lost++, violate('poison-missing', `poison message ${p.messageId} is not in activity.dead-letter`));
+    else effects++;
   }
   const poisonIds = new Set((inputs.poison ?? []).map((p) => p.messageId));
   const innocent = inputs.deadLetters.filter((d) => !d.messageId || !poisonIds.has(d.messageId));
@@ -199,7 +205,6 @@ export async function checkBooks(config: Config, inputs: Inputs): Promise<Books>
 
   for (const [kind, n] of counted) if (n > MAX_LISTED) violations.push(`… ${n - MAX_LISTED} more ${kind}`);
   const inputsN = sent.size + (inputs.partakes?.length ?? 0) + (inputs.poison?.length ?? 0);
-  const effects = db.orders.length + rejectionsByInput.size + db.raffle.length + (inputs.poison ?? []).filter((p) => inputs.deadLetters.some((d) => d.messageId === p.messageId)).length;
   return { inputs: inputsN, effects, lost, doubled, violations };
 }
 
