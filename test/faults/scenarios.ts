@@ -229,7 +229,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'amqp-cut',
-    quick: true,
+    quick: false,
     load: '1200 recharges (900 unlimited, 300 vs stock 100) at 400/s',
     fault: "every worker's RabbitMQ connection cut (TCP proxy) at 30 % and 60 %",
     run: () =>
