@@ -368,17 +368,19 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'partake-timeout-retry',
     quick: true,
-    load: '40 users × 3 rounds of partake (caller timeout 400 ms, retry) + use',
+    load: '40 users × 5 rounds of partake (caller timeout 400 ms, retry) + use',
     fault: 'PostgreSQL stalled 2 s three times (TCP proxy) so callers time out and retry',
     run: () =>
       inWorld({ proxies: ['pg'] }, async (c) => {
         const { users, funding } = await fundUsers(c, 40, 'to');
-        const calls = partakeRounds(c, users, 3, { timeoutMs: 400 });
+        // The first stall starts with the calls, so that callers certainly time out and retry.
+        c.w.proxies.pg!.stall();
+        const calls = partakeRounds(c, users, 5, { timeoutMs: 400 });
         for (let i = 0; i < 3; i++) {
-          await sleep(1_500);
-          c.w.proxies.pg!.stall();
+          if (i) c.w.proxies.pg!.stall();
           await sleep(2_000);
           c.w.proxies.pg!.restore();
+          await sleep(700);
         }
         const faultEnd = Date.now();
         const done = await calls;
