@@ -196,7 +196,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'db-cut',
-    quick: true,
+    quick: false,
     load: '1200 recharges (900 unlimited, 300 vs stock 100) at 400/s',
     fault: 'every PostgreSQL connection cut (TCP proxy) at 25 %, 50 %, 75 %',
     run: () =>
