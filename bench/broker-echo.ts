@@ -17,7 +17,8 @@ export const BENCH_EVENTS = 'bench.events';
 async function main(): Promise<void> {
   const url = process.env.AMQP_URL!;
   const prefetch = Number(process.env.PREFETCH ?? 32);
-  const conn = await amqplib.connect(url);
+  // TCP_NODELAY, as the pipeline's worker connection should have (see docs/BENCHMARKS.md, hot path).
+  const conn = await amqplib.connect(url, { noDelay: process.env.BENCH_NODELAY !== '0' });
   conn.on('error', (err) => process.stderr.write(`echo: connection error ${err}\n`));
   const pub = await conn.createConfirmChannel();
   const admin = await conn.createChannel();

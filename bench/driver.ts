@@ -20,7 +20,7 @@ export type Driver = Readonly<{
 }>;
 
 export async function connectDriver(url: string): Promise<Driver> {
-  const conn: ChannelModel = await amqplib.connect(url);
+  const conn: ChannelModel = await amqplib.connect(url, { noDelay: process.env.BENCH_NODELAY !== '0' });
   conn.on('error', () => undefined);
   const pub: ConfirmChannel = await conn.createConfirmChannel();
   const sub: Channel = await conn.createChannel();

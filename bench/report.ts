@@ -35,6 +35,7 @@ export function markdown(r: Results): string {
     ...(r.partake?.available ? r.partake.result.map((p) => p.concurrency) : []),
     ...(c?.dbPartake.map((p) => p.concurrency) ?? []),
     ...(c?.brokerRpc.map((p) => p.concurrency) ?? []),
+    ...(r.partake && !r.partake.available ? ((r.meta.options.concurrency as number[] | undefined) ?? []) : []),
   ]);
   for (const k of [...concurrencies].sort((a, b) => a - b)) {
     const p = r.partake?.available ? r.partake.result.find((x) => x.concurrency === k) : undefined;

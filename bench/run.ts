@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import amqplib from 'amqplib';
 import { createTestEnv, type TestEnv } from '../test/support/env';
-import { spawnNpm, type Service } from '../test/support/workers';
+import { spawn } from 'node:child_process';
+import type { Service } from '../test/support/workers';
 import { connectDriver, type Driver } from './driver';
 import { writeReport, type Results } from './report';
 import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
@@ -15,7 +16,7 @@ import { bounded, log, now, rssSampler, sleep } from './support';
 import { ACTIVITY_ID, catalogFor, loadCatalogFile, machine, openPools, preloadAccounts, preloadCeilingAccounts, removeCeilingRows, type Pools } from './world';
 
 const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox|ceilings[,…]] [--n N] [--concurrency 1,16,64]
-                        [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--docs|--no-docs] [--keep]
+                        [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--service-dir DIR] [--docs|--no-docs] [--keep]
   --quick        small N and short runs (development, CI smoke)
   --only         run only these scenarios (the pipeline starts only for partake / recharge / outbox)
   --n            recharges to publish (default 20000; quick 1000)
@@ -23,6 +24,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox
   --duration     seconds per concurrency level (default 8; quick 3)
   --users        distinct users of the recharge run (default 5000)
   --env K=V      extra environment for npm start and the echo worker (e.g. PREFETCH=64)
+  --service-dir  run \`npm start\` in another checkout (compare a branch before / after a change)
   --docs         write docs/benchmarks.{json,svg} and the table in docs/BENCHMARKS.md (default for a full run)
   --keep         keep the bench world (databases, vhost, Redis db) for inspection`;
 
@@ -39,6 +41,7 @@ type Options = {
   env: Record<string, string>;
   docs: boolean;
   keep: boolean;
+  serviceDir: string;
   outboxRate: number;
   outboxSeconds: number;
   rechargeTimeout: number;
@@ -53,7 +56,7 @@ function parseArgs(argv: string[]): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--only', '--n', '--concurrency', '--duration', '--users', '--env', '--docs', '--no-docs', '--keep']);
+  const known = new Set(['--quick', '--only', '--n', '--concurrency', '--duration', '--users', '--env', '--service-dir', '--docs', '--no-docs', '--keep']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!known.has(a)) fail(`unknown argument ${a}`);
@@ -85,7 +88,7 @@ function parseArgs(argv: string[]): Options {
     if (!m) fail(`--env: expected KEY=VALUE, got ${argv[i + 1]}`);
     env[m![1]!] = m![2]!;
   }
-  const full = !quick && only.size === SCENARIOS.length && !get('--n') && !get('--concurrency') && !get('--duration');
+  const full = !quick && only.size === SCENARIOS.length && !get('--n') && !get('--concurrency') && !get('--duration') && !get('--service-dir');
   return {
     quick,
     only,
@@ -96,6 +99,7 @@ function parseArgs(argv: string[]): Options {
     env,
     docs: argv.includes('--docs') || (full && !argv.includes('--no-docs') && Object.keys(env).length === 0),
     keep: argv.includes('--keep'),
+    serviceDir: path.resolve(get('--service-dir') ?? process.cwd()),
     outboxRate: quick ? 50 : 100,
     outboxSeconds: quick ? 3 : 5,
     rechargeTimeout: quick ? 60 : 180,
@@ -195,6 +199,17 @@ async function waitReady(amqpUrl: string, service: Service, timeoutMs: number): 
   }
 }
 
+/** `npm start` in its own process group (so that SIGKILL can reach every worker if it must). */
+function spawnNpm(args: string[], env: Record<string, string>, cwd: string): Service {
+  const child = spawn('npm', args, { cwd, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer) => void (out = (out + d).slice(-20_000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, output: () => out, exited };
+}
+
 async function stopService(service: Service): Promise<void> {
   const pid = service.child.pid!;
   if (service.child.exitCode !== null) return;
@@ -235,7 +250,7 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
     await preloadAccounts(pools, world.config, users);
   }
   log('npm start');
-  const service = spawnNpm(['start'], world.env);
+  const service = spawnNpm(['start'], world.env, o.serviceDir);
   undo.push(() => stopService(service));
   await waitReady(world.config.amqpUrl, service, 90_000);
   const rss = rssSampler(service.child.pid!);
