@@ -1,5 +1,13 @@
-import { QUEUES } from '../../infra/topology';
-import { consumeNotImplemented } from '../not-implemented';
+import { catalogReader } from '../../infra/catalog-read';
 import type { Start } from '../runtime';
+import { handleBehavior, handleRecharge, type Deps } from './handle';
+import { BEHAVIOR_QUEUE, RECHARGE_QUEUE } from './message';
+import { startStockJobs } from './stock-jobs';
 
-export const start: Start = async (ctx) => consumeNotImplemented(ctx, [QUEUES.recharge, QUEUES.behavior]);
+export const start: Start = async (ctx) => {
+  const deps: Deps = { ...ctx, catalog: catalogReader(ctx.dbs.global) };
+  const stopJobs = startStockJobs(ctx.dbs, ctx.redis, ctx.log);
+  await ctx.broker.consume(RECHARGE_QUEUE, (msg) => handleRecharge(deps, msg));
+  await ctx.broker.consume(BEHAVIOR_QUEUE, (msg) => handleBehavior(deps, msg));
+  return stopJobs;
+};

@@ -1,5 +1,7 @@
-import { QUEUES } from '../../infra/topology';
-import { consumeNotImplemented } from '../not-implemented';
 import type { Start } from '../runtime';
+import { handleStockZero } from './handle';
+import { STOCK_ZERO_QUEUE } from './message';
 
-export const start: Start = async (ctx) => consumeNotImplemented(ctx, [QUEUES.stockZero]);
+export const start: Start = async (ctx) => {
+  await ctx.broker.consume(STOCK_ZERO_QUEUE, (msg) => handleStockZero(ctx, msg));
+};

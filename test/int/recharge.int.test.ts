@@ -1,0 +1,167 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { periodOf } from '../../domain/calendar';
+import { sql } from '../../infra/db';
+import { skuLockKey } from '../../infra/stock';
+import { QUEUES } from '../../infra/topology';
+import { COUNTS, aSku, account, anActivity, counter, drained, load, openWorld, rows, tasks, waitFor, type World } from './recharge-world';
+
+const test = suite('recharge');
+let w: World;
+
+const OPEN = 100301;
+const SKU = 9011;
+const UNLIMITED = 9014;
+
+test.before(async () => {
+  w = await openWorld(['recharge'], { extra: { DELIVERY_LIMIT: '3' } });
+  await load(w, {
+    activities: [anActivity(OPEN), anActivity(100302, { state: 'close' }), anActivity(100303, { beginTime: '2090-01-01T00:00:00Z' })],
+    counts: [COUNTS],
+    skus: [aSku(SKU, OPEN, 1000), aSku(9012, 100302, 100), aSku(9013, 100303, 100), aSku(UNLIMITED, OPEN, -1)],
+  });
+});
+test.after(async () => w?.close());
+
+const recharge = (userId: string, sku: number, outBusinessNo: string, extra: Record<string, unknown> = {}) =>
+  w.client.publish(QUEUES.recharge, { userId, sku, outBusinessNo, ...extra });
+const ordersOf = (userId: string) => rows(w, 'raffle_activity_order', 'user_id = $1', [userId]);
+
+test('credit: order, account, day and month rows, recharge.completed task, one unit', async () => {
+  const { ds } = w.dbs.forUser('alice');
+  const { day, month } = periodOf(new Date(), 'UTC');
+  await sql(ds, `INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus) VALUES ('alice', $1, $2, 3, 1)`, [OPEN, day]);
+  await sql(ds, `INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus) VALUES ('alice', $1, $2, 6, 2)`, [OPEN, month]);
+  await recharge('alice', SKU, 'pay-1', { payType: 'cash', payAmount: '12.50' });
+  const [order] = await waitFor(async () => ((await ordersOf('alice')).length ? ordersOf('alice') : undefined), 10_000, 'order');
+  assert.is(order!.sku, '9011');
+  assert.is(order!.out_business_no, 'pay-1');
+  assert.is(order!.pay_type, 'cash');
+  assert.is(order!.pay_amount, '12.50');
+  assert.match(order!.order_id, /^\d{12}$/);
+  assert.equal(await account(w, 'alice', OPEN), { total_count: 10, total_count_surplus: 10, day_count: 3, day_count_surplus: 3, month_count: 6, month_count_surplus: 6 });
+  const dayRow = (await sql<any>(ds, `SELECT day_count, day_count_surplus FROM raffle_activity_account_day WHERE user_id = 'alice'`)).rows[0];
+  const monthRow = (await sql<any>(ds, `SELECT month_count, month_count_surplus FROM raffle_activity_account_month WHERE user_id = 'alice'`)).rows[0];
+  assert.equal(dayRow, { day_count: 6, day_count_surplus: 4 });
+  assert.equal(monthRow, { month_count: 12, month_count_surplus: 8 });
+  const completed = (await tasks(w, 'recharge.completed')).filter((t) => t.user_id === 'alice');
+  assert.is(completed.length, 1);
+  assert.is(completed[0]!.message.id, completed[0]!.message_id);
+  assert.equal(completed[0]!.message.data, { orderId: order!.order_id, userId: 'alice', sku: SKU, activityId: OPEN, totalCount: 10, dayCount: 3, monthCount: 6, outBusinessNo: 'pay-1' });
+  assert.is(await counter(w, SKU), 999);
+  assert.is(await w.redis.hlen(`activity:stock:${SKU}:reserved`), 0);
+});
+
+test('the same message again, then 20 copies at once: one order, one credit, one unit', async () => {
+  await recharge('alice', SKU, 'pay-1');
+  await Promise.all(Array.from({ length: 20 }, () => recharge('alice', SKU, 'pay-1')));
+  await Promise.all(Array.from({ length: 20 }, () => recharge('bob', SKU, 'pay-9')));
+  await drained(w, QUEUES.recharge);
+  assert.is((await ordersOf('alice')).length, 1);
+  assert.is((await ordersOf('bob')).length, 1);
+  assert.is((await account(w, 'alice', OPEN))!.total_count, 10);
+  assert.is((await account(w, 'bob', OPEN))!.total_count, 10);
+  assert.is(await counter(w, SKU), 998);
+  assert.is((await tasks(w)).filter((t) => t.user_id === 'alice' || t.user_id === 'bob').length, 2);
+});
+
+test('a second outBusinessNo credits again: allowances accumulate', async () => {
+  await recharge('alice', SKU, 'pay-2');
+  await waitFor(async () => (await ordersOf('alice')).length === 2, 10_000, 'second order');
+  assert.equal(await account(w, 'alice', OPEN), { total_count: 20, total_count_surplus: 20, day_count: 6, day_count_surplus: 6, month_count: 12, month_count_surplus: 12 });
+  assert.is(await counter(w, SKU), 997);
+});
+
+test('closed, not yet begun, unknown sku: rejected with the code, no account, no stock; redelivery rejects once', async () => {
+  await recharge('carol', 9012, 'c-1');
+  await recharge('dave', 9013, 'd-1');
+  await recharge('erin', 424242, 'e-1');
+  await recharge('carol', 9012, 'c-1');
+  await drained(w, QUEUES.recharge);
+  const rejected = (await tasks(w, 'recharge.rejected')).map((t) => t.message.data);
+  const codeOf = (u: string) => rejected.filter((d) => d.userId === u).map((d) => d.code);
+  assert.equal(codeOf('carol'), ['ERR_BIZ_003']);
+  assert.equal(codeOf('dave'), ['ERR_BIZ_004']);
+  assert.equal(codeOf('erin'), ['ERR_BIZ_010']);
+  assert.equal(Object.keys(rejected.find((d) => d.userId === 'carol')!).sort(), ['code', 'info', 'outBusinessNo', 'sku', 'userId']);
+  for (const u of ['carol', 'dave', 'erin']) {
+    assert.is(await account(w, u, 100302), undefined);
+    assert.is(await account(w, u, 100303), undefined);
+    assert.is((await ordersOf(u)).length, 0);
+  }
+  assert.is(await counter(w, 9012), 100);
+  assert.is(await counter(w, 9013), 100);
+});
+
+test('unlimited sku: credited without any counter', async () => {
+  await recharge('frank', UNLIMITED, 'f-1');
+  await waitFor(async () => (await ordersOf('frank')).length === 1, 10_000, 'order');
+  assert.is(await counter(w, UNLIMITED), null);
+  assert.is((await account(w, 'frank', OPEN))!.total_count, 10);
+});
+
+test('malformed bodies are dead-lettered with a reason, nothing changes, the worker stays up', async () => {
+  const before = await counter(w, SKU);
+  const bad: Array<[string, string]> = [
+    ['not json', 'not json {'],
+    ['missing sku', JSON.stringify({ userId: 'mal-1', outBusinessNo: 'x' })],
+    ['string sku', JSON.stringify({ userId: 'mal-2', sku: '9011', outBusinessNo: 'x' })],
+    ['negative sku', JSON.stringify({ userId: 'mal-3', sku: -9011, outBusinessNo: 'x' })],
+    ['long userId', JSON.stringify({ userId: 'u'.repeat(129), sku: SKU, outBusinessNo: 'x' })],
+    ['sql', JSON.stringify({ userId: "mal-4'; DROP TABLE raffle_activity_account; --", sku: SKU, outBusinessNo: 'x' })],
+    ['sql sku', JSON.stringify({ userId: 'mal-5', sku: '9011; DELETE FROM raffle_activity_sku', outBusinessNo: 'x' })],
+    ['1 MB', JSON.stringify({ userId: 'mal-6', sku: SKU, outBusinessNo: 'x', pad: 'p'.repeat(1 << 20) })],
+  ];
+  const ids = new Map<string, string>();
+  for (const [name, raw] of bad) ids.set((await w.client.publish(QUEUES.recharge, null, { raw }))!, name);
+  for (const [id, name] of ids) {
+    const dl = await w.client.waitDeadLetter((d) => d.props.messageId === id, 10_000);
+    assert.ok(String(dl.props.headers?.['x-error']).length > 5, `${name} has a reason`);
+    assert.is(dl.props.headers?.['x-original-queue'], QUEUES.recharge);
+  }
+  assert.is(await counter(w, SKU), before);
+  assert.is((await rows(w, 'raffle_activity_order', `user_id LIKE 'mal-%' OR length(user_id) > 128`)).length, 0);
+  assert.is((await sql<any>(w.dbs.shards[0]!.ds, `SELECT to_regclass('raffle_activity_account') AS t`)).rows[0].t, 'raffle_activity_account');
+  await recharge('after-bad', SKU, 'ok-1');
+  await waitFor(async () => (await ordersOf('after-bad')).length === 1, 10_000, 'order after bad input');
+});
+
+test('a unit taken for a transaction that fails is given back', async () => {
+  const db = w.dbs.forUser('boom');
+  await sql(db.ds, `CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$`);
+  await sql(db.ds, `CREATE TRIGGER boom BEFORE INSERT ON raffle_activity_order_${db.suffix} FOR EACH ROW WHEN (NEW.user_id = 'boom') EXECUTE FUNCTION boom()`);
+  const before = await counter(w, SKU);
+  const id = await recharge('boom', SKU, 'b-1');
+  const dl = await w.client.waitDeadLetter((d) => d.props.messageId === id, 20_000);
+  assert.match(String(dl.props.headers?.['x-error']), 'HANDLER_FAILED');
+  assert.is(await counter(w, SKU), before);
+  assert.is(await w.redis.hlen(`activity:stock:${SKU}:reserved`), 0);
+  assert.is(await account(w, 'boom', OPEN), undefined);
+});
+
+test('a transient database failure is retried: the recharge lands once, one unit taken', async () => {
+  const db = w.dbs.forUser('gina');
+  const before = await counter(w, SKU);
+  // Hold the exclusive SKU lock (as a rebuild would), so the worker's transaction waits inside it.
+  const qr = db.ds.createQueryRunner();
+  await qr.connect();
+  await qr.startTransaction();
+  await qr.query('SELECT pg_advisory_xact_lock($1::bigint)', [skuLockKey(SKU)]);
+  try {
+    await recharge('gina', SKU, 'g-1');
+    const waiting = await waitFor(async () => (await sql<{ pid: number }>(db.ds,
+      `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%advisory_xact_lock_shared%' AND application_name LIKE 'activity-quota:recharge%'`)).rows, 10_000, 'a waiting recharge');
+    for (const { pid } of waiting) await sql(db.ds, 'SELECT pg_terminate_backend($1)', [pid]);
+  } finally {
+    await qr.commitTransaction();
+    await qr.release();
+  }
+  await waitFor(async () => (await ordersOf('gina')).length === 1, 15_000, 'order after the retry');
+  await drained(w, QUEUES.recharge);
+  assert.is((await ordersOf('gina')).length, 1);
+  assert.is(await counter(w, SKU), before! - 1);
+  assert.is(await w.redis.hlen(`activity:stock:${SKU}:reserved`), 0);
+  assert.is((await account(w, 'gina', OPEN))!.total_count, 10);
+});
+
+test.run();

@@ -1,0 +1,101 @@
+import type { ConsumeMessage } from 'amqplib';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Activity } from '../../domain/catalog';
+import { checkRecharge, completedPayload, rebateBizId, rechargeOrder, rejectedPayload, tookLastUnit, SOLD_OUT, type RechargeSku } from '../../domain/recharge';
+import { PermanentError } from '../../infra/errors';
+import { parseBehavior, parseRecharge } from '../../workers/recharge/message';
+
+const now = new Date('2026-06-15T12:00:00Z');
+const anActivity = (o: Partial<Activity> = {}): Activity => ({
+  activityId: 100301, name: 'Spring raffle', desc: '', strategyId: 100006,
+  beginTime: new Date('2026-01-01T00:00:00Z'), endTime: new Date('2027-01-01T00:00:00Z'), state: 'open', ...o,
+});
+const aSku = (o: Partial<RechargeSku> = {}, a: Partial<Activity> = {}): RechargeSku => ({
+  sku: 9011, stockCount: 100, activity: anActivity(a), counts: { activityCountId: 11101, totalCount: 10, dayCount: 3, monthCount: 6 }, ...o,
+});
+const aRecharge = { userId: 'xiaofuge', sku: 9011, outBusinessNo: 'out-1', payType: 'free' as const, payAmount: '0' };
+
+test('open activity within its dates: accepted', () => {
+  const r = checkRecharge(aSku(), now);
+  assert.ok(r.ok);
+});
+
+test('unknown sku: ERR_BIZ_010', () => {
+  assert.equal(checkRecharge(undefined, now), { ok: false, code: 'ERR_BIZ_010', info: 'unknown sku' });
+});
+
+test('activity not open: ERR_BIZ_003 whatever the dates', () => {
+  for (const state of ['create', 'close'] as const) {
+    const r = checkRecharge(aSku({}, { state }), now);
+    assert.is(r.ok ? 'ok' : r.code, 'ERR_BIZ_003');
+  }
+});
+
+test('before begin or at/after end: ERR_BIZ_004', () => {
+  const early = checkRecharge(aSku({}, { beginTime: new Date('2026-06-15T12:00:01Z') }), now);
+  const atEnd = checkRecharge(aSku({}, { endTime: now }), now);
+  const atBegin = checkRecharge(aSku({}, { beginTime: now }), now);
+  assert.is(early.ok ? 'ok' : early.code, 'ERR_BIZ_004');
+  assert.is(atEnd.ok ? 'ok' : atEnd.code, 'ERR_BIZ_004');
+  assert.ok(atBegin.ok);
+});
+
+test('order carries the sku counts and the request; payloads follow contract §5', () => {
+  const o = rechargeOrder({ ...aRecharge, payType: 'cash', payAmount: '12.50' }, aSku(), '123456789012', now);
+  assert.equal(o, {
+    orderId: '123456789012', userId: 'xiaofuge', sku: 9011, activityId: 100301, activityName: 'Spring raffle', strategyId: 100006,
+    orderTime: now, totalCount: 10, dayCount: 3, monthCount: 6, payType: 'cash', payAmount: '12.50', outBusinessNo: 'out-1',
+  });
+  assert.equal(completedPayload(o), { orderId: '123456789012', userId: 'xiaofuge', sku: 9011, activityId: 100301, totalCount: 10, dayCount: 3, monthCount: 6, outBusinessNo: 'out-1' });
+  assert.equal(rejectedPayload(aRecharge, SOLD_OUT), { userId: 'xiaofuge', sku: 9011, outBusinessNo: 'out-1', code: 'ERR_BIZ_005', info: 'sku stock exhausted' });
+});
+
+test('only the take that leaves zero is the last unit', () => {
+  assert.ok(tookLastUnit(0));
+  assert.not.ok(tookLastUnit(1));
+});
+
+test('rebate biz id joins user, behavior, sku and outBusinessNo', () => {
+  assert.is(rebateBizId('u1', 'sign', 9011, '2026-06-15'), 'u1_sign_9011_2026-06-15');
+});
+
+const msg = (body: unknown, raw?: string): ConsumeMessage =>
+  ({ content: Buffer.from(raw ?? JSON.stringify(body)), properties: { headers: {} }, fields: {} }) as unknown as ConsumeMessage;
+const reasonOf = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (err) {
+    assert.instance(err, PermanentError);
+    return (err as PermanentError).reason;
+  }
+  throw new Error('expected a PermanentError');
+};
+
+test('parse: bare payload and envelope, defaults for pay fields', () => {
+  assert.equal(parseRecharge(msg({ userId: 'u1', sku: 9011, outBusinessNo: 'o1' })), { userId: 'u1', sku: 9011, outBusinessNo: 'o1', payType: 'free', payAmount: '0' });
+  assert.equal(parseRecharge(msg({ id: 'm1', timestamp: 1, data: { userId: 'u1', sku: 9011, outBusinessNo: 'o1', payType: 'cash', payAmount: '12.50' } })),
+    { userId: 'u1', sku: 9011, outBusinessNo: 'o1', payType: 'cash', payAmount: '12.50' });
+});
+
+test('parse: every bad field is refused with its name', () => {
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: '9011', outBusinessNo: 'o' }))), 'sku');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: -1, outBusinessNo: 'o' }))), 'sku');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1.5, outBusinessNo: 'o' }))), 'sku');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'x'.repeat(129), sku: 1, outBusinessNo: 'o' }))), 'userId');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: '', sku: 1, outBusinessNo: 'o' }))), 'userId');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1 }))), 'outBusinessNo');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: "u1'; DROP TABLE raffle_activity_account; --", sku: 1, outBusinessNo: 'o' }))), 'userId');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1, outBusinessNo: 'o', payType: 'gold' }))), 'payType');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1, outBusinessNo: 'o', payAmount: '-1' }))), 'payAmount');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1, outBusinessNo: 'o', payAmount: 12.5 }))), 'payAmount');
+  assert.match(reasonOf(() => parseRecharge(msg(null, 'not json'))), 'JSON');
+  assert.match(reasonOf(() => parseRecharge(msg(null, JSON.stringify({ userId: 'u', sku: 1, outBusinessNo: 'x'.repeat(1 << 20) })))), 'limit');
+});
+
+test('parse behavior: behavior fits 16 characters', () => {
+  assert.equal(parseBehavior(msg({ userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' })), { userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' });
+  assert.match(reasonOf(() => parseBehavior(msg({ userId: 'u1', behavior: 'x'.repeat(17), outBusinessNo: 'd' }))), 'behavior');
+});
+
+test.run();
