@@ -303,7 +303,7 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
     }
     if (o.only.has('recharge')) {
       results.recharge = rechargeOk
-        ? { available: true, result: await rechargeScenario(d, tap, pools, o.n, o.users, o.rechargeTimeout, runId) }
+        ? { available: true, result: await rechargeScenario(d, tap, pools, o.n, o.users, o.rechargeTimeout, runId, eventsFlow) }
         : { available: false, reason };
       if (!results.recharge.available) log(`recharge: not available: ${reason}`);
     }
