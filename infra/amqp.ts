@@ -3,6 +3,7 @@ import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type Con
 import type { Config } from './config';
 import { PermanentError, isTransient } from './errors';
 import type { Logger } from './log';
+import { handlerDuration, messagesTotal, type MessageOutcome } from './metrics';
 import { DEAD_LETTER_QUEUE, declareTopology } from './topology';
 
 /** What a handler decides about one delivery; the consumer loop turns it into ack / dead-letter / retry. */
@@ -59,11 +60,17 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
     let delay = 200;
     const firstFailure = Date.now();
     for (;;) {
+      const started = process.hrtime.bigint();
+      const count = (outcome: MessageOutcome) => messagesTotal.inc({ queue: c.queue, outcome });
       try {
         await c.handler(msg);
+        handlerDuration.observe({ queue: c.queue }, Number(process.hrtime.bigint() - started) / 1e9);
+        count('ack');
         return settle(ch, msg, 'ack');
       } catch (err) {
+        handlerDuration.observe({ queue: c.queue }, Number(process.hrtime.bigint() - started) / 1e9);
         if (err instanceof PermanentError) {
+          count('dead_letter');
           log.warn({ queue: c.queue, messageId: msg.properties.messageId, code: err.code, reason: err.reason }, 'message dead-lettered');
           if (await deadLetterOrRequeue(c, ch, msg, err.code, err.reason)) return;
         } else if (isTransient(err) && !stopping) {
@@ -73,17 +80,21 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
             process.exit(1);
           }
           log.warn({ err, queue: c.queue, retryInMs: delay, outageMs: Date.now() - firstFailure }, 'transient failure, retrying');
+          count('retry');
           await sleep(delay);
           delay = Math.min(delay * 2, 5_000);
           if (ch === c.channel) continue;
           return; // the channel was replaced: the broker redelivers on the new one
         } else if (stopping) {
+          count('requeue');
           return settle(ch, msg, 'requeue');
         } else if (attempt >= config.deliveryLimit) {
+          count('dead_letter');
           log.error({ err, queue: c.queue, attempt }, 'handler failed on the last allowed delivery');
           if (await deadLetterOrRequeue(c, ch, msg, 'HANDLER_FAILED', `failed ${attempt} times: ${String((err as Error)?.message ?? err)}`)) return;
         } else {
           log.error({ err, queue: c.queue, attempt }, 'handler failed, message requeued');
+          count('requeue');
           await sleep(Math.min(100 * 2 ** attempt, 5_000));
           return settle(ch, msg, 'requeue');
         }

@@ -1,6 +1,7 @@
 import type { Broker } from '../infra/amqp';
 import { connectBroker } from '../infra/amqp';
 import { ConfigError, loadConfig, type Config } from '../infra/config';
+import { serveOps, type OpsServer } from '../infra/health';
 import { log as rootLog, type Logger } from '../infra/log';
 import { connectRedis, type Redis } from '../infra/redis';
 import { openDatabases, type Databases } from '../infra/shards';
@@ -73,6 +74,14 @@ export async function runWorker(name: WorkerName): Promise<void> {
   }
   const ctx = await openContext(name, config);
   const stopJobs = await (await loadWorker(name))(ctx);
+  // Several workers run side by side under `npm start`: each takes METRICS_PORT + its index in WORKERS.
+  let ops: OpsServer | undefined;
+  if (config.metricsPort) {
+    ops = await serveOps(ctx, config.metricsPort + WORKERS.indexOf(name)).catch((err) => {
+      ctx.log.error({ err, port: config.metricsPort + WORKERS.indexOf(name) }, 'cannot serve /healthz and /metrics; running without them');
+      return undefined;
+    });
+  }
   ctx.log.info({ queues: 'consuming' }, 'worker started');
   let stopping = false;
   const stop = async (signal: string) => {
@@ -80,6 +89,7 @@ export async function runWorker(name: WorkerName): Promise<void> {
     stopping = true;
     ctx.log.info({ signal }, 'worker stopping');
     await stopJobs?.();
+    await ops?.close();
     await ctx.close(8_000);
     ctx.log.info('worker stopped');
     process.exit(0);

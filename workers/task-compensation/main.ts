@@ -1,5 +1,32 @@
-import { QUEUES } from '../../infra/topology';
-import { consumeNotImplemented } from '../not-implemented';
+import cron from 'node-cron';
+import { relayAll, relaySettings } from '../../infra/relay';
 import type { Start } from '../runtime';
+import { handleReplay } from './handle';
+import { REPLAY_QUEUE } from './message';
 
-export const start: Start = async (ctx) => consumeNotImplemented(ctx, [QUEUES.taskReplay]);
+/** The outbox relay (every second, never overlapping itself) and the replay consumer. */
+export const start: Start = async (ctx) => {
+  const settings = relaySettings();
+  await ctx.broker.consume(REPLAY_QUEUE, (msg) => handleReplay(ctx, msg));
+  let round: Promise<unknown> | undefined;
+  const job = cron.schedule(
+    '* * * * * *',
+    () => (round = relayAll(ctx.broker, ctx.dbs.shards, settings, ctx.log)),
+    {
+      name: `outbox-relay:${ctx.name}`,
+      noOverlap: true,
+      logger: {
+        info: (m) => ctx.log.debug({ cron: m }, 'cron'),
+        warn: (m) => ctx.log.debug({ cron: m }, 'cron'),
+        error: (m, err) => ctx.log.error({ err: err ?? m }, 'relay job failed'),
+        debug: (m) => ctx.log.trace({ cron: String(m) }, 'cron'),
+      },
+    },
+  );
+  ctx.log.info({ settings }, 'outbox relay scheduled');
+  return async () => {
+    await job.stop();
+    await round; // a round in flight finishes its marking before the connections close
+    await job.destroy();
+  };
+};

@@ -1,0 +1,79 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Broker } from './amqp';
+import type { Logger } from './log';
+import { registry, watchOutbox } from './metrics';
+import type { Redis } from './redis';
+import type { Databases } from './shards';
+
+export type OpsServer = Readonly<{ port: number; close(): Promise<void> }>;
+type Deps = Readonly<{ broker: Broker; dbs: Databases; redis: Redis; log: Logger }>;
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+/** What /healthz reports: each dependency reachable or the error; `ok` only when all are. */
+export async function checkHealth(d: Deps): Promise<{ ok: boolean; checks: Record<string, string> }> {
+  const probes: Array<[string, () => Promise<unknown>]> = [
+    ['broker', async () => { if (!d.broker.connected()) throw new Error('not connected'); }],
+    ['db:global', () => d.dbs.global.query('SELECT 1')],
+    ...d.dbs.shards.map((s): [string, () => Promise<unknown>] => [`db:shard${s.shard}`, () => s.ds.query('SELECT 1')]),
+    ['redis', () => d.redis.ping()],
+  ];
+  const results = await Promise.all(
+    probes.map(async ([name, probe]) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS)))]);
+        return [name, 'ok'] as const;
+      } catch (err) {
+        return [name, String((err as Error)?.message ?? err)] as const;
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+  return { ok: results.every(([, r]) => r === 'ok'), checks: Object.fromEntries(results) };
+}
+
+/** Serves `/healthz` (200 or 503 with the checks as JSON) and `/metrics` (Prometheus text) on `port`. */
+export async function serveOps(d: Deps, port: number): Promise<OpsServer> {
+  const unwatch = watchOutbox(d.dbs.shards);
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const answer = async () => {
+      if (path === '/healthz') {
+        const h = await checkHealth(d);
+        res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
+      } else if (path === '/metrics') {
+        const text = await registry.metrics();
+        res.writeHead(200, { 'content-type': registry.contentType }).end(text);
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
+      }
+    };
+    answer().catch((err) => {
+      d.log.warn({ err, path }, 'ops request failed');
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, () => resolve());
+    });
+  } catch (err) {
+    unwatch();
+    throw err;
+  }
+  server.on('error', (err) => d.log.warn({ err }, 'ops server error'));
+  const actual = (server.address() as AddressInfo).port;
+  d.log.info({ port: actual }, 'serving /healthz and /metrics');
+  return {
+    port: actual,
+    async close() {
+      unwatch();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { sql } from './db';
+import type { Shard } from './shards';
+
+/** One registry per process; `/metrics` of every worker serves it (infra/health.ts). */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'aq_' });
+
+export type MessageOutcome = 'ack' | 'dead_letter' | 'retry' | 'requeue';
+
+export const messagesTotal = new Counter({
+  name: 'aq_messages_total',
+  help: 'Deliveries handled by the consumer loop, by queue and outcome (ack, dead_letter, retry = transient hold, requeue)',
+  labelNames: ['queue', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const handlerDuration = new Histogram({
+  name: 'aq_handler_duration_seconds',
+  help: 'Time one handler call took, by queue',
+  labelNames: ['queue'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+export const outboxPublished = new Counter({
+  name: 'aq_outbox_published_total',
+  help: 'Outbox tasks published and confirmed, by path (fast = right after commit, cron = relay)',
+  labelNames: ['path'] as const,
+  registers: [registry],
+});
+
+export const outboxFailures = new Counter({
+  name: 'aq_outbox_publish_failures_total',
+  help: 'Outbox publishes that failed, by kind (unroutable, nack, timeout, disconnected)',
+  labelNames: ['kind'] as const,
+  registers: [registry],
+});
+
+// Outbox gauges are read from the shards on scrape; every process that opened shards adds them.
+const outboxSources = new Set<readonly Shard[]>();
+
+new Gauge({
+  name: 'aq_outbox_tasks',
+  help: 'Outbox tasks not yet completed, by shard and state (create, fail, dead)',
+  labelNames: ['shard', 'state'] as const,
+  registers: [registry],
+  async collect() {
+    this.reset();
+    for (const shards of outboxSources) {
+      for (const s of shards) {
+        const counts: Record<string, number> = { create: 0, fail: 0, dead: 0 };
+        const { rows } = await sql<{ state: string; n: string }>(s.ds, `SELECT state, count(*) AS n FROM task WHERE state <> 'completed' GROUP BY state`).catch(() => ({ rows: [] }));
+        for (const r of rows) counts[r.state] = Number(r.n);
+        for (const [state, n] of Object.entries(counts)) this.set({ shard: String(s.shard), state }, n);
+      }
+    }
+  },
+});
+
+new Gauge({
+  name: 'aq_outbox_lag_seconds',
+  help: 'Age of the oldest task still to be published (create or fail), by shard; 0 when none',
+  labelNames: ['shard'] as const,
+  registers: [registry],
+  async collect() {
+    this.reset();
+    for (const shards of outboxSources) {
+      for (const s of shards) {
+        const { rows } = await sql<{ age: number | null }>(
+          s.ds,
+          `SELECT EXTRACT(EPOCH FROM now() - min(create_time))::float8 AS age FROM task WHERE state IN ('create', 'fail')`,
+        ).catch(() => ({ rows: [] as Array<{ age: number | null }> }));
+        this.set({ shard: String(s.shard) }, Math.max(0, Number(rows[0]?.age ?? 0)));
+      }
+    }
+  },
+});
+
+/** Adds the outbox gauges of these shards to `/metrics`; the returned function removes them. */
+export function watchOutbox(shards: readonly Shard[]): () => void {
+  outboxSources.add(shards);
+  return () => void outboxSources.delete(shards);
+}
