@@ -13,7 +13,7 @@ export type Results = {
   partake?: Availability<PartakePoint[]>;
   recharge?: Availability<RechargeResult>;
   outbox?: Availability<OutboxResult & { underLoad: Record<string, Latency> }>;
-  ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub };
+  ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub; variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[] }> };
   rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>> };
 };
 
@@ -71,6 +71,20 @@ export function markdown(r: Results): string {
   if (r.recharge?.available) {
     const x = r.recharge.result;
     out.push(`- recharge: ${x.completed} completed + ${x.rejected} rejected of ${x.n} over ${x.users} users in ${x.seconds} s (published in ${x.publishSeconds} s; all committed after ${x.committedSeconds} s)${x.timedOut ? ' — TIMED OUT' : ''}`);
+  }
+  if (c?.variants?.length) {
+    out.push('');
+    out.push('Database-side hot-path variants (pgbench, same shards; ratio to the handlers\' SQL at the same C):');
+    out.push('');
+    out.push('| variant | C | per s | ratio | p50 / p95 / p99 ms |');
+    out.push('|---|---:|---:|---:|---|');
+    for (const v of c.variants) {
+      for (const p of v.points) {
+        const base = (v.kind === 'partake' ? c.dbPartake : c.dbRecharge).find((x) => x.concurrency === p.concurrency);
+        out.push(`| ${v.name} (${v.about}) | ${p.concurrency} | ${f(p.throughput)} | ${ratio(p.throughput, base?.throughput)} | ${lat(p.latency)} |`);
+      }
+    }
+    out.push('');
   }
   if (r.rss) {
     const peaks = Object.entries(r.rss.peaks).map(([k, v]) => `${k} ${v} MB`).join(', ');

@@ -9,14 +9,14 @@ import type { Service } from '../test/support/workers';
 import { connectDriver, type Driver } from './driver';
 import { writeReport, type Results } from './report';
 import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
-import { dbCeiling, USERS_PER_CLIENT } from './scenarios/ceiling-db';
+import { BASE, dbCeiling, USERS_PER_CLIENT, VARIANTS } from './scenarios/ceiling-db';
 import { partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
 import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
 import { bounded, log, now, rssSampler, sleep } from './support';
 import { ACTIVITY_ID, catalogFor, loadCatalogFile, machine, openPools, preloadAccounts, preloadCeilingAccounts, removeCeilingRows, type Pools } from './world';
 
 const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox|ceilings[,…]] [--n N] [--concurrency 1,16,64]
-                        [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--service-dir DIR] [--docs|--no-docs] [--keep]
+                        [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--service-dir DIR] [--variants] [--docs|--no-docs] [--keep]
   --quick        small N and short runs (development, CI smoke)
   --only         run only these scenarios (the pipeline starts only for partake / recharge / outbox)
   --n            recharges to publish (default 20000; quick 1000)
@@ -25,6 +25,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox
   --users        distinct users of the recharge run (default 5000)
   --env K=V      extra environment for npm start and the echo worker (e.g. PREFETCH=64)
   --service-dir  run \`npm start\` in another checkout (compare a branch before / after a change)
+  --variants     also run the database ceiling's hot-path variants (unnamed statements, CTE partake, grouped recharge)
   --docs         write docs/benchmarks.{json,svg} and the table in docs/BENCHMARKS.md (default for a full run)
   --keep         keep the bench world (databases, vhost, Redis db) for inspection`;
 
@@ -41,6 +42,7 @@ type Options = {
   env: Record<string, string>;
   docs: boolean;
   keep: boolean;
+  variants: boolean;
   serviceDir: string;
   outboxRate: number;
   outboxSeconds: number;
@@ -56,11 +58,11 @@ function parseArgs(argv: string[]): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--only', '--n', '--concurrency', '--duration', '--users', '--env', '--service-dir', '--docs', '--no-docs', '--keep']);
+  const known = new Set(['--quick', '--only', '--n', '--concurrency', '--duration', '--users', '--env', '--service-dir', '--docs', '--no-docs', '--keep', '--variants']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!known.has(a)) fail(`unknown argument ${a}`);
-    if (!['--quick', '--docs', '--no-docs', '--keep'].includes(a)) i++;
+    if (!['--quick', '--docs', '--no-docs', '--keep', '--variants'].includes(a)) i++;
   }
   const quick = argv.includes('--quick');
   const only = new Set<Scenario>();
@@ -99,6 +101,7 @@ function parseArgs(argv: string[]): Options {
     env,
     docs: argv.includes('--docs') || (full && !argv.includes('--no-docs') && Object.keys(env).length === 0),
     keep: argv.includes('--keep'),
+    variants: argv.includes('--variants'),
     serviceDir: path.resolve(get('--service-dir') ?? process.cwd()),
     outboxRate: quick ? 50 : 100,
     outboxSeconds: quick ? 3 : 5,
@@ -156,14 +159,18 @@ async function ceilings(o: Options, world: TestEnv, pools: Pools): Promise<NonNu
   log('ceilings: preloading accounts for pgbench');
   await preloadCeilingAccounts(pools, world.config, maxClients * USERS_PER_CLIENT);
   const dir = path.join(root, 'bench', 'out', `pgbench-${world.id}`);
-  const dbPartake = await dbCeiling(world.config, 'partake', o.concurrency, o.duration, dir);
-  const dbRecharge = await dbCeiling(world.config, 'recharge', o.concurrency, o.duration, dir);
+  const dbPartake = await dbCeiling(world.config, BASE.partake, o.concurrency, o.duration, dir);
+  const dbRecharge = await dbCeiling(world.config, BASE.recharge, o.concurrency, o.duration, dir);
+  const variants = [];
+  if (o.variants) {
+    for (const v of VARIANTS) variants.push({ name: v.name, kind: v.kind, about: v.about, points: await dbCeiling(world.config, v, o.concurrency, o.duration, dir) });
+  }
   await removeCeilingRows(pools, world.config);
   const echo = await startEcho(world.config.amqpUrl, o.env);
   try {
     const brokerRpc = await brokerRpcCeiling(world.config.amqpUrl, o.concurrency, o.duration);
     const brokerPubSub = await brokerPubSubCeiling(world.config.amqpUrl, o.n, o.rechargeTimeout);
-    return { dbPartake, dbRecharge, brokerRpc, brokerPubSub };
+    return { dbPartake, dbRecharge, brokerRpc, brokerPubSub, variants };
   } finally {
     await echo.stop();
   }

@@ -41,45 +41,97 @@ UPDATE user_raffle_order_${s} SET order_state = 'used', update_time = now() WHER
 `;
 }
 
-function rechargeScript(t: number, day: string, month: string): string {
+/** The statements of one new recharge; `k` names its variables (several in one grouped transaction). */
+function rechargeBody(t: number, day: string, month: string, k = ''): { sets: string; sql: string } {
   const s = String(t).padStart(3, '0');
-  const user = `('q${t}-' || :u::text)`;
-  const obn = `('bench-' || :obn::text)`;
+  const user = `('q${t}-' || :u${k}::text)`;
+  const obn = `('bench-' || :obn${k}::text)`;
   // A fresh (user, outBusinessNo) every time: the path of a new recharge of an unlimited SKU.
-  return `\\set u random(0, 4999)
-\\set obn random(1, 999999999999)
-\\set lk random(1, 999999999999999)
-\\set oid random(100000000000, 999999999999)
-BEGIN;
-SELECT pg_advisory_xact_lock(:lk);
+  const sets = `\\set u${k} random(0, 4999)
+\\set obn${k} random(1, 999999999999)
+\\set lk${k} random(1, 999999999999999)
+\\set oid${k} random(100000000000, 999999999999)
+`;
+  const sql = `SELECT pg_advisory_xact_lock(:lk${k});
 SELECT EXISTS (SELECT 1 FROM raffle_activity_order_${s} WHERE user_id = ${user} AND out_business_no = ${obn}) OR EXISTS (SELECT 1 FROM task WHERE message_id = 'recharge.rejected:' || ${user} || ':' || ${obn}) AS seen;
 SELECT pg_advisory_xact_lock_shared(${lockKey(`stock-sku:${SKUS.plenty}`)});
-WITH ord AS (INSERT INTO raffle_activity_order_${s} (user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time, total_count, day_count, month_count, pay_type, pay_amount, state, out_business_no) VALUES (${user}, ${SKUS.unlimitedA}, ${ACTIVITY_ID}, 'Bench raffle', ${STRATEGY_ID}, :oid::text, now(), 10, 3, 6, 'free', 0, 'completed', ${obn})), d AS (UPDATE raffle_activity_account_day SET day_count = day_count + 3, day_count_surplus = day_count_surplus + 3, update_time = now() WHERE user_id = ${user} AND activity_id = ${ACTIVITY_ID} AND day = '${day}'), m AS (UPDATE raffle_activity_account_month SET month_count = month_count + 6, month_count_surplus = month_count_surplus + 6, update_time = now() WHERE user_id = ${user} AND activity_id = ${ACTIVITY_ID} AND month = '${month}') INSERT INTO raffle_activity_account AS a (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus) VALUES (${user}, ${ACTIVITY_ID}, 10, 10, 3, 3, 6, 6) ON CONFLICT (user_id, activity_id) DO UPDATE SET total_count = a.total_count + 10, total_count_surplus = a.total_count_surplus + 10, day_count = a.day_count + 3, day_count_surplus = a.day_count_surplus + 3, month_count = a.month_count + 6, month_count_surplus = a.month_count_surplus + 6, update_time = now();
-INSERT INTO task (user_id, topic, message_id, message, state, next_attempt_at, create_time, update_time) VALUES (${user}, 'recharge.completed', 'recharge.completed:' || :oid::text, ('{"id":"recharge.completed:' || :oid::text || '","timestamp":1763776800000,"data":{"orderId":"' || :oid::text || '","userId":"' || ${user} || '","sku":${SKUS.unlimitedA},"activityId":${ACTIVITY_ID},"totalCount":10,"dayCount":3,"monthCount":6,"outBusinessNo":"' || ${obn} || '"}}')::jsonb, 'create', now(), now(), now()) ON CONFLICT (message_id) DO NOTHING RETURNING id;
+WITH ord AS (INSERT INTO raffle_activity_order_${s} (user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time, total_count, day_count, month_count, pay_type, pay_amount, state, out_business_no) VALUES (${user}, ${SKUS.unlimitedA}, ${ACTIVITY_ID}, 'Bench raffle', ${STRATEGY_ID}, :oid${k}::text, now(), 10, 3, 6, 'free', 0, 'completed', ${obn})), d AS (UPDATE raffle_activity_account_day SET day_count = day_count + 3, day_count_surplus = day_count_surplus + 3, update_time = now() WHERE user_id = ${user} AND activity_id = ${ACTIVITY_ID} AND day = '${day}'), m AS (UPDATE raffle_activity_account_month SET month_count = month_count + 6, month_count_surplus = month_count_surplus + 6, update_time = now() WHERE user_id = ${user} AND activity_id = ${ACTIVITY_ID} AND month = '${month}') INSERT INTO raffle_activity_account AS a (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus) VALUES (${user}, ${ACTIVITY_ID}, 10, 10, 3, 3, 6, 6) ON CONFLICT (user_id, activity_id) DO UPDATE SET total_count = a.total_count + 10, total_count_surplus = a.total_count_surplus + 10, day_count = a.day_count + 3, day_count_surplus = a.day_count_surplus + 3, month_count = a.month_count + 6, month_count_surplus = a.month_count_surplus + 6, update_time = now();
+INSERT INTO task (user_id, topic, message_id, message, state, next_attempt_at, create_time, update_time) VALUES (${user}, 'recharge.completed', 'recharge.completed:' || :oid${k}::text, ('{"id":"recharge.completed:' || :oid${k}::text || '","timestamp":1763776800000,"data":{"orderId":"' || :oid${k}::text || '","userId":"' || ${user} || '","sku":${SKUS.unlimitedA},"activityId":${ACTIVITY_ID},"totalCount":10,"dayCount":3,"monthCount":6,"outBusinessNo":"' || ${obn} || '"}}')::jsonb, 'create', now(), now(), now()) ON CONFLICT (message_id) DO NOTHING RETURNING id;
+`;
+  return { sets, sql };
+}
+
+function rechargeScript(t: number, day: string, month: string): string {
+  const b = rechargeBody(t, day, month);
+  return `${b.sets}BEGIN;\n${b.sql}COMMIT;\n`;
+}
+
+/**
+ * Hot-path variant: `group` recharges of one shard in one transaction (one commit, one WAL flush),
+ * each with its own statements; a refusal is data, so no savepoints are needed on the common path.
+ */
+function groupedRechargeScript(group: number) {
+  return (t: number, day: string, month: string): string => {
+    const bodies = Array.from({ length: group }, (_, i) => rechargeBody(t, day, month, String(i)));
+    return `${bodies.map((b) => b.sets).join('')}BEGIN;\n${bodies.map((b) => b.sql).join('')}COMMIT;\n`;
+  };
+}
+
+/**
+ * Hot-path variant of the partake: one statement per step. Read and lock (account row locked, the
+ * open order, today's and this month's rows) in one SELECT; write (month and day upserted with
+ * a guarded decrement, account, raffle order, task) in one CTE. 2 statements instead of 9.
+ */
+function partakeCteScript(t: number, day: string, month: string): string {
+  const s = String(t).padStart(3, '0');
+  const user = `('p${t}-' || :u::text)`;
+  return `\\set u :client_id * ${USERS_PER_CLIENT} + random(0, ${USERS_PER_CLIENT - 1})
+\\set oid random(100000000000, 999999999999)
+BEGIN;
+SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count, d.day_count_surplus, m.month_count_surplus, (SELECT o.order_id FROM user_raffle_order_${s} o WHERE o.user_id = a.user_id AND o.activity_id = a.activity_id AND o.order_state = 'create' LIMIT 1) AS open_order FROM raffle_activity_account a LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = '${day}' LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = '${month}' WHERE a.user_id = ${user} AND a.activity_id = ${ACTIVITY_ID} FOR UPDATE OF a;
+WITH m AS (INSERT INTO raffle_activity_account_month AS x (user_id, activity_id, month, month_count, month_count_surplus) VALUES (${user}, ${ACTIVITY_ID}, '${month}', 6, 5) ON CONFLICT (user_id, activity_id, month) DO UPDATE SET month_count_surplus = x.month_count_surplus - 1, update_time = now() WHERE x.month_count_surplus > 0 RETURNING month_count_surplus), d AS (INSERT INTO raffle_activity_account_day AS x (user_id, activity_id, day, day_count, day_count_surplus) VALUES (${user}, ${ACTIVITY_ID}, '${day}', 3, 2) ON CONFLICT (user_id, activity_id, day) DO UPDATE SET day_count_surplus = x.day_count_surplus - 1, update_time = now() WHERE x.day_count_surplus > 0 RETURNING day_count_surplus), a AS (UPDATE raffle_activity_account SET total_count_surplus = total_count_surplus - 1, day_count_surplus = (SELECT day_count_surplus FROM d), month_count_surplus = (SELECT month_count_surplus FROM m), update_time = now() WHERE user_id = ${user} AND activity_id = ${ACTIVITY_ID} AND total_count_surplus > 0 AND EXISTS (SELECT 1 FROM d) AND EXISTS (SELECT 1 FROM m) RETURNING 1), o AS (INSERT INTO user_raffle_order_${s} (order_id, user_id, activity_id, activity_name, strategy_id, order_time, order_state) SELECT :oid::text, ${user}, ${ACTIVITY_ID}, 'Bench raffle', ${STRATEGY_ID}, now(), 'create' FROM a RETURNING order_id) INSERT INTO task (user_id, topic, message_id, message, state, next_attempt_at, create_time, update_time) SELECT ${user}, 'partake.created', 'partake.created:' || o.order_id, ('{"id":"partake.created:' || o.order_id || '","timestamp":1763776800000,"data":{"orderId":"' || o.order_id || '","userId":"' || ${user} || '","activityId":${ACTIVITY_ID},"strategyId":${STRATEGY_ID},"orderTime":"2026-11-22T02:00:00.000Z"}}')::jsonb, 'create', now(), now(), now() FROM o ON CONFLICT (message_id) DO NOTHING RETURNING id;
 COMMIT;
+UPDATE user_raffle_order_${s} SET order_state = 'used', update_time = now() WHERE user_id = ${user} AND order_id = :oid::text AND order_state = 'create' RETURNING order_id, user_id, activity_id, activity_name, strategy_id, order_time, order_state;
 `;
 }
 
+/** What one pgbench run executes: the handlers' SQL, or a hot-path variant of it. */
+export type Variant = Readonly<{ name: string; kind: DbKind; mode: 'prepared' | 'extended'; perTransaction: number; script: (t: number, day: string, month: string) => string; about: string }>;
+
+export const BASE: Record<DbKind, Variant> = {
+  partake: { name: 'partake', kind: 'partake', mode: 'prepared', perTransaction: 1, script: partakeScript, about: 'the partake handler\'s SQL, prepared' },
+  recharge: { name: 'recharge', kind: 'recharge', mode: 'prepared', perTransaction: 1, script: rechargeScript, about: 'the recharge handler\'s SQL, prepared' },
+};
+
+/** `--variants`: what each hot-path step is worth on the database side alone. */
+export const VARIANTS: readonly Variant[] = [
+  { name: 'partake, unnamed statements', kind: 'partake', mode: 'extended', perTransaction: 1, script: partakeScript, about: 'parse + plan every statement, as node-postgres does without a statement name (the workers today)' },
+  { name: 'partake, 2 statements (CTE)', kind: 'partake', mode: 'prepared', perTransaction: 1, script: partakeCteScript, about: 'one statement per step' },
+  { name: 'recharge, unnamed statements', kind: 'recharge', mode: 'extended', perTransaction: 1, script: rechargeScript, about: 'parse + plan every statement, as node-postgres does without a statement name (the workers today)' },
+  { name: 'recharge, 8 per transaction', kind: 'recharge', mode: 'prepared', perTransaction: 8, script: groupedRechargeScript(8), about: 'grouped commits' },
+];
+
 export type DbKind = 'partake' | 'recharge';
 
-/** Writes the scripts for one kind (one per split table) and returns their paths. */
-export function writeScripts(dir: string, kind: DbKind, config: Config): string[] {
+/** Writes the scripts of a variant (one per split table) and returns their paths. */
+export function writeScripts(dir: string, v: Variant, config: Config): string[] {
   const { day, month } = periodOf(new Date(), config.timeZone);
   fs.mkdirSync(dir, { recursive: true });
+  const slug = v.name.replace(/[^a-z0-9]+/gi, '-').replace(/-+$/, '');
   return Array.from({ length: config.shardTableCount }, (_, t) => {
-    const file = path.join(dir, `${kind}_${String(t).padStart(3, '0')}.sql`);
-    fs.writeFileSync(file, kind === 'partake' ? partakeScript(t, day, month) : rechargeScript(t, day, month));
+    const file = path.join(dir, `${slug}_${String(t).padStart(3, '0')}.sql`);
+    fs.writeFileSync(file, v.script(t, day, month));
     return file;
   });
 }
 
 type PgbenchRun = { tps: number; failed: number; logPrefix: string; output: string };
 
-function runPgbench(url: string, clients: number, seconds: number, scripts: string[], logPrefix: string): Promise<PgbenchRun> {
+function runPgbench(url: string, clients: number, seconds: number, scripts: string[], logPrefix: string, mode: Variant['mode']): Promise<PgbenchRun> {
   const u = new URL(url);
   const args = [
     '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres'),
-    '-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds),
+    '-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds),
     '-l', `--log-prefix=${logPrefix}`,
     ...scripts.flatMap((f) => ['-f', f]),
     decodeURIComponent(u.pathname.slice(1)),
@@ -118,25 +170,26 @@ function readLatencies(prefix: string): number[] {
 }
 
 /** One pgbench per shard at once, `concurrency` clients split over them. */
-export async function dbCeiling(config: Config, kind: DbKind, concurrencies: readonly number[], seconds: number, dir: string): Promise<DbPoint[]> {
-  const scripts = writeScripts(dir, kind, config);
+export async function dbCeiling(config: Config, v: Variant, concurrencies: readonly number[], seconds: number, dir: string): Promise<DbPoint[]> {
+  const scripts = writeScripts(dir, v, config);
+  const kind = v.name.replace(/[^a-z0-9]+/gi, '-');
   const points: DbPoint[] = [];
   for (const c of concurrencies) {
     const shards = config.shardUrls.length;
     const split = Array.from({ length: shards }, (_, i) => Math.floor(c / shards) + (i < c % shards ? 1 : 0));
-    const bar = progress(`ceiling db ${kind} C=${c}`);
+    const bar = progress(`ceiling db ${v.name} C=${c}`);
     const ticker = setInterval(() => bar.note(`pgbench ${split.filter((n) => n > 0).length} shard(s)`), 500);
     const runs = await Promise.all(
-      split.map((n, i) => (n > 0 ? runPgbench(config.shardUrls[i]!, n, seconds, scripts, path.join(dir, `log-${kind}-c${c}-s${i + 1}`)) : undefined)),
+      split.map((n, i) => (n > 0 ? runPgbench(config.shardUrls[i]!, n, seconds, scripts, path.join(dir, `log-${kind}-c${c}-s${i + 1}`), v.mode) : undefined)),
     );
     clearInterval(ticker);
     const done = runs.filter((r): r is PgbenchRun => r !== undefined);
     const latencies = done.flatMap((r) => readLatencies(r.logPrefix));
-    const throughput = done.reduce((a, r) => a + r.tps, 0);
+    const throughput = done.reduce((a, r) => a + r.tps, 0) * v.perTransaction;
     bar.set(latencies.length);
     bar.done();
     const failed = done.reduce((a, r) => a + r.failed, 0);
-    if (failed) log(`pgbench ${kind} C=${c}: ${failed} failed transactions`);
+    if (failed) log(`pgbench ${v.name} C=${c}: ${failed} failed transactions`);
     points.push({ concurrency: c, throughput: round(throughput), latency: summarize(latencies), failed });
   }
   return points;
