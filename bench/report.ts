@@ -14,7 +14,7 @@ export type Results = {
   recharge?: Availability<RechargeResult>;
   outbox?: Availability<OutboxResult & { underLoad: Record<string, Latency> }>;
   ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub; variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[] }> };
-  rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>> };
+  rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>>; cpu?: Record<string, Record<string, number>> };
 };
 
 const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : String(round(v)));
@@ -90,6 +90,12 @@ export function markdown(r: Results): string {
     const peaks = Object.entries(r.rss.peaks).map(([k, v]) => `${k} ${v} MB`).join(', ');
     out.push(`- peak RSS: ${peaks || 'not sampled'}`);
     for (const [ph, m] of Object.entries(r.rss.phases)) out.push(`  - during ${ph}: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    for (const [ph, m] of Object.entries(r.rss.cpu ?? {})) out.push(`- CPU seconds during ${ph}: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    const cpu = r.rss.cpu ?? {};
+    const partakes = r.partake?.available ? r.partake.result.reduce((a, p) => a + p.requests, 0) : 0;
+    if (partakes && cpu.partake?.partake) out.push(`- partake worker CPU per partake (its \`used\` message included): ${(1000 * cpu.partake.partake / partakes).toFixed(2)} ms`);
+    const rr = r.recharge?.available ? r.recharge.result : undefined;
+    if (rr && cpu.recharge?.recharge) out.push(`- recharge worker CPU per recharge: ${(1000 * cpu.recharge.recharge / rr.n).toFixed(2)} ms; relay (task-compensation) CPU per event: ${(1000 * (cpu.recharge['task-compensation'] ?? 0) / rr.n).toFixed(2)} ms`);
   }
   return out.join('\n');
 }

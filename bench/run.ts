@@ -331,7 +331,7 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
     }
   }
   rss.stop();
-  results.rss = { peaks: rss.peaks(), phases: rss.phasePeaks() };
+  results.rss = { peaks: rss.peaks(), phases: rss.phasePeaks(), cpu: rss.phaseCpu() };
 }
 
 process.on('SIGINT', () => {

@@ -93,6 +93,18 @@ export function processTree(pgid: number): Array<{ pid: number; cmd: string }> {
   return out;
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command; clock ticks of 1/100 s
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -109,12 +121,24 @@ function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 export function rssSampler(pgid: number, everyMs = 500) {
   const overall = new Map<string, number>();
   const phases = new Map<string, Map<string, number>>();
+  const cpuByPhase = new Map<string, Map<string, number>>();
   let current: Map<string, number> | undefined;
+  let currentName = '';
+  // CPU seconds per pid at the start of the current phase, and the latest reading.
+  let cpuStart = new Map<number, { name: string; s: number }>();
+  const cpuNow = new Map<number, { name: string; s: number }>();
+  const closeCpu = () => {
+    if (!currentName) return;
+    const m = new Map<string, number>();
+    for (const [pid, v] of cpuNow) m.set(v.name, (m.get(v.name) ?? 0) + v.s - (cpuStart.get(pid)?.s ?? 0));
+    cpuByPhase.set(currentName, m);
+  };
   const sample = () => {
     for (const p of processTree(pgid)) {
       const m = /workers\/run\.ts\s+(\S+)/.exec(p.cmd) ?? (/workers\/supervisor\.ts/.test(p.cmd) ? [, 'supervisor'] : null);
       if (!m) continue;
       const name = m[1]!;
+      cpuNow.set(p.pid, { name, s: cpuSeconds(p.pid) });
       const mb = Math.max(statusKb(p.pid, 'VmHWM'), statusKb(p.pid, 'VmRSS')) / 1024;
       overall.set(name, Math.max(overall.get(name) ?? 0, mb));
       if (current) current.set(name, Math.max(current.get(name) ?? 0, statusKb(p.pid, 'VmRSS') / 1024));
@@ -125,13 +149,21 @@ export function rssSampler(pgid: number, everyMs = 500) {
   return {
     sample,
     phase(name: string) {
+      sample();
+      closeCpu();
+      cpuStart = new Map(cpuNow);
+      currentName = name;
       current = new Map();
       phases.set(name, current);
     },
     stop() {
       sample();
+      closeCpu();
+      currentName = '';
       clearInterval(timer);
     },
+    /** CPU seconds used by each worker during each phase (a restarted worker's first life is lost). */
+    phaseCpu: () => Object.fromEntries([...cpuByPhase].map(([p, m]) => [p, Object.fromEntries([...m].map(([k, v]) => [k, round(v)]))])),
     /** Peak RSS (MB) of each worker over the run (VmHWM: the kernel's own high-water mark). */
     peaks: () => Object.fromEntries([...overall].map(([k, v]) => [k, round(v)])),
     phasePeaks: () => Object.fromEntries([...phases].map(([p, m]) => [p, Object.fromEntries([...m].map(([k, v]) => [k, round(v)]))])),

@@ -18,6 +18,8 @@ export const partakeUser = (caller: number, k: number) => `bench-p${caller}-${k}
 
 export type PartakePoint = Readonly<{
   concurrency: number;
+  /** Every partake answered, the warm-up second included (for CPU per message). */
+  requests: number;
   throughput: number;
   latency: Latency;
   created: number;
@@ -63,7 +65,7 @@ export async function partakeScenario(d: Driver, concurrencies: readonly number[
     });
     bar.note(`created ${created} existing ${existing} errors ${errors}`);
     bar.done();
-    points.push({ concurrency: c, throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), created, existing, refused, errors });
+    points.push({ concurrency: c, requests: created + existing + Object.values(refused).reduce((a, b) => a + b, 0), throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), created, existing, refused, errors });
   }
   return points;
 }
