@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { UnroutableError, type Broker } from './amqp';
+import { crashPoint } from './crash';
 import { ConfigError } from './config';
 import { sql } from './db';
 import type { Logger } from './log';
@@ -157,7 +158,7 @@ async function publishTask(broker: Broker, t: Claimed): Promise<void> {
     contentType: 'application/json',
     contentEncoding: 'utf-8',
   });
-  if (process.env.AQ_CRASH_AT === 'relay-after-confirm') process.exit(137); // fault-injection for tests only
+  crashPoint('relay-after-confirm');
 }
 
 export type ReplaySelector = Readonly<{ ids: readonly (string | number)[] }> | Readonly<{ state: 'fail' | 'dead' }>;

@@ -29,14 +29,14 @@ test.after(async () => {
   await world?.cleanup();
 });
 
-function relayProcess(extra: Record<string, string>): { child: ChildProcess; exited: Promise<number | null> } {
+function relayProcess(extra: Record<string, string>): { child: ChildProcess; exited: Promise<NodeJS.Signals | number | null> } {
   const c = spawn(process.execPath, ['--import', 'tsx', 'workers/run.ts', 'task-compensation'], {
     cwd: root,
     env: { ...process.env, ...world.env, OUTBOX_LEASE_MS: '5000', ...extra },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   child = c;
-  return { child: c, exited: new Promise((resolve) => c.on('exit', (code) => resolve(code))) };
+  return { child: c, exited: new Promise((resolve) => c.on('exit', (code, signal) => resolve(signal ?? code))) };
 }
 
 test('relay killed between confirm and marking: published again with the same id, the effect happens once', async () => {
@@ -46,7 +46,7 @@ test('relay killed between confirm and marking: published again with the same id
   const state = async () => (await sql<{ state: string }>(u.ds, 'SELECT state FROM task WHERE id = $1', [t!.id])).rows[0]!.state;
 
   const crashing = relayProcess({ AQ_CRASH_AT: 'relay-after-confirm' });
-  assert.is(await crashing.exited, 137);
+  assert.is(await crashing.exited, 'SIGKILL');
   await client.waitEvent((e) => e.props.messageId === t!.messageId, 5_000);
   assert.is(await state(), 'create', 'confirmed but never marked');
 

@@ -1,0 +1,170 @@
+import { randomInt } from 'node:crypto';
+import type { ConsumeMessage } from 'amqplib';
+import { periodOf } from '../../domain/calendar';
+import type { Activity } from '../../domain/catalog';
+import { checkActivity, decidePartake, quotaAsOf, refuseUse, type Refusal } from '../../domain/partake';
+import type { CatalogReader } from '../../infra/catalog-read';
+import { transaction, type Tx } from '../../infra/db';
+import { PermanentError, isTransient } from '../../infra/errors';
+import { enqueue, type EnqueuedTask } from '../../infra/outbox';
+import { publishNow } from '../../infra/relay';
+import { TOPICS } from '../../infra/topology';
+import type { Context } from '../runtime';
+import { PARTAKE_QUEUE, ACCOUNT_QUERY_QUEUE, RAFFLE_ORDER_USED_QUEUE, parseAccountRequest, parseUseRequest, type AccountRequest, type UseRequest } from './message';
+import * as store from './store';
+import type { RaffleOrder } from './store';
+
+export type Deps = Readonly<{ ctx: Context; catalog: CatalogReader; clock: () => Date; newOrderId?: () => string }>;
+
+/** Contract §5.1. */
+export type Reply = Readonly<{ code: string; info: string; data?: unknown }>;
+
+const success = (data: unknown): Reply => ({ code: '0000', info: 'success', data });
+const refused = (r: Refusal): Reply => ({ code: r.code, info: r.info });
+
+/** A 12-digit numeric id; uniqueness is enforced by the split table's unique key (a clash is retried). */
+export const newOrderId = (): string => String(randomInt(100_000_000_000, 1_000_000_000_000));
+
+export function handlePartake(d: Deps, msg: ConsumeMessage): Promise<void> {
+  return serve(d, msg, PARTAKE_QUEUE, parseAccountRequest, (req) => partake(d, req), true);
+}
+
+export function handleAccountQuery(d: Deps, msg: ConsumeMessage): Promise<void> {
+  return serve(d, msg, ACCOUNT_QUERY_QUEUE, parseAccountRequest, (req) => queryAccount(d, req), true);
+}
+
+export function handleRaffleOrderUsed(d: Deps, msg: ConsumeMessage): Promise<void> {
+  return serve(d, msg, RAFFLE_ORDER_USED_QUEUE, parseUseRequest, (req) => useRaffleOrder(d, req), false);
+}
+
+/**
+ * Every outcome of a request in one place. Invalid: reply `0002`, or dead-letter when nobody can
+ * be told. Transient: rethrow, the consumer loop retries. Other failures rolled back: reply `0001`.
+ * An undeliverable reply is logged by the broker and the message still acked: the effect stands.
+ */
+async function serve<T>(d: Deps, msg: ConsumeMessage, queue: string, parse: (m: ConsumeMessage) => T, run: (req: T) => Promise<Reply>, replyRequired: boolean): Promise<void> {
+  const replyTo = msg.properties.replyTo;
+  let req: T;
+  try {
+    req = parse(msg);
+  } catch (err) {
+    if (!(err instanceof PermanentError) || !replyTo) throw err;
+    d.ctx.log.info({ queue, code: err.code, reason: err.reason }, 'invalid request refused');
+    await d.ctx.broker.reply(msg, { code: '0002', info: err.reason });
+    return;
+  }
+  if (replyRequired && !replyTo) throw new PermanentError('NO_REPLY_TO', `${queue} is request/reply: the message needs replyTo`);
+  let reply: Reply;
+  try {
+    reply = await run(req);
+  } catch (err) {
+    if (isTransient(err) || !replyTo) throw err;
+    d.ctx.log.error({ err, queue }, 'request failed, nothing changed');
+    reply = { code: '0001', info: 'unexpected failure, nothing was changed' };
+  }
+  if (replyTo) await d.ctx.broker.reply(msg, reply);
+  else if (reply.code !== '0000') d.ctx.log.info({ queue, req, code: reply.code, info: reply.info }, 'request refused, no replyTo');
+}
+
+type PartakeOutcome =
+  | Readonly<{ kind: 'refused'; refusal: Refusal }>
+  | Readonly<{ kind: 'existing'; order: RaffleOrder }>
+  | Readonly<{ kind: 'created'; order: RaffleOrder; tasks: EnqueuedTask[] }>;
+
+async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
+  const now = d.clock();
+  const gate = checkActivity(await d.catalog.activity(req.activityId), now);
+  if (!gate.ok) return refused(gate);
+  const { ds, suffix } = d.ctx.dbs.forUser(req.userId);
+  for (let attempt = 1; ; attempt++) {
+    const orderId = (d.newOrderId ?? newOrderId)();
+    let out: PartakeOutcome;
+    try {
+      out = await transaction(ds, (tx) => partakeIn(tx, d.ctx.config.timeZone, suffix, req, gate.activity, orderId, now));
+    } catch (err) {
+      // An order id clash (or the one-open-order index) rolled back everything: try again.
+      if (attempt < 3 && isUniqueViolation(err)) {
+        d.ctx.log.warn({ err, userId: req.userId, attempt }, 'partake hit a unique key, retrying');
+        continue;
+      }
+      throw err;
+    }
+    switch (out.kind) {
+      case 'refused':
+        return refused(out.refusal);
+      case 'existing':
+        return success(orderData(out.order));
+      case 'created':
+        await publishNow(d.ctx.broker, ds, out.tasks, d.ctx.log);
+        d.ctx.log.debug({ userId: req.userId, activityId: req.activityId, orderId: out.order.orderId }, 'raffle order created');
+        return success(orderData(out.order));
+      default: {
+        const _exhaustive: never = out;
+        throw new Error(`unknown outcome ${JSON.stringify(_exhaustive)}`);
+      }
+    }
+  }
+}
+
+/** One transaction on the user's shard; the account row lock comes first. */
+async function partakeIn(tx: Tx, timeZone: string, suffix: string, req: AccountRequest, activity: Activity, orderId: string, now: Date): Promise<PartakeOutcome> {
+  const { userId, activityId } = req;
+  const account = await store.lockAccount(tx, userId, activityId);
+  if (!account) return { kind: 'refused', refusal: { ok: false, code: 'ERR_BIZ_006', info: 'no account for this activity' } };
+  const open = await store.findOpenOrder(tx, suffix, userId, activityId);
+  if (open) return { kind: 'existing', order: open };
+  const period = periodOf(now, timeZone);
+  const month = await store.lockMonth(tx, userId, activityId, period.month);
+  const day = await store.lockDay(tx, userId, activityId, period.day);
+  const decision = decidePartake({ account, day, month }, now, timeZone);
+  if (!decision.ok) return { kind: 'refused', refusal: decision };
+
+  if (decision.month.kind === 'create') await store.createMonth(tx, userId, activityId, period.month, decision.month.count, decision.month.surplus, now);
+  else if (!(await store.decrementMonth(tx, userId, activityId, period.month, now))) throw new Error('month surplus changed under the account lock');
+  if (decision.day.kind === 'create') await store.createDay(tx, userId, activityId, period.day, decision.day.count, decision.day.surplus, now);
+  else if (!(await store.decrementDay(tx, userId, activityId, period.day, now))) throw new Error('day surplus changed under the account lock');
+  if (!(await store.deductAccount(tx, userId, activityId, decision.day.surplus, decision.month.surplus, now))) {
+    throw new Error('total surplus changed under the account lock');
+  }
+
+  const order: RaffleOrder = { orderId, userId, activityId, activityName: activity.name, strategyId: activity.strategyId, orderTime: now, orderState: 'create' };
+  await store.insertOrder(tx, suffix, order);
+  const tasks = await enqueue(tx, [{
+    topic: TOPICS.partakeCreated,
+    userId,
+    messageId: `partake.created:${orderId}`,
+    data: { orderId, userId, activityId, strategyId: activity.strategyId, orderTime: now.toISOString() },
+  }], now);
+  return { kind: 'created', order, tasks };
+}
+
+async function queryAccount(d: Deps, req: AccountRequest): Promise<Reply> {
+  const now = d.clock();
+  const period = periodOf(now, d.ctx.config.timeZone);
+  const rows = await store.readQuota(d.ctx.dbs.forUser(req.userId).ds, req.userId, req.activityId, period);
+  return success(quotaAsOf(rows, now, d.ctx.config.timeZone));
+}
+
+async function useRaffleOrder(d: Deps, req: UseRequest): Promise<Reply> {
+  const { ds, suffix } = d.ctx.dbs.forUser(req.userId);
+  const used = await store.useOrder(ds, suffix, req.userId, req.orderId, d.clock());
+  if (used) return success(orderData(used));
+  const refusal = refuseUse((await store.findOrder(ds, suffix, req.userId, req.orderId))?.orderState);
+  // Someone else's 'create' → 'used' cannot be undone; a row still 'create' here means a racing use won.
+  return refused(refusal ?? { ok: false, code: 'ERR_BIZ_009', info: 'raffle order already used' });
+}
+
+const orderData = (o: RaffleOrder) => ({
+  orderId: o.orderId,
+  userId: o.userId,
+  activityId: o.activityId,
+  activityName: o.activityName,
+  strategyId: o.strategyId,
+  orderTime: o.orderTime.toISOString(),
+  orderState: o.orderState,
+});
+
+function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: unknown; driverError?: { code?: unknown } } | undefined;
+  return e?.code === '23505' || e?.driverError?.code === '23505';
+}
