@@ -127,12 +127,12 @@ export function writeScripts(dir: string, v: Variant, config: Config): string[] 
 
 type PgbenchRun = { tps: number; failed: number; logPrefix: string; output: string };
 
-function runPgbench(url: string, clients: number, seconds: number, scripts: string[], logPrefix: string, mode: Variant['mode']): Promise<PgbenchRun> {
+function runPgbench(url: string, clients: number, seconds: number, scripts: string[], logPrefix: string, mode: Variant['mode'], onTps: (tps: number) => void): Promise<PgbenchRun> {
   const u = new URL(url);
   const args = [
     '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres'),
     '-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds),
-    '-l', `--log-prefix=${logPrefix}`,
+    '-l', `--log-prefix=${logPrefix}`, '-P', '1',
     ...scripts.flatMap((f) => ['-f', f]),
     decodeURIComponent(u.pathname.slice(1)),
   ];
@@ -140,7 +140,10 @@ function runPgbench(url: string, clients: number, seconds: number, scripts: stri
     const child = spawn(process.env.PGBENCH ?? 'pgbench', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password ?? '') } });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => {
+      output += d;
+      for (const m of String(d).matchAll(/progress: [\d.]+ s, ([\d.]+) tps/g)) onTps(Number(m[1]));
+    });
     const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1000);
     child.on('error', (err) => (clearTimeout(killer), reject(new Error(`pgbench could not start (${err.message}); set PGBENCH to its path`))));
     child.on('exit', (code) => {
@@ -178,15 +181,19 @@ export async function dbCeiling(config: Config, v: Variant, concurrencies: reado
     const shards = config.shardUrls.length;
     const split = Array.from({ length: shards }, (_, i) => Math.floor(c / shards) + (i < c % shards ? 1 : 0));
     const bar = progress(`ceiling db ${v.name} C=${c}`);
-    const ticker = setInterval(() => bar.note(`pgbench ${split.filter((n) => n > 0).length} shard(s)`), 500);
+    const tps = split.map(() => 0);
+    const ticker = setInterval(() => bar.note(`pgbench on ${split.filter((n) => n > 0).length} shard(s): ${Math.round(tps.reduce((a, b) => a + b, 0) * v.perTransaction)}/s now`), 500);
     const runs = await Promise.all(
-      split.map((n, i) => (n > 0 ? runPgbench(config.shardUrls[i]!, n, seconds, scripts, path.join(dir, `log-${kind}-c${c}-s${i + 1}`), v.mode) : undefined)),
+      split.map((n, i) => (n > 0 ? runPgbench(config.shardUrls[i]!, n, seconds, scripts, path.join(dir, `log-${kind}-c${c}-s${i + 1}`), v.mode, (t) => {
+        tps[i] = t;
+        bar.tick(Math.round(t * v.perTransaction));
+      }) : undefined)),
     );
     clearInterval(ticker);
     const done = runs.filter((r): r is PgbenchRun => r !== undefined);
     const latencies = done.flatMap((r) => readLatencies(r.logPrefix));
     const throughput = done.reduce((a, r) => a + r.tps, 0) * v.perTransaction;
-    bar.set(latencies.length);
+    bar.set(latencies.length * v.perTransaction);
     bar.done();
     const failed = done.reduce((a, r) => a + r.failed, 0);
     if (failed) log(`pgbench ${v.name} C=${c}: ${failed} failed transactions`);
