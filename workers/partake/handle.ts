@@ -95,7 +95,9 @@ async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
       case 'existing':
         return success(orderData(out.order));
       case 'created':
-        await publishNow(d.ctx.broker, ds, out.tasks, d.ctx.log);
+        // Not awaited: the reply need not wait for the event; publishNow never throws, and what it
+        // does not publish the cron relay does.
+        void publishNow(d.ctx.broker, ds, out.tasks, d.ctx.log);
         d.ctx.log.debug({ userId: req.userId, activityId: req.activityId, orderId: out.order.orderId }, 'raffle order created');
         return success(orderData(out.order));
       default: {
@@ -109,26 +111,15 @@ async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
 /** One transaction on the user's shard; the account row lock comes first. */
 async function partakeIn(tx: Tx, timeZone: string, suffix: string, req: AccountRequest, activity: Activity, orderId: string, now: Date): Promise<PartakeOutcome> {
   const { userId, activityId } = req;
-  const account = await store.lockAccount(tx, userId, activityId);
-  if (!account) return { kind: 'refused', refusal: { ok: false, code: 'ERR_BIZ_006', info: 'no account for this activity' } };
-  const open = await store.findOpenOrder(tx, suffix, userId, activityId);
-  if (open) return { kind: 'existing', order: open };
   const period = periodOf(now, timeZone);
-  const month = await store.lockMonth(tx, userId, activityId, period.month);
-  const day = await store.lockDay(tx, userId, activityId, period.day);
-  const decision = decidePartake({ account, day, month }, now, timeZone);
+  const rows = await store.lockQuota(tx, suffix, userId, activityId, period);
+  if (!rows.account) return { kind: 'refused', refusal: { ok: false, code: 'ERR_BIZ_006', info: 'no account for this activity' } };
+  if (rows.open) return { kind: 'existing', order: rows.open };
+  const decision = decidePartake(rows, now, timeZone);
   if (!decision.ok) return { kind: 'refused', refusal: decision };
 
-  if (decision.month.kind === 'create') await store.createMonth(tx, userId, activityId, period.month, decision.month.count, decision.month.surplus, now);
-  else if (!(await store.decrementMonth(tx, userId, activityId, period.month, now))) throw new Error('month surplus changed under the account lock');
-  if (decision.day.kind === 'create') await store.createDay(tx, userId, activityId, period.day, decision.day.count, decision.day.surplus, now);
-  else if (!(await store.decrementDay(tx, userId, activityId, period.day, now))) throw new Error('day surplus changed under the account lock');
-  if (!(await store.deductAccount(tx, userId, activityId, decision.day.surplus, decision.month.surplus, now))) {
-    throw new Error('total surplus changed under the account lock');
-  }
-
   const order: RaffleOrder = { orderId, userId, activityId, activityName: activity.name, strategyId: activity.strategyId, orderTime: now, orderState: 'create' };
-  await store.insertOrder(tx, suffix, order);
+  if (!(await store.applyPartake(tx, suffix, period, decision, order))) throw new Error('a surplus changed under the account lock');
   const tasks = await enqueue(tx, [{
     topic: TOPICS.partakeCreated,
     userId,

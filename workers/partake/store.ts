@@ -1,6 +1,6 @@
 import type { DataSource } from 'typeorm';
 import type { Period } from '../../domain/calendar';
-import type { AccountQuota, DayQuota, MonthQuota, QuotaRows, RaffleOrderState } from '../../domain/partake';
+import type { PartakeDecision, PeriodWrite, QuotaRows, RaffleOrderState } from '../../domain/partake';
 import { sql, type Tx } from '../../infra/db';
 
 /** SQL of the partake worker. Split-table suffixes come from the router only. */
@@ -27,77 +27,72 @@ const toOrder = (r: OrderRow): RaffleOrder => ({
   orderState: r.order_state,
 });
 
-/** Locks the account row: concurrent partakes by one user serialize here. */
-export async function lockAccount(tx: Tx, userId: string, activityId: number): Promise<AccountQuota | undefined> {
-  const { rows } = await sql<{ total_count: number; total_count_surplus: number; day_count: number; month_count: number }>(tx,
-    `SELECT total_count, total_count_surplus, day_count, month_count FROM raffle_activity_account
-     WHERE user_id = $1 AND activity_id = $2 FOR UPDATE`, [userId, activityId]);
+export type LockedQuota = QuotaRows & Readonly<{ open?: RaffleOrder }>;
+
+/**
+ * One round trip: locks the account row (concurrent partakes by one user serialize here) and reads
+ * the unused order, today's and this month's rows. Writers of those rows (recharge, partake) take
+ * the account row first, so under this lock they are current without a lock of their own.
+ */
+export async function lockQuota(tx: Tx, suffix: string, userId: string, activityId: number, period: Period): Promise<LockedQuota> {
+  const { rows } = await sql<QuotaRow & { open: OrderRow | null }>(tx,
+    `SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count,
+            d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus,
+            (SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix}
+               WHERE user_id = $1 AND activity_id = $2 AND order_state = 'create' LIMIT 1) o) AS open
+     FROM raffle_activity_account a
+     LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = $3
+     LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = $4
+     WHERE a.user_id = $1 AND a.activity_id = $2
+     FOR UPDATE OF a`, [userId, activityId, period.day, period.month]);
   const r = rows[0];
-  return r && { totalCount: r.total_count, totalSurplus: r.total_count_surplus, dayCount: r.day_count, monthCount: r.month_count };
+  if (!r) return {};
+  return {
+    ...toQuota(r, period),
+    open: r.open ? toOrder(r.open) : undefined,
+  };
 }
 
-export async function findOpenOrder(tx: Tx, suffix: string, userId: string, activityId: number): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(tx,
-    `SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix} WHERE user_id = $1 AND activity_id = $2 AND order_state = 'create' LIMIT 1`,
-    [userId, activityId]);
-  return rows[0] && toOrder(rows[0]);
+/**
+ * The whole deduction in one statement: this month's and today's rows (created on first use, else
+ * decremented, guarded), the account's total (guarded) with its mirrors set from those rows, and the
+ * raffle order. False when a guard matched nothing: a broken invariant, the caller rolls back.
+ */
+export async function applyPartake(tx: Tx, suffix: string, period: Period, d: Extract<PartakeDecision, { ok: true }>, o: RaffleOrder): Promise<boolean> {
+  const { rows } = await sql<{ n: number }>(tx,
+    `WITH m AS (
+       INSERT INTO raffle_activity_account_month AS r (user_id, activity_id, month, month_count, month_count_surplus, create_time, update_time)
+       VALUES ($1, $2, $3, $4, greatest($4 - 1, 0), $7, $7)
+       ON CONFLICT (user_id, activity_id, month) DO UPDATE SET month_count_surplus = r.month_count_surplus - 1, update_time = $7
+         WHERE r.month_count_surplus > 0
+       RETURNING month_count_surplus AS surplus
+     ), d AS (
+       INSERT INTO raffle_activity_account_day AS r (user_id, activity_id, day, day_count, day_count_surplus, create_time, update_time)
+       VALUES ($1, $2, $5, $6, greatest($6 - 1, 0), $7, $7)
+       ON CONFLICT (user_id, activity_id, day) DO UPDATE SET day_count_surplus = r.day_count_surplus - 1, update_time = $7
+         WHERE r.day_count_surplus > 0
+       RETURNING day_count_surplus AS surplus
+     ), a AS (
+       UPDATE raffle_activity_account SET total_count_surplus = total_count_surplus - 1,
+         day_count_surplus = (SELECT surplus FROM d), month_count_surplus = (SELECT surplus FROM m), update_time = $7
+       WHERE user_id = $1 AND activity_id = $2 AND total_count_surplus > 0
+         AND EXISTS (SELECT 1 FROM d) AND EXISTS (SELECT 1 FROM m)
+       RETURNING 1
+     ), o AS (
+       INSERT INTO user_raffle_order_${suffix} (${ORDER_COLUMNS}, create_time, update_time)
+       SELECT $8, $1, $2, $9, $10, $7, 'create', $7, $7 FROM a
+       RETURNING 1
+     )
+     SELECT count(*)::int AS n FROM o`,
+    [o.userId, o.activityId, period.month, createCount(d.month), period.day, createCount(d.day), o.orderTime, o.orderId, o.activityName, o.strategyId]);
+  return rows[0]?.n === 1;
 }
 
-export async function lockDay(tx: Tx, userId: string, activityId: number, day: string): Promise<DayQuota | undefined> {
-  const { rows } = await sql<{ day_count: number; day_count_surplus: number }>(tx,
-    `SELECT day_count, day_count_surplus FROM raffle_activity_account_day WHERE user_id = $1 AND activity_id = $2 AND day = $3 FOR UPDATE`,
-    [userId, activityId, day]);
-  return rows[0] && { day, count: rows[0].day_count, surplus: rows[0].day_count_surplus };
-}
-
-export async function lockMonth(tx: Tx, userId: string, activityId: number, month: string): Promise<MonthQuota | undefined> {
-  const { rows } = await sql<{ month_count: number; month_count_surplus: number }>(tx,
-    `SELECT month_count, month_count_surplus FROM raffle_activity_account_month WHERE user_id = $1 AND activity_id = $2 AND month = $3 FOR UPDATE`,
-    [userId, activityId, month]);
-  return rows[0] && { month, count: rows[0].month_count, surplus: rows[0].month_count_surplus };
-}
-
-export async function createDay(tx: Tx, userId: string, activityId: number, day: string, count: number, surplus: number, now: Date): Promise<void> {
-  await sql(tx,
-    `INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus, create_time, update_time)
-     VALUES ($1, $2, $3, $4, $5, $6, $6)`, [userId, activityId, day, count, surplus, now]);
-}
-
-export async function createMonth(tx: Tx, userId: string, activityId: number, month: string, count: number, surplus: number, now: Date): Promise<void> {
-  await sql(tx,
-    `INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus, create_time, update_time)
-     VALUES ($1, $2, $3, $4, $5, $6, $6)`, [userId, activityId, month, count, surplus, now]);
-}
-
-/** Guarded: false when the row had no surplus left (a broken invariant under the account lock). */
-export async function decrementDay(tx: Tx, userId: string, activityId: number, day: string, now: Date): Promise<boolean> {
-  const { count } = await sql(tx,
-    `UPDATE raffle_activity_account_day SET day_count_surplus = day_count_surplus - 1, update_time = $4
-     WHERE user_id = $1 AND activity_id = $2 AND day = $3 AND day_count_surplus > 0`, [userId, activityId, day, now]);
-  return count === 1;
-}
-
-export async function decrementMonth(tx: Tx, userId: string, activityId: number, month: string, now: Date): Promise<boolean> {
-  const { count } = await sql(tx,
-    `UPDATE raffle_activity_account_month SET month_count_surplus = month_count_surplus - 1, update_time = $4
-     WHERE user_id = $1 AND activity_id = $2 AND month = $3 AND month_count_surplus > 0`, [userId, activityId, month, now]);
-  return count === 1;
-}
-
-/** Total − 1 (guarded) and the mirror columns set to today's / this month's surplus. */
-export async function deductAccount(tx: Tx, userId: string, activityId: number, daySurplus: number, monthSurplus: number, now: Date): Promise<boolean> {
-  const { count } = await sql(tx,
-    `UPDATE raffle_activity_account SET total_count_surplus = total_count_surplus - 1,
-       day_count_surplus = $3, month_count_surplus = $4, update_time = $5
-     WHERE user_id = $1 AND activity_id = $2 AND total_count_surplus > 0`, [userId, activityId, daySurplus, monthSurplus, now]);
-  return count === 1;
-}
-
-export async function insertOrder(tx: Tx, suffix: string, o: RaffleOrder): Promise<void> {
-  await sql(tx,
-    `INSERT INTO user_raffle_order_${suffix} (${ORDER_COLUMNS}, create_time, update_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $6)`,
-    [o.orderId, o.userId, o.activityId, o.activityName, o.strategyId, o.orderTime, o.orderState]);
-}
+/**
+ * The count a period row starts with when this partake creates it. On a decrement the row exists and
+ * the proposed insert is discarded, but CHECKs still see it: hence 0 and `greatest(… - 1, 0)`.
+ */
+const createCount = (w: PeriodWrite): number => (w.kind === 'create' ? w.count : 0);
 
 /** `create` → `used`, once: the updated order, or undefined when it was not `create`. */
 export async function useOrder(ds: DataSource, suffix: string, userId: string, orderId: string, now: Date): Promise<RaffleOrder | undefined> {
@@ -115,21 +110,23 @@ export async function findOrder(ds: DataSource, suffix: string, userId: string, 
 
 /** Account with today's and this month's rows in one statement (one snapshot). */
 export async function readQuota(ds: DataSource, userId: string, activityId: number, period: Period): Promise<QuotaRows> {
-  const { rows } = await sql<{
-    total_count: number; total_count_surplus: number; day_count: number; month_count: number;
-    d_count: number | null; d_surplus: number | null; m_count: number | null; m_surplus: number | null;
-  }>(ds,
+  const { rows } = await sql<QuotaRow>(ds,
     `SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count,
             d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus
      FROM raffle_activity_account a
      LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = $3
      LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = $4
      WHERE a.user_id = $1 AND a.activity_id = $2`, [userId, activityId, period.day, period.month]);
-  const r = rows[0];
-  if (!r) return {};
-  return {
-    account: { totalCount: r.total_count, totalSurplus: r.total_count_surplus, dayCount: r.day_count, monthCount: r.month_count },
-    day: r.d_count === null ? undefined : { day: period.day, count: r.d_count, surplus: r.d_surplus! },
-    month: r.m_count === null ? undefined : { month: period.month, count: r.m_count, surplus: r.m_surplus! },
-  };
+  return rows[0] ? toQuota(rows[0], period) : {};
 }
+
+type QuotaRow = {
+  total_count: number; total_count_surplus: number; day_count: number; month_count: number;
+  d_count: number | null; d_surplus: number | null; m_count: number | null; m_surplus: number | null;
+};
+
+const toQuota = (r: QuotaRow, period: Period): QuotaRows => ({
+  account: { totalCount: r.total_count, totalSurplus: r.total_count_surplus, dayCount: r.day_count, monthCount: r.month_count },
+  day: r.d_count === null ? undefined : { day: period.day, count: r.d_count, surplus: r.d_surplus! },
+  month: r.m_count === null ? undefined : { month: period.month, count: r.m_count, surplus: r.m_surplus! },
+});

@@ -16,7 +16,12 @@ export async function alreadyHandled(tx: Tx, suffix: string, userId: string, out
   return rows[0]?.seen === true;
 }
 
-/** The order, the account (allowances accumulate) and today's / this month's rows where they exist, in one statement. */
+/**
+ * The order, the account (allowances accumulate) and today's / this month's rows where they exist, in
+ * one statement. The account upsert is the main query, which PostgreSQL runs before the unreferenced
+ * CTEs: the account row is locked first, as partake does, so the two never deadlock and partake may
+ * read the day / month rows under the account lock alone.
+ */
 export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOrder, day: string, month: string): Promise<void> {
   await sql(tx, `
     WITH ord AS (
