@@ -13,7 +13,7 @@ export type Results = {
   partake?: Availability<PartakePoint[]>;
   recharge?: Availability<RechargeResult>;
   outbox?: Availability<OutboxResult & { underLoad: Record<string, Latency> }>;
-  ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub; variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[] }> };
+  ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub; variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[]; paired?: DbPoint[] }> };
   rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>>; cpu?: Record<string, Record<string, number>> };
 };
 
@@ -74,14 +74,14 @@ export function markdown(r: Results): string {
   }
   if (c?.variants?.length) {
     out.push('');
-    out.push('Database-side hot-path variants (pgbench, same shards; ratio to the handlers\' SQL at the same C):');
+    out.push('Database-side hot-path variants (pgbench, same shards; each point paired with a run of the handlers\' SQL just before it):');
     out.push('');
-    out.push('| variant | C | per s | ratio | p50 / p95 / p99 ms |');
-    out.push('|---|---:|---:|---:|---|');
+    out.push('| variant | C | per s | handlers\' SQL per s (paired) | ratio | p50 / p95 / p99 ms |');
+    out.push('|---|---:|---:|---:|---:|---|');
     for (const v of c.variants) {
       for (const p of v.points) {
-        const base = (v.kind === 'partake' ? c.dbPartake : c.dbRecharge).find((x) => x.concurrency === p.concurrency);
-        out.push(`| ${v.name} (${v.about}) | ${p.concurrency} | ${f(p.throughput)} | ${ratio(p.throughput, base?.throughput)} | ${lat(p.latency)} |`);
+        const base = (v.paired ?? (v.kind === 'partake' ? c.dbPartake : c.dbRecharge)).find((x) => x.concurrency === p.concurrency);
+        out.push(`| ${v.name} (${v.about}) | ${p.concurrency} | ${f(p.throughput)} | ${f(base?.throughput)} | ${ratio(p.throughput, base?.throughput)} | ${lat(p.latency)} |`);
       }
     }
     out.push('');

@@ -19,7 +19,31 @@ export type DbPoint = Readonly<{ concurrency: number; throughput: number; latenc
 /** Users per pgbench client; a client only ever touches its own users (as the pipeline callers do). */
 export const USERS_PER_CLIENT = 50;
 
-function partakeScript(t: number, day: string, month: string): string {
+/**
+ * The partake handler's SQL (workers/partake/store.ts lockQuota, applyPartake; infra/outbox.ts
+ * enqueue): 3 statements in the transaction. `withTask` folds the task insert into the CTE (a
+ * hot-path variant: 2 statements).
+ */
+function partakeStatements(t: number, day: string, month: string, withTask = false): string {
+  const s = String(t).padStart(3, '0');
+  const user = `('p${t}-' || :u::text)`;
+  const cols = 'order_id, user_id, activity_id, activity_name, strategy_id, order_time, order_state';
+  const task = `INSERT INTO task (user_id, topic, message_id, message, state, next_attempt_at, create_time, update_time) SELECT ${user}, 'partake.created', 'partake.created:' || :oid::text, ('{"id":"partake.created:' || :oid::text || '","timestamp":1763776800000,"data":{"orderId":"' || :oid::text || '","userId":"' || ${user} || '","activityId":${ACTIVITY_ID},"strategyId":${STRATEGY_ID},"orderTime":"2026-11-22T02:00:00.000Z"}}')::jsonb, 'create', now(), now(), now()`;
+  return `\\set u :client_id * ${USERS_PER_CLIENT} + random(0, ${USERS_PER_CLIENT - 1})
+\\set oid random(100000000000, 999999999999)
+BEGIN;
+SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count, d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus, (SELECT row_to_json(o) FROM (SELECT ${cols} FROM user_raffle_order_${s} WHERE user_id = ${user} AND activity_id = ${ACTIVITY_ID} AND order_state = 'create' LIMIT 1) o) AS open FROM raffle_activity_account a LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = '${day}' LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = '${month}' WHERE a.user_id = ${user} AND a.activity_id = ${ACTIVITY_ID} FOR UPDATE OF a;
+WITH m AS (INSERT INTO raffle_activity_account_month AS r (user_id, activity_id, month, month_count, month_count_surplus, create_time, update_time) VALUES (${user}, ${ACTIVITY_ID}, '${month}', 0, 0, now(), now()) ON CONFLICT (user_id, activity_id, month) DO UPDATE SET month_count_surplus = r.month_count_surplus - 1, update_time = now() WHERE r.month_count_surplus > 0 RETURNING month_count_surplus AS surplus), d AS (INSERT INTO raffle_activity_account_day AS r (user_id, activity_id, day, day_count, day_count_surplus, create_time, update_time) VALUES (${user}, ${ACTIVITY_ID}, '${day}', 0, 0, now(), now()) ON CONFLICT (user_id, activity_id, day) DO UPDATE SET day_count_surplus = r.day_count_surplus - 1, update_time = now() WHERE r.day_count_surplus > 0 RETURNING day_count_surplus AS surplus), a AS (UPDATE raffle_activity_account SET total_count_surplus = total_count_surplus - 1, day_count_surplus = (SELECT surplus FROM d), month_count_surplus = (SELECT surplus FROM m), update_time = now() WHERE user_id = ${user} AND activity_id = ${ACTIVITY_ID} AND total_count_surplus > 0 AND EXISTS (SELECT 1 FROM d) AND EXISTS (SELECT 1 FROM m) RETURNING 1), o AS (INSERT INTO user_raffle_order_${s} (${cols}, create_time, update_time) SELECT :oid::text, ${user}, ${ACTIVITY_ID}, 'Bench raffle', ${STRATEGY_ID}, now(), 'create', now(), now() FROM a RETURNING 1)${withTask ? `, t AS (${task} FROM o ON CONFLICT (message_id) DO NOTHING RETURNING id) SELECT (SELECT count(*)::int FROM o) AS n, (SELECT id FROM t) AS task_id;` : ` SELECT count(*)::int AS n FROM o;
+${task} ON CONFLICT (message_id) DO NOTHING RETURNING id;`}
+COMMIT;
+UPDATE user_raffle_order_${s} SET order_state = 'used', update_time = now() WHERE user_id = ${user} AND order_id = :oid::text AND order_state = 'create' RETURNING ${cols};
+`;
+}
+
+const partakeScript = (t: number, day: string, month: string) => partakeStatements(t, day, month);
+
+/** The partake handler's SQL before deadd17: 9 statements (kept as a variant to show that step). */
+function partakeNineScript(t: number, day: string, month: string): string {
   const s = String(t).padStart(3, '0');
   const user = `('p${t}-' || :u::text)`;
   // One pgbench transaction = one partake transaction + the `raffle-order.used` update that the
@@ -77,24 +101,6 @@ function groupedRechargeScript(group: number) {
   };
 }
 
-/**
- * Hot-path variant of the partake: one statement per step. Read and lock (account row locked, the
- * open order, today's and this month's rows) in one SELECT; write (month and day upserted with
- * a guarded decrement, account, raffle order, task) in one CTE. 2 statements instead of 9.
- */
-function partakeCteScript(t: number, day: string, month: string): string {
-  const s = String(t).padStart(3, '0');
-  const user = `('p${t}-' || :u::text)`;
-  return `\\set u :client_id * ${USERS_PER_CLIENT} + random(0, ${USERS_PER_CLIENT - 1})
-\\set oid random(100000000000, 999999999999)
-BEGIN;
-SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count, d.day_count_surplus, m.month_count_surplus, (SELECT o.order_id FROM user_raffle_order_${s} o WHERE o.user_id = a.user_id AND o.activity_id = a.activity_id AND o.order_state = 'create' LIMIT 1) AS open_order FROM raffle_activity_account a LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = '${day}' LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = '${month}' WHERE a.user_id = ${user} AND a.activity_id = ${ACTIVITY_ID} FOR UPDATE OF a;
-WITH m AS (INSERT INTO raffle_activity_account_month AS x (user_id, activity_id, month, month_count, month_count_surplus) VALUES (${user}, ${ACTIVITY_ID}, '${month}', 6, 5) ON CONFLICT (user_id, activity_id, month) DO UPDATE SET month_count_surplus = x.month_count_surplus - 1, update_time = now() WHERE x.month_count_surplus > 0 RETURNING month_count_surplus), d AS (INSERT INTO raffle_activity_account_day AS x (user_id, activity_id, day, day_count, day_count_surplus) VALUES (${user}, ${ACTIVITY_ID}, '${day}', 3, 2) ON CONFLICT (user_id, activity_id, day) DO UPDATE SET day_count_surplus = x.day_count_surplus - 1, update_time = now() WHERE x.day_count_surplus > 0 RETURNING day_count_surplus), a AS (UPDATE raffle_activity_account SET total_count_surplus = total_count_surplus - 1, day_count_surplus = (SELECT day_count_surplus FROM d), month_count_surplus = (SELECT month_count_surplus FROM m), update_time = now() WHERE user_id = ${user} AND activity_id = ${ACTIVITY_ID} AND total_count_surplus > 0 AND EXISTS (SELECT 1 FROM d) AND EXISTS (SELECT 1 FROM m) RETURNING 1), o AS (INSERT INTO user_raffle_order_${s} (order_id, user_id, activity_id, activity_name, strategy_id, order_time, order_state) SELECT :oid::text, ${user}, ${ACTIVITY_ID}, 'Bench raffle', ${STRATEGY_ID}, now(), 'create' FROM a RETURNING order_id) INSERT INTO task (user_id, topic, message_id, message, state, next_attempt_at, create_time, update_time) SELECT ${user}, 'partake.created', 'partake.created:' || o.order_id, ('{"id":"partake.created:' || o.order_id || '","timestamp":1763776800000,"data":{"orderId":"' || o.order_id || '","userId":"' || ${user} || '","activityId":${ACTIVITY_ID},"strategyId":${STRATEGY_ID},"orderTime":"2026-11-22T02:00:00.000Z"}}')::jsonb, 'create', now(), now(), now() FROM o ON CONFLICT (message_id) DO NOTHING RETURNING id;
-COMMIT;
-UPDATE user_raffle_order_${s} SET order_state = 'used', update_time = now() WHERE user_id = ${user} AND order_id = :oid::text AND order_state = 'create' RETURNING order_id, user_id, activity_id, activity_name, strategy_id, order_time, order_state;
-`;
-}
-
 /** What one pgbench run executes: the handlers' SQL, or a hot-path variant of it. */
 export type Variant = Readonly<{ name: string; kind: DbKind; mode: 'prepared' | 'extended'; perTransaction: number; script: (t: number, day: string, month: string) => string; about: string }>;
 
@@ -106,7 +112,8 @@ export const BASE: Record<DbKind, Variant> = {
 /** `--variants`: what each hot-path step is worth on the database side alone. */
 export const VARIANTS: readonly Variant[] = [
   { name: 'partake, unnamed statements', kind: 'partake', mode: 'extended', perTransaction: 1, script: partakeScript, about: 'parse + plan every statement, as node-postgres does without a statement name (the workers today)' },
-  { name: 'partake, 2 statements (CTE)', kind: 'partake', mode: 'prepared', perTransaction: 1, script: partakeCteScript, about: 'one statement per step' },
+  { name: 'partake, 9 statements', kind: 'partake', mode: 'prepared', perTransaction: 1, script: partakeNineScript, about: 'the handler before deadd17: one statement per row' },
+  { name: 'partake, task in the CTE', kind: 'partake', mode: 'prepared', perTransaction: 1, script: (t, d, m) => partakeStatements(t, d, m, true), about: '2 statements: the outbox insert joins the deduction CTE' },
   { name: 'recharge, unnamed statements', kind: 'recharge', mode: 'extended', perTransaction: 1, script: rechargeScript, about: 'parse + plan every statement, as node-postgres does without a statement name (the workers today)' },
   { name: 'recharge, 8 per transaction', kind: 'recharge', mode: 'prepared', perTransaction: 8, script: groupedRechargeScript(8), about: 'grouped commits' },
 ];
