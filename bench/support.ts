@@ -126,11 +126,15 @@ export function rssSampler(pgid: number, everyMs = 500) {
   let currentName = '';
   // CPU seconds per pid at the start of the current phase, and the latest reading.
   let cpuStart = new Map<number, { name: string; s: number }>();
+  let driverStart = process.cpuUsage();
   const cpuNow = new Map<number, { name: string; s: number }>();
   const closeCpu = () => {
     if (!currentName) return;
     const m = new Map<string, number>();
     for (const [pid, v] of cpuNow) m.set(v.name, (m.get(v.name) ?? 0) + v.s - (cpuStart.get(pid)?.s ?? 0));
+    // The bench's own process (callers, event tap, DB polling) competes for the same CPUs.
+    const d = process.cpuUsage(driverStart);
+    m.set('bench driver', (d.user + d.system) / 1e6);
     cpuByPhase.set(currentName, m);
   };
   const sample = () => {
@@ -152,6 +156,7 @@ export function rssSampler(pgid: number, everyMs = 500) {
       sample();
       closeCpu();
       cpuStart = new Map(cpuNow);
+      driverStart = process.cpuUsage();
       currentName = name;
       current = new Map();
       phases.set(name, current);

@@ -101,6 +101,20 @@ function groupedRechargeScript(group: number) {
   };
 }
 
+/**
+ * Hot-path cost check: the statement(s) plus the outbox fast path that follows every commit today
+ * (infra/relay.ts publishNow: claim the new task, then mark it completed after the publish), two
+ * more autocommit writes per message. The broker publish itself is not in it.
+ */
+function withFastPath(script: (t: number, day: string, month: string) => string) {
+  return (t: number, day: string, month: string): string =>
+    script(t, day, month).replace(/RETURNING id;\nCOMMIT;\n/, `RETURNING id \\gset
+COMMIT;
+UPDATE task t SET next_attempt_at = now() + 30000 * interval '1 millisecond', update_time = now() WHERE t.id = ANY(ARRAY[:id]::bigint[]) AND t.state = 'create' AND t.next_attempt_at <= t.update_time + interval '1 second' RETURNING t.id::text AS id, t.topic, t.message_id, t.message, t.attempts;
+UPDATE task SET state = 'completed', update_time = now() WHERE id = ANY(ARRAY[:id]::bigint[]) AND state IN ('create', 'fail');
+`);
+}
+
 /** What one pgbench run executes: the handlers' SQL, or a hot-path variant of it. */
 export type Variant = Readonly<{ name: string; kind: DbKind; mode: 'prepared' | 'extended'; perTransaction: number; script: (t: number, day: string, month: string) => string; about: string }>;
 
@@ -114,6 +128,8 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'partake, unnamed statements', kind: 'partake', mode: 'extended', perTransaction: 1, script: partakeScript, about: 'parse + plan every statement, as node-postgres does without a statement name (the workers today)' },
   { name: 'partake, 9 statements', kind: 'partake', mode: 'prepared', perTransaction: 1, script: partakeNineScript, about: 'the handler before deadd17: one statement per row' },
   { name: 'partake, task in the CTE', kind: 'partake', mode: 'prepared', perTransaction: 1, script: (t, d, m) => partakeStatements(t, d, m, true), about: '2 statements: the outbox insert joins the deduction CTE' },
+  { name: 'partake + outbox fast path', kind: 'partake', mode: 'prepared', perTransaction: 1, script: withFastPath(partakeScript), about: 'plus the claim and mark-completed writes of publishNow' },
+  { name: 'recharge + outbox fast path', kind: 'recharge', mode: 'prepared', perTransaction: 1, script: withFastPath(rechargeScript), about: 'plus the claim and mark-completed writes of publishNow' },
   { name: 'recharge, unnamed statements', kind: 'recharge', mode: 'extended', perTransaction: 1, script: rechargeScript, about: 'parse + plan every statement, as node-postgres does without a statement name (the workers today)' },
   { name: 'recharge, 8 per transaction', kind: 'recharge', mode: 'prepared', perTransaction: 8, script: groupedRechargeScript(8), about: 'grouped commits' },
 ];
