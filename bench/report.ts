@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DbPoint } from './scenarios/ceiling-db';
 import type { PubSub, RpcPoint } from './scenarios/ceiling-broker';
-import type { PartakePoint } from './scenarios/partake';
+import type { PacedPoint, PartakePoint } from './scenarios/partake';
 import type { OutboxResult, RechargeResult } from './scenarios/recharge';
 import { round, type Latency } from './support';
 
@@ -11,6 +11,8 @@ export type Availability<T> = { available: true; result: T } | { available: fals
 export type Results = {
   meta: { date: string; command: string; options: Record<string, unknown>; machine: Record<string, unknown>; loadAfter?: number[]; seconds?: number };
   partake?: Availability<PartakePoint[]>;
+  /** Open loop at half the best closed-loop partake throughput: the goal's p99. */
+  partakeHalfPeak?: PacedPoint;
   recharge?: Availability<RechargeResult>;
   outbox?: Availability<OutboxResult & { underLoad: Record<string, Latency> }>;
   ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub; variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[]; paired?: DbPoint[] }> };
@@ -44,6 +46,10 @@ export function markdown(r: Results): string {
     const pipe = r.partake && !r.partake.available ? `n/a` : f(p?.throughput);
     out.push(`| partake /s | ${k} | ${pipe} | ${f(db?.throughput)} | ${ratio(p?.throughput, db?.throughput)} | ${f(br?.throughput)} | ${ratio(p?.throughput, br?.throughput)} | ${lat(p?.latency)} | ${lat(db?.latency)} | ${lat(br?.latency)} |`);
   }
+  if (r.partakeHalfPeak) {
+    const h = r.partakeHalfPeak;
+    out.push(`| partake /s, open loop at half of peak (${h.rate}/s offered) | – | ${f(h.throughput)} | | | | | ${lat(h.latency)} | | |`);
+  }
   if (r.recharge || c?.dbRecharge.length) {
     const rr = r.recharge?.available ? r.recharge.result : undefined;
     const dbBest = best(c?.dbRecharge);
@@ -67,6 +73,10 @@ export function markdown(r: Results): string {
       const refused = Object.entries(p.refused).map(([k, v]) => `${k}×${v}`).join(' ');
       out.push(`- partake C=${p.concurrency}: ${p.created} created, ${p.existing} returned the open order${refused ? `, refused ${refused}` : ''}, ${p.errors} errors`);
     }
+  }
+  if (r.partakeHalfPeak) {
+    const h = r.partakeHalfPeak;
+    out.push(`- partake open loop: ${h.sent} sent at ${h.rate}/s, latency timed from each request's due time; ${h.late} found no free user on time, ${h.errors} errors`);
   }
   if (r.recharge?.available) {
     const x = r.recharge.result;
@@ -92,7 +102,7 @@ export function markdown(r: Results): string {
     for (const [ph, m] of Object.entries(r.rss.phases)) out.push(`  - during ${ph}: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     for (const [ph, m] of Object.entries(r.rss.cpu ?? {})) out.push(`- CPU seconds during ${ph}: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     const cpu = r.rss.cpu ?? {};
-    const partakes = r.partake?.available ? r.partake.result.reduce((a, p) => a + p.requests, 0) : 0;
+    const partakes = (r.partake?.available ? r.partake.result.reduce((a, p) => a + p.requests, 0) : 0) + (r.partakeHalfPeak?.sent ?? 0);
     if (partakes && cpu.partake?.partake) out.push(`- partake worker CPU per partake (its \`used\` message included): ${(1000 * cpu.partake.partake / partakes).toFixed(2)} ms`);
     const rr = r.recharge?.available ? r.recharge.result : undefined;
     if (rr && cpu.recharge?.recharge) out.push(`- recharge worker CPU per recharge: ${(1000 * cpu.recharge.recharge / rr.n).toFixed(2)} ms; relay (task-compensation) CPU per event: ${(1000 * (cpu.recharge['task-compensation'] ?? 0) / rr.n).toFixed(2)} ms`);

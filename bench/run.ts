@@ -10,7 +10,7 @@ import { connectDriver, type Driver } from './driver';
 import { writeReport, type Results } from './report';
 import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
 import { BASE, dbCeiling, USERS_PER_CLIENT, VARIANTS } from './scenarios/ceiling-db';
-import { partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
+import { pacedPartake, partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
 import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
 import { bounded, log, now, rssSampler, sleep } from './support';
 import { ACTIVITY_ID, catalogFor, loadCatalogFile, machine, openPools, preloadAccounts, preloadCeilingAccounts, removeCeilingRows, type Pools } from './world';
@@ -288,6 +288,11 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
     } else {
       await d.publish('', USED_QUEUE, { userId: partakeUser(0, 0), orderId: String(probe.body.data.orderId) });
       results.partake = { available: true, result: await partakeScenario(d, o.concurrency, o.duration) };
+      const peak = Math.max(...results.partake.result.map((p) => p.throughput));
+      if (peak > 0) {
+        const users = Array.from({ length: maxC }, (_, c) => Array.from({ length: USERS_PER_CALLER }, (_, k) => partakeUser(c, k))).flat();
+        results.partakeHalfPeak = await pacedPartake(d, users, peak / 2, o.duration);
+      }
     }
     if (!results.partake.available) log(`partake: not available: ${results.partake.reason}`);
   }
