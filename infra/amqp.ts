@@ -128,6 +128,8 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
 
   const connection = await amqplib.connect(config.amqpUrl, {
     clientProperties: { connection_name: `activity-quota:${name}:${process.pid}` },
+    // Small frames (acks, replies, confirms) must not wait for Nagle + delayed ACK (~40 ms each).
+    noDelay: true,
     recovery: {
       initialDelay: 200,
       maxDelay: 5_000,
