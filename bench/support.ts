@@ -115,7 +115,8 @@ function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 
 /**
- * Samples the resident memory of the `workers/run.ts NAME` processes of a process group. Peaks are
+ * Samples the resident memory and CPU of the worker processes (`workers/run.ts NAME` or
+ * `dist/run.mjs NAME`) of a process group. Peaks are
  * kept per worker name over the whole run and per phase (`phase(name)` starts a new one).
  */
 export function rssSampler(pgid: number, everyMs = 500) {
@@ -139,7 +140,8 @@ export function rssSampler(pgid: number, everyMs = 500) {
   };
   const sample = () => {
     for (const p of processTree(pgid)) {
-      const m = /workers\/run\.ts\s+(\S+)/.exec(p.cmd) ?? (/workers\/supervisor\.ts/.test(p.cmd) ? [, 'supervisor'] : null);
+      // From source (`workers/run.ts NAME`) or built (`dist/run.mjs NAME`, what `npm start` runs).
+      const m = /(?:workers\/run\.ts|\/run\.mjs)\s+(\S+)/.exec(p.cmd) ?? (/(?:workers\/supervisor\.ts|\/supervisor\.mjs)/.test(p.cmd) ? [, 'supervisor'] : null);
       if (!m) continue;
       const name = m[1]!;
       cpuNow.set(p.pid, { name, s: cpuSeconds(p.pid) });
