@@ -4,5 +4,6 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
+RUN npm run build
 ENV NODE_ENV=production
 CMD ["npm", "start"]

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from 'amqplib';
+import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type MessageProperties, type Options } from 'amqplib';
 import type { Config } from './config';
 import { PermanentError, isTransient } from './errors';
 import type { Logger } from './log';
@@ -128,6 +128,8 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
 
   const connection = await amqplib.connect(config.amqpUrl, {
     clientProperties: { connection_name: `activity-quota:${name}:${process.pid}` },
+    // Small frames (acks, replies, confirms) must not wait for Nagle + delayed ACK (~40 ms each).
+    noDelay: true,
     recovery: {
       initialDelay: 200,
       maxDelay: 5_000,
@@ -213,17 +215,7 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
         { count: 1, reason: 'rejected', queue, time: { '!': 'timestamp', value: Math.floor(Date.now() / 1000) }, exchange: msg.fields.exchange, 'routing-keys': [msg.fields.routingKey] },
         ...previous,
       ];
-      await broker.publish('', DEAD_LETTER_QUEUE, msg.content, {
-        messageId: p.messageId ?? undefined,
-        correlationId: p.correlationId ?? undefined,
-        replyTo: p.replyTo ?? undefined,
-        contentType: p.contentType ?? undefined,
-        contentEncoding: p.contentEncoding ?? undefined,
-        type: p.type ?? undefined,
-        timestamp: p.timestamp ?? undefined,
-        persistent: true,
-        headers,
-      });
+      await broker.publish('', DEAD_LETTER_QUEUE, msg.content, { ...republishProperties(p), headers });
     },
 
     async consume(queue, handler, o = {}) {
@@ -243,6 +235,20 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
     connected: () => pub !== undefined,
   };
   return broker;
+}
+
+/** The properties of a delivery to publish it again (dead-lettering, requeueing), persistent. */
+export function republishProperties(p: MessageProperties): Options.Publish {
+  return {
+    messageId: p.messageId ?? undefined,
+    correlationId: p.correlationId ?? undefined,
+    replyTo: p.replyTo ?? undefined,
+    contentType: p.contentType ?? undefined,
+    contentEncoding: p.contentEncoding ?? undefined,
+    type: p.type ?? undefined,
+    timestamp: p.timestamp ?? undefined,
+    persistent: true,
+  };
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -26,7 +26,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const shardUrls = env.SHARD_DATABASE_URLS?.trim()
     ? env.SHARD_DATABASE_URLS.split(',').map((u, i) => checkUrl(`SHARD_DATABASE_URLS (entry ${i + 1})`, u.trim(), ['postgres:', 'postgresql:']))
     : [1, 2].map((n) => withDatabaseSuffix(databaseUrl, `_${String(n).padStart(2, '0')}`));
-  const shardTableCount = int(env, 'SHARD_TABLE_COUNT', 4, 1, 1000);
+  const shardTableCount = intSetting(env, 'SHARD_TABLE_COUNT', 4, 1, 1000);
   if (!isPowerOfTwo(shardUrls.length * shardTableCount)) {
     throw new ConfigError(`SHARD_TABLE_COUNT: ${shardUrls.length} shard databases x ${shardTableCount} tables = ${shardUrls.length * shardTableCount}, which is not a power of two`);
   }
@@ -46,9 +46,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379/0', ['redis:', 'rediss:']),
     timeZone,
     logLevel,
-    deliveryLimit: int(env, 'DELIVERY_LIMIT', 10, 1, 1000),
-    prefetch: int(env, 'PREFETCH', 32, 1, 10000),
-    metricsPort: int(env, 'METRICS_PORT', 9400, 0, 65000),
+    deliveryLimit: intSetting(env, 'DELIVERY_LIMIT', 10, 1, 1000),
+    prefetch: intSetting(env, 'PREFETCH', 32, 1, 10000),
+    metricsPort: intSetting(env, 'METRICS_PORT', 9400, 0, 65000),
   };
 }
 
@@ -80,7 +80,8 @@ function checkUrl(name: string, raw: string, protocols: string[]): string {
   return raw;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+/** A whole-number setting from `min` to `max`; anything else is a ConfigError naming the variable. */
+export function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
   const n = Number(raw);

@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { UnroutableError, type Broker } from './amqp';
 import { crashPoint } from './crash';
-import { ConfigError } from './config';
+import { intSetting } from './config';
 import { sql } from './db';
 import type { Logger } from './log';
 import { outboxFailures, outboxPublished } from './metrics';
@@ -20,22 +20,15 @@ export type RelaySettings = Readonly<{ maxAttempts: number; backoffMs: number; b
 
 export function relaySettings(env: NodeJS.ProcessEnv = process.env): RelaySettings {
   return {
-    maxAttempts: int(env, 'OUTBOX_MAX_ATTEMPTS', 10, 1, 1000),
-    backoffMs: int(env, 'OUTBOX_BACKOFF_MS', 1_000, 10, 3_600_000),
-    backoffMaxMs: int(env, 'OUTBOX_BACKOFF_MAX_MS', 300_000, 10, 86_400_000),
+    maxAttempts: intSetting(env, 'OUTBOX_MAX_ATTEMPTS', 10, 1, 1000),
+    backoffMs: intSetting(env, 'OUTBOX_BACKOFF_MS', 1_000, 10, 3_600_000),
+    backoffMaxMs: intSetting(env, 'OUTBOX_BACKOFF_MAX_MS', 300_000, 10, 86_400_000),
     // Longer than a publish can take (10 s confirm timeout) so that a live claim never expires.
-    leaseMs: int(env, 'OUTBOX_LEASE_MS', 30_000, 5_000, 3_600_000),
-    batchSize: int(env, 'OUTBOX_BATCH', 100, 1, 10_000),
+    leaseMs: intSetting(env, 'OUTBOX_LEASE_MS', 30_000, 5_000, 3_600_000),
+    batchSize: intSetting(env, 'OUTBOX_BATCH', 100, 1, 10_000),
   };
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 let defaults: RelaySettings | undefined;
 

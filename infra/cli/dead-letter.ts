@@ -1,5 +1,6 @@
 import amqplib, { type ConfirmChannel, type GetMessage } from 'amqplib';
 import { loadConfig } from '../config';
+import { republishProperties } from '../amqp';
 import { DEAD_LETTER_QUEUE } from '../topology';
 import { runCommand } from './command';
 
@@ -133,18 +134,7 @@ function publish(ch: ConfirmChannel, queue: string, l: Letter): Promise<boolean>
   headers['x-requeued-count'] = (Number(headers['x-requeued-count']) || 0) + 1;
   headers['x-last-error'] = l.reason;
   return new Promise((resolve) => {
-    ch.publish('', queue, l.msg.content, {
-      messageId: p.messageId ?? undefined,
-      correlationId: p.correlationId ?? undefined,
-      replyTo: p.replyTo ?? undefined,
-      contentType: p.contentType ?? undefined,
-      contentEncoding: p.contentEncoding ?? undefined,
-      type: p.type ?? undefined,
-      timestamp: p.timestamp ?? undefined,
-      persistent: true,
-      mandatory: true,
-      headers,
-    }, (err) => resolve(!err));
+    ch.publish('', queue, l.msg.content, { ...republishProperties(p), mandatory: true, headers }, (err) => resolve(!err));
   });
 }
 

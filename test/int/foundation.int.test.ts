@@ -148,7 +148,7 @@ t('npm start runs every worker, restarts a killed one, and exits 0 on SIGTERM', 
       if (!/^\d+$/.test(d)) continue;
       try {
         const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8');
-        if (!cmd.includes('workers/run.ts')) continue;
+        if (!/workers\/run\.ts|dist\/run\.mjs/.test(cmd)) continue;
         if (fs.readFileSync(`/proc/${d}/environ`, 'utf8').includes(world.config.amqpUrl)) out.push(Number(d));
       } catch {
         /* gone */

@@ -55,7 +55,7 @@ export async function handleRecharge(deps: Deps, msg: ConsumeMessage): Promise<v
     await lockRequest(tx, req.userId, req.outBusinessNo);
     return recharge(deps, tx, db, held, req, view, now);
   });
-  deps.log.info({ userId: req.userId, sku: req.sku, outBusinessNo: req.outBusinessNo, ...outcome }, 'recharge handled');
+  deps.log.debug({ userId: req.userId, sku: req.sku, outBusinessNo: req.outBusinessNo, ...outcome }, 'recharge handled');
 }
 
 export async function handleBehavior(deps: Deps, msg: ConsumeMessage): Promise<void> {
@@ -79,7 +79,7 @@ export async function handleBehavior(deps: Deps, msg: ConsumeMessage): Promise<v
       if (!(await insertRebateOrder(tx, db.suffix, row))) return { kind: 'duplicate', tasks: [] } as const;
       return recharge(deps, tx, db, held, req, view, now);
     });
-    deps.log.info({ userId: b.userId, behavior: b.behavior, bizId, ...outcome }, 'behavior rebate handled');
+    deps.log.debug({ userId: b.userId, behavior: b.behavior, bizId, ...outcome }, 'behavior rebate handled');
   }
 }
 

@@ -1,0 +1,199 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DbPoint } from './scenarios/ceiling-db';
+import type { PubSub, RpcPoint } from './scenarios/ceiling-broker';
+import type { PacedPoint, PartakePoint } from './scenarios/partake';
+import type { OutboxResult, RechargeResult } from './scenarios/recharge';
+import { round, type Latency } from './support';
+
+export type Availability<T> = { available: true; result: T } | { available: false; reason: string } | undefined;
+
+export type Results = {
+  meta: { date: string; command: string; options: Record<string, unknown>; machine: Record<string, unknown>; loadAfter?: number[]; seconds?: number };
+  partake?: Availability<PartakePoint[]>;
+  /** Open loop at half the best closed-loop partake throughput: the goal's p99. */
+  partakeHalfPeak?: PacedPoint;
+  recharge?: Availability<RechargeResult>;
+  outbox?: Availability<OutboxResult & { underLoad: Record<string, Latency> }>;
+  ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub; variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[]; paired?: DbPoint[] }> };
+  rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>>; cpu?: Record<string, Record<string, number>> };
+};
+
+const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : String(round(v)));
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b || !Number.isFinite(a) ? '–' : `${(a / b).toFixed(2)}×`);
+const lat = (l: Latency | undefined) => (l && l.n ? `${f(l.p50)} / ${f(l.p95)} / ${f(l.p99)}` : '–');
+const best = (ps: ReadonlyArray<{ throughput: number }> | undefined) => (ps?.length ? Math.max(...ps.map((p) => p.throughput)) : undefined);
+
+/** The figures as a markdown table (also printed on the console). */
+export function markdown(r: Results): string {
+  const out: string[] = [];
+  const m = r.meta.machine;
+  out.push(`Run ${r.meta.date} — \`${r.meta.command}\` — ${m.cpus} CPU (${m.cpuModel}), ${m.memGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres}, RabbitMQ ${m.rabbitmq}, Redis ${m.redis}; load average before ${JSON.stringify(m.loadavg)}${r.meta.loadAfter ? `, after ${JSON.stringify(r.meta.loadAfter)}` : ''}.`);
+  out.push('');
+  out.push('| figure | C | pipeline | DB ceiling | ratio | broker ceiling | ratio | p50 / p95 / p99 ms (pipeline) | p50 / p95 / p99 ms (DB) | p50 / p95 / p99 ms (broker) |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---|---|---|');
+  const c = r.ceilings;
+  const concurrencies = new Set<number>([
+    ...(r.partake?.available ? r.partake.result.map((p) => p.concurrency) : []),
+    ...(c?.dbPartake.map((p) => p.concurrency) ?? []),
+    ...(c?.brokerRpc.map((p) => p.concurrency) ?? []),
+    ...(r.partake && !r.partake.available ? ((r.meta.options.concurrency as number[] | undefined) ?? []) : []),
+  ]);
+  for (const k of [...concurrencies].sort((a, b) => a - b)) {
+    const p = r.partake?.available ? r.partake.result.find((x) => x.concurrency === k) : undefined;
+    const db = c?.dbPartake.find((x) => x.concurrency === k);
+    const br = c?.brokerRpc.find((x) => x.concurrency === k);
+    const pipe = r.partake && !r.partake.available ? `n/a` : f(p?.throughput);
+    out.push(`| partake /s | ${k} | ${pipe} | ${f(db?.throughput)} | ${ratio(p?.throughput, db?.throughput)} | ${f(br?.throughput)} | ${ratio(p?.throughput, br?.throughput)} | ${lat(p?.latency)} | ${lat(db?.latency)} | ${lat(br?.latency)} |`);
+  }
+  if (r.partakeHalfPeak) {
+    const h = r.partakeHalfPeak;
+    out.push(`| partake /s, open loop at half of peak (${h.rate}/s offered) | – | ${f(h.throughput)} | | | | | ${lat(h.latency)} | | |`);
+  }
+  if (r.recharge || c?.dbRecharge.length) {
+    const rr = r.recharge?.available ? r.recharge.result : undefined;
+    const dbBest = best(c?.dbRecharge);
+    const dbAt = c?.dbRecharge.find((p) => p.throughput === dbBest);
+    const pipe = r.recharge && !r.recharge.available ? 'n/a' : f(rr?.perSecond);
+    out.push(`| recharge orders /s (N=${rr?.n ?? '–'}) | ${rr ? 'prefetch' : '–'} | ${pipe} | ${f(dbBest)}${dbAt ? ` (C=${dbAt.concurrency})` : ''} | ${ratio(rr?.perSecond, dbBest)} | ${f(c?.brokerPubSub?.perSecond)} | ${ratio(rr?.perSecond, c?.brokerPubSub?.perSecond)} | – | ${lat(dbAt?.latency)} | – |`);
+    if (rr) out.push(`| recharge committed /s (shards polled) | | ${f(rr.committedPerSecond)} | | ${ratio(rr.committedPerSecond, dbBest)} | | ${ratio(rr.committedPerSecond, c?.brokerPubSub?.perSecond)} | | | |`);
+  }
+  if (r.outbox) {
+    const o = r.outbox.available ? r.outbox.result : undefined;
+    const v = (l?: Latency) => (l && l.n ? `${f(l.p50)} / ${f(l.p99)}` : '–');
+    out.push(`| outbox delay ms p50 / p99, ${o ? `${o.rate}/s light load` : 'light load'} | | ${r.outbox.available ? v(o?.delay) : 'n/a'} | | | | | | | |`);
+    for (const [k, l] of Object.entries(o?.underLoad ?? {})) out.push(`| outbox delay ms p50 / p99, during ${k} | | ${v(l)} | | | | | | | |`);
+  }
+  out.push('');
+  for (const [name, a] of [['partake', r.partake], ['recharge', r.recharge], ['outbox', r.outbox]] as const) {
+    if (a && !a.available) out.push(`- ${name}: not available: ${a.reason}`);
+  }
+  if (r.partake?.available) {
+    for (const p of r.partake.result) {
+      const refused = Object.entries(p.refused).map(([k, v]) => `${k}×${v}`).join(' ');
+      out.push(`- partake C=${p.concurrency}: ${p.created} created, ${p.existing} returned the open order${refused ? `, refused ${refused}` : ''}, ${p.errors} errors`);
+    }
+  }
+  if (r.partakeHalfPeak) {
+    const h = r.partakeHalfPeak;
+    out.push(`- partake open loop: ${h.sent} sent at ${h.rate}/s, latency timed from each request's due time; ${h.late} found no free user on time, ${h.errors} errors`);
+  }
+  if (r.recharge?.available) {
+    const x = r.recharge.result;
+    out.push(`- recharge: ${x.completed} completed + ${x.rejected} rejected of ${x.n} over ${x.users} users in ${x.seconds} s (published in ${x.publishSeconds} s; all committed after ${x.committedSeconds} s)${x.timedOut ? ' — TIMED OUT' : ''}`);
+  }
+  if (c?.variants?.length) {
+    out.push('');
+    out.push('Database-side hot-path variants (pgbench, same shards; each point paired with a run of the handlers\' SQL just before it):');
+    out.push('');
+    out.push('| variant | C | per s | handlers\' SQL per s (paired) | ratio | p50 / p95 / p99 ms |');
+    out.push('|---|---:|---:|---:|---:|---|');
+    for (const v of c.variants) {
+      for (const p of v.points) {
+        const base = (v.paired ?? (v.kind === 'partake' ? c.dbPartake : c.dbRecharge)).find((x) => x.concurrency === p.concurrency);
+        out.push(`| ${v.name} (${v.about}) | ${p.concurrency} | ${f(p.throughput)} | ${f(base?.throughput)} | ${ratio(p.throughput, base?.throughput)} | ${lat(p.latency)} |`);
+      }
+    }
+    out.push('');
+  }
+  if (r.rss) {
+    const peaks = Object.entries(r.rss.peaks).map(([k, v]) => `${k} ${v} MB`).join(', ');
+    out.push(`- peak RSS: ${peaks || 'not sampled'}`);
+    for (const [ph, m] of Object.entries(r.rss.phases)) out.push(`  - during ${ph}: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    for (const [ph, m] of Object.entries(r.rss.cpu ?? {})) out.push(`- CPU seconds during ${ph}: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    const cpu = r.rss.cpu ?? {};
+    const partakes = (r.partake?.available ? r.partake.result.reduce((a, p) => a + p.requests, 0) : 0) + (r.partakeHalfPeak?.sent ?? 0);
+    if (partakes && cpu.partake?.partake) out.push(`- partake worker CPU per partake (its \`used\` message included): ${(1000 * cpu.partake.partake / partakes).toFixed(2)} ms`);
+    const rr = r.recharge?.available ? r.recharge.result : undefined;
+    if (rr && cpu.recharge?.recharge) out.push(`- recharge worker CPU per recharge: ${(1000 * cpu.recharge.recharge / rr.n).toFixed(2)} ms; relay (task-compensation) CPU per event: ${(1000 * (cpu.recharge['task-compensation'] ?? 0) / rr.n).toFixed(2)} ms`);
+  }
+  return out.join('\n');
+}
+
+/** Throughput (left axis, lines) and p99 (right axis, dashed) against concurrency, hand-written SVG. */
+export function chart(r: Results): string {
+  type Series = { name: string; color: string; pts: Array<[number, number]>; p99: Array<[number, number]> };
+  const series: Series[] = [];
+  const add = (name: string, color: string, ps: ReadonlyArray<{ concurrency: number; throughput: number; latency: Latency }> | undefined) => {
+    if (ps?.length) series.push({ name, color, pts: ps.map((p) => [p.concurrency, p.throughput]), p99: ps.map((p) => [p.concurrency, p.latency.p99]) });
+  };
+  add('partake pipeline', '#d62728', r.partake?.available ? r.partake.result : undefined);
+  add('DB ceiling (partake SQL)', '#1f77b4', r.ceilings?.dbPartake);
+  add('broker ceiling (rpc echo)', '#2ca02c', r.ceilings?.brokerRpc);
+  add('DB ceiling (recharge SQL)', '#9467bd', r.ceilings?.dbRecharge);
+  const W = 760, H = 420, L = 70, R = 70, T = 40, B = 90;
+  const xs = [...new Set(series.flatMap((s) => s.pts.map((p) => p[0])))].sort((a, b) => a - b);
+  const xOf = (c: number) => L + (xs.length <= 1 ? (W - L - R) / 2 : (Math.log2(c) - Math.log2(xs[0]!)) / (Math.log2(xs[xs.length - 1]!) - Math.log2(xs[0]!)) * (W - L - R));
+  const nice = (v: number) => {
+    if (!(v > 0)) return 1;
+    const e = 10 ** Math.floor(Math.log10(v));
+    return [1, 2, 2.5, 5, 10].map((k) => k * e).find((k) => k >= v)!;
+  };
+  const yMax = nice(Math.max(1, ...series.flatMap((s) => s.pts.map((p) => p[1]))) * 1.05);
+  const lMax = nice(Math.max(1, ...series.flatMap((s) => s.p99.map((p) => p[1]).filter(Number.isFinite))) * 1.05);
+  const yOf = (v: number) => H - B - (v / yMax) * (H - T - B);
+  const lOf = (v: number) => H - B - (v / lMax) * (H - T - B);
+  const o: string[] = [];
+  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  o.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  o.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">Throughput (solid, left) and p99 latency (dashed, right) against concurrency</text>`);
+  for (let i = 0; i <= 5; i++) {
+    const y = T + ((H - T - B) * i) / 5;
+    o.push(`<line x1="${L}" x2="${W - R}" y1="${y}" y2="${y}" stroke="#ddd"/>`);
+    o.push(`<text x="${L - 6}" y="${y + 4}" text-anchor="end">${round(yMax * (1 - i / 5))}</text>`);
+    o.push(`<text x="${W - R + 6}" y="${y + 4}">${round(lMax * (1 - i / 5))}</text>`);
+  }
+  for (const c of xs) o.push(`<text x="${xOf(c)}" y="${H - B + 18}" text-anchor="middle">${c}</text>`);
+  o.push(`<text x="${(L + W - R) / 2}" y="${H - B + 36}" text-anchor="middle">concurrent callers / clients (C)</text>`);
+  o.push(`<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">transactions or requests per second</text>`);
+  o.push(`<text transform="translate(${W - 14} ${(T + H - B) / 2}) rotate(90)" text-anchor="middle">p99 latency, ms</text>`);
+  o.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/><line x1="${W - R}" x2="${W - R}" y1="${T}" y2="${H - B}" stroke="#333"/><line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`);
+  series.forEach((s, i) => {
+    o.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${s.pts.map(([c, v]) => `${xOf(c).toFixed(1)},${yOf(v).toFixed(1)}`).join(' ')}"/>`);
+    for (const [c, v] of s.pts) o.push(`<circle cx="${xOf(c).toFixed(1)}" cy="${yOf(v).toFixed(1)}" r="3" fill="${s.color}"/>`);
+    const p = s.p99.filter(([, v]) => Number.isFinite(v));
+    o.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" stroke-dasharray="5 4" points="${p.map(([c, v]) => `${xOf(c).toFixed(1)},${lOf(v).toFixed(1)}`).join(' ')}"/>`);
+    const lx = L + (i % 2) * 330, ly = H - 34 + Math.floor(i / 2) * 18;
+    o.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"/><text x="${lx + 30}" y="${ly}">${s.name}</text>`);
+  });
+  if (!series.length) o.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no figures</text>`);
+  o.push('</svg>');
+  return o.join('\n') + '\n';
+}
+
+const TABLE_START = '<!-- bench:table:start -->';
+const TABLE_END = '<!-- bench:table:end -->';
+
+/**
+ * Writes bench/out/ (always) and, for a full run, docs/benchmarks.{json,svg} and the table between
+ * the markers in docs/BENCHMARKS.md.
+ */
+export function writeReport(r: Results, root: string, toDocs: boolean): string[] {
+  const outDir = path.join(root, 'bench', 'out');
+  fs.mkdirSync(outDir, { recursive: true });
+  const stamp = r.meta.date.replace(/[:.]/g, '-');
+  const md = markdown(r);
+  const svg = chart(r);
+  const json = JSON.stringify(r, null, 2) + '\n';
+  const files = [path.join(outDir, `results-${stamp}.json`), path.join(outDir, 'latest.json'), path.join(outDir, 'latest.md'), path.join(outDir, 'latest.svg')];
+  fs.writeFileSync(files[0]!, json);
+  fs.writeFileSync(files[1]!, json);
+  fs.writeFileSync(files[2]!, md + '\n');
+  fs.writeFileSync(files[3]!, svg);
+  if (toDocs) {
+    const docs = path.join(root, 'docs');
+    fs.writeFileSync(path.join(docs, 'benchmarks.json'), json);
+    fs.writeFileSync(path.join(docs, 'benchmarks.svg'), svg);
+    files.push(path.join(docs, 'benchmarks.json'), path.join(docs, 'benchmarks.svg'));
+    const bm = path.join(docs, 'BENCHMARKS.md');
+    if (fs.existsSync(bm)) {
+      const text = fs.readFileSync(bm, 'utf8');
+      const a = text.indexOf(TABLE_START), b = text.indexOf(TABLE_END);
+      if (a >= 0 && b > a) {
+        fs.writeFileSync(bm, `${text.slice(0, a + TABLE_START.length)}\n${md}\n${text.slice(b)}`);
+        files.push(bm);
+      }
+    }
+  }
+  return files;
+}

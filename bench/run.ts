@@ -1,0 +1,361 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import amqplib from 'amqplib';
+import { createTestEnv, type TestEnv } from '../test/support/env';
+import { spawn } from 'node:child_process';
+import type { Service } from '../test/support/workers';
+import { connectDriver, type Driver } from './driver';
+import { writeReport, type Results } from './report';
+import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
+import { BASE, dbCeiling, USERS_PER_CLIENT, VARIANTS } from './scenarios/ceiling-db';
+import { pacedPartake, partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
+import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
+import { bounded, log, now, rssSampler, sleep } from './support';
+import { ACTIVITY_ID, catalogFor, loadCatalogFile, machine, openPools, preloadAccounts, preloadCeilingAccounts, removeCeilingRows, type Pools } from './world';
+
+const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox|ceilings[,…]] [--n N] [--concurrency 1,16,64]
+                        [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--service-dir DIR] [--variants] [--docs|--no-docs] [--keep]
+  --quick        small N and short runs (development, CI smoke)
+  --only         run only these scenarios (the pipeline starts only for partake / recharge / outbox)
+  --n            recharges to publish (default 20000; quick 1000)
+  --concurrency  concurrent callers / pgbench clients (default 1,16,64; quick 1,8)
+  --duration     seconds per concurrency level (default 8; quick 3)
+  --users        distinct users of the recharge run (default 5000)
+  --env K=V      extra environment for npm start and the echo worker (e.g. PREFETCH=64)
+  --service-dir  run \`npm start\` in another checkout (compare a branch before / after a change)
+  --variants     also run the database ceiling's hot-path variants (unnamed statements, CTE partake, grouped recharge)
+  --docs         write docs/benchmarks.{json,svg} and the table in docs/BENCHMARKS.md (default for a full run)
+  --keep         keep the bench world (databases, vhost, Redis db) for inspection`;
+
+const SCENARIOS = ['partake', 'recharge', 'outbox', 'ceilings'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+type Options = {
+  quick: boolean;
+  only: Set<Scenario>;
+  n: number;
+  concurrency: number[];
+  duration: number;
+  users: number;
+  env: Record<string, string>;
+  docs: boolean;
+  keep: boolean;
+  variants: boolean;
+  serviceDir: string;
+  outboxRate: number;
+  outboxSeconds: number;
+  rechargeTimeout: number;
+};
+
+function parseArgs(argv: string[]): Options {
+  const get = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const known = new Set(['--quick', '--only', '--n', '--concurrency', '--duration', '--users', '--env', '--service-dir', '--docs', '--no-docs', '--keep', '--variants']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!known.has(a)) fail(`unknown argument ${a}`);
+    if (!['--quick', '--docs', '--no-docs', '--keep', '--variants'].includes(a)) i++;
+  }
+  const quick = argv.includes('--quick');
+  const only = new Set<Scenario>();
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] !== '--only') continue;
+    for (const s of (argv[i + 1] ?? '').split(',').filter(Boolean)) {
+      if (!(SCENARIOS as readonly string[]).includes(s)) fail(`--only: ${s} is not one of ${SCENARIOS.join(', ')}`);
+      only.add(s as Scenario);
+    }
+  }
+  if (only.size === 0) for (const s of SCENARIOS) only.add(s);
+  const num = (name: string, fallback: number, min: number, max: number) => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    const v = Number(raw);
+    if (!Number.isFinite(v) || v < min || v > max) fail(`${name}: expected a number from ${min} to ${max}, got ${raw}`);
+    return v;
+  };
+  const concurrency = (get('--concurrency') ?? (quick ? '1,8' : '1,16,64')).split(',').map(Number);
+  if (concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 512)) fail('--concurrency: whole numbers from 1 to 512, comma separated');
+  const env: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] !== '--env') continue;
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(argv[i + 1] ?? '');
+    if (!m) fail(`--env: expected KEY=VALUE, got ${argv[i + 1]}`);
+    env[m![1]!] = m![2]!;
+  }
+  const full = !quick && only.size === SCENARIOS.length && !get('--n') && !get('--concurrency') && !get('--duration') && !get('--service-dir');
+  return {
+    quick,
+    only,
+    n: Math.round(num('--n', quick ? 1000 : 20_000, 1, 1_000_000)),
+    concurrency,
+    duration: num('--duration', quick ? 3 : 8, 1, 600),
+    users: Math.round(num('--users', 5000, 1, 1_000_000)),
+    env,
+    docs: argv.includes('--docs') || (full && !argv.includes('--no-docs') && Object.keys(env).length === 0),
+    keep: argv.includes('--keep'),
+    variants: argv.includes('--variants'),
+    serviceDir: path.resolve(get('--service-dir') ?? process.cwd()),
+    outboxRate: quick ? 50 : 100,
+    outboxSeconds: quick ? 3 : 5,
+    rechargeTimeout: quick ? 60 : 180,
+  };
+}
+
+function fail(msg: string): never {
+  process.stderr.write(`bench: ${msg}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const undo: Array<() => Promise<void>> = [];
+
+async function unwind(): Promise<void> {
+  while (undo.length) await undo.pop()!().catch((err) => log(`cleanup: ${err?.message ?? err}`));
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const t0 = now();
+  const runId = randomBytes(3).toString('hex');
+  const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
+  log(`${command}: scenarios ${[...o.only].join(', ')}; N=${o.n} C=${o.concurrency.join(',')} ${o.duration}s each`);
+
+  const world: TestEnv = await createTestEnv({ extra: { ...o.env } });
+  undo.push(async () => {
+    if (o.keep) return log(`kept the bench world ${world.id} (databases ${world.id}*, vhost ${world.id}, ${world.env.REDIS_URL})`);
+    await world.cleanup();
+  });
+  log(`world ${world.id}: databases ${world.id}, ${world.id}_01.._${String(world.config.shardUrls.length).padStart(2, '0')}, vhost ${world.id}, ${world.env.REDIS_URL}`);
+  const pools = openPools(world.config);
+  undo.push(() => pools.close());
+  const results: Results = {
+    meta: { date: new Date().toISOString(), command, options: { ...o, only: [...o.only] }, machine: await machine(pools) },
+  };
+
+  const pipeline = o.only.has('partake') || o.only.has('recharge') || o.only.has('outbox');
+  if (pipeline) await loadCatalogFile(path.join(root, 'bench', 'out', `catalog-${world.id}.json`), catalogFor(o.n), world.env);
+
+  if (o.only.has('ceilings')) results.ceilings = await ceilings(o, world, pools);
+  if (pipeline) await runPipeline(o, world, pools, runId, results);
+
+  results.meta.loadAfter = os.loadavg().map((v) => Number(v.toFixed(2)));
+  results.meta.seconds = Math.round((now() - t0) / 1000);
+  await unwind();
+  const files = writeReport(results, root, o.docs);
+  process.stdout.write(`\n${(await import('./report')).markdown(results)}\n\n`);
+  log(`wrote ${files.map((f) => path.relative(root, f)).join(', ')} in ${results.meta.seconds} s`);
+}
+
+async function ceilings(o: Options, world: TestEnv, pools: Pools): Promise<NonNullable<Results['ceilings']>> {
+  const maxClients = Math.max(...o.concurrency);
+  log('ceilings: preloading accounts for pgbench');
+  await preloadCeilingAccounts(pools, world.config, maxClients * USERS_PER_CLIENT);
+  const dir = path.join(root, 'bench', 'out', `pgbench-${world.id}`);
+  const dbPartake = await dbCeiling(world.config, BASE.partake, o.concurrency, o.duration, dir);
+  const dbRecharge = await dbCeiling(world.config, BASE.recharge, o.concurrency, o.duration, dir);
+  const variants = [];
+  if (o.variants) {
+    // Each variant point is paired with a run of the handlers' SQL just before it, so that both see
+    // about the same machine load; the ratio is taken against that paired run.
+    for (const v of VARIANTS) {
+      const points = [];
+      const paired = [];
+      for (const c of o.concurrency) {
+        paired.push(...(await dbCeiling(world.config, BASE[v.kind], [c], o.duration, dir)));
+        points.push(...(await dbCeiling(world.config, v, [c], o.duration, dir)));
+      }
+      variants.push({ name: v.name, kind: v.kind, about: v.about, points, paired });
+    }
+  }
+  await removeCeilingRows(pools, world.config);
+  const echo = await startEcho(world.config.amqpUrl, o.env);
+  try {
+    const brokerRpc = await brokerRpcCeiling(world.config.amqpUrl, o.concurrency, o.duration);
+    const brokerPubSub = await brokerPubSubCeiling(world.config.amqpUrl, o.n, o.rechargeTimeout);
+    return { dbPartake, dbRecharge, brokerRpc, brokerPubSub, variants };
+  } finally {
+    await echo.stop();
+  }
+}
+
+const INPUT_QUEUES = ['activity.recharge', 'activity.behavior', 'activity.partake', 'activity.account.query', 'activity.raffle-order.used', 'activity.sku.stock-zero', 'activity.task.replay'];
+
+/** Until every input queue has a consumer (checkQueue on a missing queue closes the channel: a fresh one each round). */
+async function waitReady(amqpUrl: string, service: Service, timeoutMs: number): Promise<void> {
+  const conn = await amqplib.connect(amqpUrl);
+  conn.on('error', () => undefined);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (service.child.exitCode !== null) throw new Error(`npm start exited ${service.child.exitCode}:\n${service.output().slice(-2000)}`);
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      let ready = true;
+      for (const q of INPUT_QUEUES) {
+        const r = await ch.checkQueue(q).catch(() => undefined);
+        if (!r || r.consumerCount < 1) {
+          ready = false;
+          break;
+        }
+      }
+      await ch.close().catch(() => undefined);
+      if (ready) return;
+      if (Date.now() > deadline) throw new Error(`npm start not ready within ${timeoutMs / 1000} s:\n${service.output().slice(-2000)}`);
+      await sleep(250);
+    }
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+/** `npm start` in its own process group (so that SIGKILL can reach every worker if it must). */
+function spawnNpm(args: string[], env: Record<string, string>, cwd: string): Service {
+  const child = spawn('npm', args, { cwd, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer) => void (out = (out + d).slice(-20_000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, output: () => out, exited };
+}
+
+async function stopService(service: Service): Promise<void> {
+  const pid = service.child.pid!;
+  if (service.child.exitCode !== null) return;
+  service.child.kill('SIGTERM');
+  const r = await bounded(25_000, service.exited, () => undefined);
+  if (!r) {
+    log('npm start did not stop within 25 s after SIGTERM; killing its process group');
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  } else if (r.code !== 0) log(`npm start exited with ${r.code ?? r.signal} after SIGTERM`);
+}
+
+/** Dead-lettered messages of `queue` (drained from activity.dead-letter): their `x-error` reasons. */
+async function deadLetterReasons(d: Driver, queue: string): Promise<string[]> {
+  const out: string[] = [];
+  for (;;) {
+    const m = await d.sub.get('activity.dead-letter', { noAck: true });
+    if (!m) return out;
+    const h = m.properties.headers ?? {};
+    if (h['x-original-queue'] === queue || (Array.isArray(h['x-death']) && h['x-death'][0]?.queue === queue)) out.push(String(h['x-error'] ?? 'dead-lettered'));
+  }
+}
+
+async function unavailable(d: Driver, queue: string, what: string): Promise<string> {
+  const reasons = await deadLetterReasons(d, queue);
+  if (reasons.length) return `${queue} dead-letters ${reasons[0]!.split(':')[0]} (${reasons[0]})`;
+  return `${what}`;
+}
+
+async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: string, results: Results): Promise<void> {
+  const maxC = Math.max(...o.concurrency);
+  if (o.only.has('partake')) {
+    const users = Array.from({ length: maxC }, (_, c) => Array.from({ length: USERS_PER_CALLER }, (_, k) => partakeUser(c, k))).flat();
+    log(`partake: ${users.length} accounts inserted with SQL`);
+    await preloadAccounts(pools, world.config, users);
+  }
+  log('npm start');
+  const service = spawnNpm(['start'], world.env, o.serviceDir);
+  undo.push(() => stopService(service));
+  await waitReady(world.config.amqpUrl, service, 90_000);
+  const rss = rssSampler(service.child.pid!);
+  undo.push(async () => rss.stop());
+  log('pipeline ready: every input queue has a consumer');
+  const d = await connectDriver(world.config.amqpUrl);
+  undo.push(() => d.close());
+  const tap: EventTap = await tapEvents(d);
+
+  if (o.only.has('partake')) {
+    rss.phase('partake');
+    tap.phase('partake');
+    const probe = await d.rpc(PARTAKE_QUEUE, { userId: partakeUser(0, 0), activityId: ACTIVITY_ID }, 8_000).catch(() => undefined);
+    if (!probe) {
+      results.partake = { available: false, reason: await unavailable(d, PARTAKE_QUEUE, 'no reply to a partake within 8 s') };
+    } else if (probe.body?.code !== '0000') {
+      results.partake = { available: false, reason: `probe partake replied ${JSON.stringify(probe.body)}` };
+    } else {
+      await d.publish('', USED_QUEUE, { userId: partakeUser(0, 0), orderId: String(probe.body.data.orderId) });
+      results.partake = { available: true, result: await partakeScenario(d, o.concurrency, o.duration) };
+      const peak = Math.max(...results.partake.result.map((p) => p.throughput));
+      if (peak > 0) {
+        const users = Array.from({ length: maxC }, (_, c) => Array.from({ length: USERS_PER_CALLER }, (_, k) => partakeUser(c, k))).flat();
+        results.partakeHalfPeak = await pacedPartake(d, users, peak / 2, o.duration);
+      }
+    }
+    if (!results.partake.available) log(`partake: not available: ${results.partake.reason}`);
+  }
+
+  let eventsFlow = false;
+  if (o.only.has('recharge') || o.only.has('outbox')) {
+    rss.phase('recharge');
+    tap.phase('probe');
+    const prefix = `bench-${runId}-probe-`;
+    await d.publish('', RECHARGE_QUEUE, { userId: 'bench-probe', sku: 9011, outBusinessNo: `${prefix}0` });
+    const outcome = await bounded(10_000, (async () => {
+      for (;;) {
+        if (tap.outcomes(prefix).completed + tap.outcomes(prefix).rejected > 0) return 'event';
+        const reasons = await deadLetterReasons(d, RECHARGE_QUEUE);
+        if (reasons.length) return `${RECHARGE_QUEUE} dead-letters ${reasons[0]!.split(':')[0]} (${reasons[0]})`;
+        await sleep(200);
+      }
+    })(), () => 'timeout');
+    eventsFlow = outcome === 'event';
+    let rechargeOk = eventsFlow;
+    let reason = outcome;
+    if (outcome === 'timeout') {
+      const { rows } = await pools.shards[0]!.query('SELECT 1').then(async () => {
+        let n = 0;
+        for (const p of pools.shards) n += (await p.query(`SELECT count(*)::int AS n FROM task WHERE message->'data'->>'outBusinessNo' = $1`, [`${prefix}0`])).rows[0].n;
+        return { rows: [{ n }] };
+      });
+      rechargeOk = rows[0]!.n > 0;
+      reason = rechargeOk ? 'the recharge committed but no event arrived within 10 s (outbox relay not publishing?)' : 'no outcome of a recharge within 10 s';
+    }
+    if (o.only.has('recharge')) {
+      results.recharge = rechargeOk
+        ? { available: true, result: await rechargeScenario(d, tap, pools, o.n, o.users, o.rechargeTimeout, runId, eventsFlow) }
+        : { available: false, reason };
+      if (!results.recharge.available) log(`recharge: not available: ${reason}`);
+    }
+    if (o.only.has('outbox')) {
+      if (!eventsFlow) results.outbox = { available: false, reason };
+      else {
+        rss.phase('outbox');
+        const ob = await outboxScenario(d, tap, o.outboxRate, o.outboxSeconds, runId);
+        const { summarize } = await import('./support');
+        const underLoad: Record<string, ReturnType<typeof summarize>> = {};
+        for (const ph of ['partake', 'recharge']) {
+          const v = tap.delays(ph);
+          if (v.length) underLoad[`${ph} run`] = summarize(v);
+        }
+        results.outbox = { available: true, result: { ...ob, underLoad } };
+      }
+      if (!results.outbox.available) log(`outbox: not available: ${results.outbox.reason}`);
+    }
+  }
+  rss.stop();
+  results.rss = { peaks: rss.peaks(), phases: rss.phasePeaks(), cpu: rss.phaseCpu() };
+}
+
+process.on('SIGINT', () => {
+  log('interrupted: stopping the pipeline and removing the bench world');
+  void unwind().finally(() => process.exit(130));
+});
+
+main().catch(async (err) => {
+  log(`failed: ${err?.stack ?? err}`);
+  await unwind();
+  process.exit(1);
+});
