@@ -1,5 +1,6 @@
 import type { Broker } from '../infra/amqp';
 import { connectBroker } from '../infra/amqp';
+import { drainFastPath } from '../infra/relay';
 import { ConfigError, loadConfig, type Config } from '../infra/config';
 import { serveOps, type OpsServer } from '../infra/health';
 import { log as rootLog, type Logger } from '../infra/log';
@@ -53,7 +54,7 @@ export async function openContext(name: string, config: Config, poolSize = confi
     redis,
     broker,
     async close(graceMs) {
-      await broker.close(graceMs);
+      await broker.close(graceMs, drainFastPath);
       redis.disconnect();
       await dbs.close();
     },
