@@ -19,8 +19,11 @@ export type Broker = Readonly<{
   /** Copies `msg` to the dead-letter queue with `x-error` (and an `x-death` entry) and returns once confirmed. */
   deadLetter(msg: ConsumeMessage, queue: string, code: string, reason: string): Promise<void>;
   consume(queue: string, handler: Handler, o?: ConsumeOptions): Promise<void>;
-  /** Stops consuming, lets in-flight handlers finish (up to `graceMs`), then closes the connection. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Stops consuming, lets in-flight handlers finish (up to `graceMs`), runs `beforeDisconnect`
+   * (work that still publishes), then closes the connection.
+   */
+  close(graceMs?: number, beforeDisconnect?: () => Promise<void>): Promise<void>;
   connected(): boolean;
 }>;
 
@@ -224,11 +227,12 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
       if (model && !stopping) await startConsumer(c, model);
     },
 
-    async close(graceMs = 8_000) {
+    async close(graceMs = 8_000, beforeDisconnect) {
       stopping = true;
+      const deadline = Date.now() + graceMs;
       await Promise.allSettled(consumers.map((c) => (c.channel && c.tag ? c.channel.cancel(c.tag) : undefined)));
-      const drained = Promise.allSettled([...inFlight]);
-      await Promise.race([drained, sleep(graceMs)]);
+      await Promise.race([Promise.allSettled([...inFlight]), sleep(graceMs)]);
+      if (beforeDisconnect) await Promise.race([beforeDisconnect().catch(() => undefined), sleep(Math.max(0, deadline - Date.now()))]);
       await connection.close().catch((err: unknown) => log.debug({ err }, 'closing the broker connection'));
     },
 

@@ -12,6 +12,8 @@ export type Config = Readonly<{
   deliveryLimit: number;
   /** Messages a consumer holds unacknowledged at once. */
   prefetch: number;
+  /** Connections per database (global and each shard) per worker process. */
+  dbPoolSize: number;
   /** First port of the workers' /healthz and /metrics servers; 0 turns them off. */
   metricsPort: number;
 }>;
@@ -48,6 +50,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     deliveryLimit: intSetting(env, 'DELIVERY_LIMIT', 10, 1, 1000),
     prefetch: intSetting(env, 'PREFETCH', 32, 1, 10000),
+    dbPoolSize: intSetting(env, 'DB_POOL_SIZE', 10, 1, 1000),
     metricsPort: intSetting(env, 'METRICS_PORT', 9400, 0, 65000),
   };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DataSource, type EntityManager, type MigrationInterface, type QueryRunner } from 'typeorm';
 import { log } from './log';
 
@@ -53,8 +54,21 @@ export async function sql<T = Row>(tx: Tx | DataSource, text: string, params: un
   return structured<T>(tx.queryRunner, text, params);
 }
 
+const names = new Map<string, string>();
+
+/**
+ * Every statement goes out as a named (prepared) statement: PostgreSQL parses and plans it once per
+ * connection instead of on every call. typeorm hands the query to pg as it is, and pg takes a
+ * `{ name, text }` config; the name is derived from the text, so one name never means two texts.
+ */
+function prepared(text: string): string {
+  let name = names.get(text);
+  if (!name) names.set(text, (name = `aq_${createHash('sha1').update(text).digest('base64url').slice(0, 24)}`));
+  return { name, text } as unknown as string;
+}
+
 async function structured<T>(qr: QueryRunner, text: string, params: unknown[]): Promise<Result<T>> {
-  const r = await qr.query(text, params, true);
+  const r = await qr.query(prepared(text), params, true);
   const rows = (r.records ?? []) as T[];
   return { rows, count: typeof r.affected === 'number' ? r.affected : rows.length };
 }

@@ -35,27 +35,76 @@ let defaults: RelaySettings | undefined;
 type Claimed = { id: string; topic: string; message_id: string; message: Envelope; attempts: number };
 const CLAIMED_COLUMNS = 't.id::text AS id, t.topic, t.message_id, t.message, t.attempts';
 
+/** How long `enqueue(…, holdForFastPath())` keeps the cron relay off a task its writer publishes. */
+export const holdForFastPath = (): number => (defaults ??= relaySettings()).leaseMs;
+
+const fastPathInFlight = new Set<Promise<void>>();
+
 /**
  * Fast path: after the transaction that wrote `tasks` commits, publish them at once. Never throws:
  * whatever is not published here is picked up by the cron relay of the task-compensation worker.
+ * Held tasks (see `holdForFastPath`) are already reserved for us: published without a claim.
  */
-export async function publishNow(broker: Broker, ds: DataSource, tasks: readonly EnqueuedTask[], log: Logger): Promise<void> {
-  if (!tasks.length || !broker.connected()) return;
+export function publishNow(broker: Broker, ds: DataSource, tasks: readonly EnqueuedTask[], log: Logger): Promise<void> {
+  if (!tasks.length || !broker.connected()) return Promise.resolve();
+  const p = publishTasksNow(broker, ds, tasks, log).finally(() => fastPathInFlight.delete(p));
+  fastPathInFlight.add(p);
+  return p;
+}
+
+/** Lets fast-path publishes still under way finish (shutdown: before the broker connection closes). */
+export async function drainFastPath(): Promise<void> {
+  await Promise.allSettled([...fastPathInFlight]);
+  await Promise.allSettled([...pendingMarks.values()].map((b) => b.done));
+}
+
+async function publishTasksNow(broker: Broker, ds: DataSource, tasks: readonly EnqueuedTask[], log: Logger): Promise<void> {
   try {
     const settings = (defaults ??= relaySettings());
-    // Only tasks nobody holds: a claim sets next_attempt_at a lease (>= 5 s) past update_time, while
-    // enqueue, replay and a release leave them equal. No clock comparison, so no skew to allow for.
-    const { rows } = await sql<Claimed>(
-      ds,
-      `UPDATE task t SET next_attempt_at = now() + $2 * interval '1 millisecond', update_time = now()
-        WHERE t.id = ANY($1::bigint[]) AND t.state = 'create' AND t.next_attempt_at <= t.update_time + interval '1 second'
-        RETURNING ${CLAIMED_COLUMNS}`,
-      [tasks.map((t) => t.id), settings.leaseMs],
-    );
-    await deliver(broker, ds, rows, settings, log, 'fast');
+    const held: Claimed[] = [];
+    const rest: string[] = [];
+    for (const t of tasks) {
+      if (t.held && t.envelope) held.push({ id: t.id, topic: t.topic, message_id: t.messageId, message: t.envelope, attempts: 0 });
+      else rest.push(t.id);
+    }
+    let claimed: Claimed[] = [];
+    if (rest.length) {
+      // Only tasks nobody holds: a claim sets next_attempt_at a lease (>= 5 s) past update_time, while
+      // enqueue, replay and a release leave them equal. No clock comparison, so no skew to allow for.
+      ({ rows: claimed } = await sql<Claimed>(
+        ds,
+        `UPDATE task t SET next_attempt_at = now() + $2 * interval '1 millisecond', update_time = now()
+          WHERE t.id = ANY($1::bigint[]) AND t.state = 'create' AND t.next_attempt_at <= t.update_time + interval '1 second'
+          RETURNING ${CLAIMED_COLUMNS}`,
+        [rest, settings.leaseMs],
+      ));
+    }
+    await deliver(broker, ds, [...held, ...claimed], settings, log, 'fast');
   } catch (err) {
     log.warn({ err, tasks: tasks.map((t) => t.messageId) }, 'fast-path publish failed, the relay will retry');
   }
+}
+
+type MarkBatch = { ids: string[]; done: Promise<void> };
+const pendingMarks = new Map<DataSource, MarkBatch>();
+const MARK_BATCH_MS = 5;
+
+/**
+ * Marks published tasks `completed`, several deliveries per UPDATE: ids arriving within a few
+ * milliseconds on one database share a statement. A crash before it runs only means a republish.
+ */
+function markCompleted(ds: DataSource, ids: readonly string[]): Promise<void> {
+  let batch = pendingMarks.get(ds);
+  if (!batch) {
+    const b: MarkBatch = { ids: [], done: Promise.resolve() };
+    b.done = new Promise<void>((resolve) => setTimeout(resolve, MARK_BATCH_MS)).then(async () => {
+      pendingMarks.delete(ds);
+      await sql(ds, `UPDATE task SET state = 'completed', update_time = now() WHERE id = ANY($1::bigint[]) AND state IN ('create', 'fail')`, [b.ids]);
+    });
+    pendingMarks.set(ds, (batch = b));
+  }
+  batch.ids.push(...ids);
+  return batch.done;
 }
 
 /** One relay round over every shard: claim, publish, mark; repeats per shard while batches come back full. */
@@ -134,7 +183,7 @@ async function deliver(broker: Broker, ds: DataSource, tasks: readonly Claimed[]
   }
   if (done.length) {
     // Confirmed means delivered: a crash before this line publishes again, and consumers deduplicate.
-    await sql(ds, `UPDATE task SET state = 'completed', update_time = now() WHERE id = ANY($1::bigint[]) AND state IN ('create', 'fail')`, [done]);
+    await markCompleted(ds, done);
     outboxPublished.inc({ path }, done.length);
   }
   return done.length;

@@ -17,6 +17,22 @@ const rebuildLockKey = (sku: number) => `activity:stock:${sku}:rebuild`;
 export const DIRTY_KEY = 'activity:stock:dirty';
 const SYNC_LOCK_KEY = 'activity:stock:sync';
 
+type Script = Readonly<{ lua: string; sha: string; keys: number }>;
+
+/** A Lua script sent once per Redis server: EVALSHA, and EVAL only when the server lost it (NOSCRIPT). */
+function script(keys: number, lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex'), keys };
+}
+
+async function runScript(redis: Redis, s: Script, ...keysAndArgs: Array<string | number>): Promise<unknown> {
+  try {
+    return await redis.evalsha(s.sha, s.keys, ...keysAndArgs);
+  } catch (err) {
+    if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+    return redis.eval(s.lua, s.keys, ...keysAndArgs);
+  }
+}
+
 /** A unit taken for one order attempt; released after commit, returned after rollback, else reaped. */
 export type Reservation = Readonly<{ sku: number; field: string }>;
 
@@ -25,28 +41,28 @@ export type Take =
   | { kind: 'sold-out' }
   | { kind: 'missing' };
 
-const TAKE = `
+const TAKE = script(3, `
 local v = redis.call('GET', KEYS[1])
 if not v then return -2 end
 if tonumber(v) <= 0 then return -1 end
 redis.call('HSET', KEYS[2], ARGV[1], redis.call('TIME')[1])
 redis.call('SADD', KEYS[3], ARGV[2])
-return redis.call('DECR', KEYS[1])`;
+return redis.call('DECR', KEYS[1])`);
 
 // The reservation decides: a unit comes back only once, and never into a counter rebuilt without it.
-const GIVE_BACK = `
+const GIVE_BACK = script(3, `
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('INCR', KEYS[1])
   redis.call('SADD', KEYS[3], ARGV[2])
   return 1
 end
-return 0`;
+return 0`);
 
 export const reservationField = (userId: string, outBusinessNo: string, orderId: string) => `${userId}\0${outBusinessNo}\0${orderId}`;
 
 export async function takeStock(redis: Redis, sku: number, userId: string, outBusinessNo: string, orderId: string): Promise<Take> {
   const field = reservationField(userId, outBusinessNo, orderId);
-  const v = Number(await redis.eval(TAKE, 3, stockKey(sku), reservedKey(sku), DIRTY_KEY, field, sku));
+  const v = Number(await runScript(redis, TAKE, stockKey(sku), reservedKey(sku), DIRTY_KEY, field, sku));
   if (v === -2) return { kind: 'missing' };
   if (v === -1) return { kind: 'sold-out' };
   return { kind: 'taken', remaining: v, reservation: { sku, field } };
@@ -59,20 +75,20 @@ export async function releaseStock(redis: Redis, r: Reservation): Promise<void> 
 
 /** After rollback (or when reaped without an order): true if the unit went back to the counter. */
 export async function giveBackStock(redis: Redis, r: Reservation): Promise<boolean> {
-  return Number(await redis.eval(GIVE_BACK, 3, stockKey(r.sku), reservedKey(r.sku), DIRTY_KEY, r.field, r.sku)) === 1;
+  return Number(await runScript(redis, GIVE_BACK, stockKey(r.sku), reservedKey(r.sku), DIRTY_KEY, r.field, r.sku)) === 1;
 }
 
 /** Adds `delta` (may be negative, floored at 0) to a live counter; a missing counter stays missing. */
-const ADJUST = `
+const ADJUST = script(2, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local v = tonumber(redis.call('GET', KEYS[1])) + tonumber(ARGV[1])
 if v < 0 then v = 0 end
 redis.call('SET', KEYS[1], v)
 redis.call('SADD', KEYS[2], ARGV[2])
-return v`;
+return v`);
 
 export async function adjustStock(redis: Redis, sku: number, delta: number): Promise<number | undefined> {
-  const v = Number(await redis.eval(ADJUST, 2, stockKey(sku), DIRTY_KEY, delta, sku));
+  const v = Number(await runScript(redis, ADJUST, stockKey(sku), DIRTY_KEY, delta, sku));
   return v < 0 ? undefined : v;
 }
 
@@ -102,15 +118,15 @@ async function countShardOrders(tx: Tx | Databases['global'], suffixes: readonly
 }
 
 // Set only if still missing; reservations left in the hash belong to transactions that have ended.
-const REBUILD = `
+const REBUILD = script(3, `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   redis.call('DEL', KEYS[2])
   redis.call('SADD', KEYS[3], ARGV[2])
   return 1
 end
-return 0`;
+return 0`);
 
-const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const UNLOCK = script(1, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`);
 
 export type StockState = 'ready' | 'unlimited' | 'unknown';
 
@@ -133,7 +149,7 @@ export async function ensureStock(dbs: Databases, redis: Redis, sku: number, log
         log?.warn({ sku, value }, 'stock counter rebuilt from the ledger');
         return value === undefined ? 'unlimited' : 'ready';
       } finally {
-        await redis.eval(UNLOCK, 1, rebuildLockKey(sku), token).catch(() => undefined);
+        await runScript(redis, UNLOCK, rebuildLockKey(sku), token).catch(() => undefined);
       }
     }
     if (Date.now() > deadline) throw new Error(`stock counter of sku ${sku} still missing after ${waitMs} ms`);
@@ -163,7 +179,7 @@ async function rebuildLocked(dbs: Databases, redis: Redis, sku: number): Promise
     let value: number | undefined;
     if (stock !== undefined && stock >= 0) {
       value = Math.max(0, stock - sold);
-      await redis.eval(REBUILD, 3, stockKey(sku), reservedKey(sku), DIRTY_KEY, value, sku);
+      await runScript(redis, REBUILD, stockKey(sku), reservedKey(sku), DIRTY_KEY, value, sku);
     }
     for (const qr of runners) await qr.commitTransaction();
     return value;
@@ -209,20 +225,20 @@ export async function oldReservations(redis: Redis, minAgeSeconds: number): Prom
 }
 
 /** Live counters of dirty SKUs, as one atomic snapshot. */
-const SNAPSHOT = `
+const SNAPSHOT = script(1, `
 local out = {}
 for _, sku in ipairs(redis.call('SRANDMEMBER', KEYS[1], tonumber(ARGV[1]))) do
   local v = redis.call('GET', 'activity:stock:' .. sku)
   if v then table.insert(out, sku); table.insert(out, v) else redis.call('SREM', KEYS[1], sku) end
 end
-return out`;
+return out`);
 
 // Clean only if the counter has not moved since the snapshot: a later take keeps the SKU dirty.
-const SETTLE = `
+const SETTLE = script(1, `
 for i = 1, #ARGV, 2 do
   if redis.call('GET', 'activity:stock:' .. ARGV[i]) == ARGV[i + 1] then redis.call('SREM', KEYS[1], ARGV[i]) end
 end
-return 0`;
+return 0`);
 
 /**
  * Writes `stock_count_surplus` = live counter for every dirty SKU in one UPDATE (absolute values,
@@ -232,7 +248,7 @@ export async function syncStock(dbs: Databases, redis: Redis, batch = 1_000): Pr
   const token = randomUUID();
   if (!(await redis.set(SYNC_LOCK_KEY, token, 'PX', 10_000, 'NX'))) return 0;
   try {
-    const flat = (await redis.eval(SNAPSHOT, 1, DIRTY_KEY, batch)) as string[];
+    const flat = (await runScript(redis, SNAPSHOT, DIRTY_KEY, batch)) as string[];
     if (!flat.length) return 0;
     const skus: string[] = [];
     const values: number[] = [];
@@ -242,20 +258,20 @@ export async function syncStock(dbs: Databases, redis: Redis, batch = 1_000): Pr
       FROM unnest($1::bigint[], $2::int[]) AS v(sku, n)
       WHERE s.sku = v.sku AND s.stock_count >= 0 AND s.stock_count_surplus <> least(greatest(v.n, 0), s.stock_count)`,
       [skus, values]);
-    await redis.eval(SETTLE, 1, DIRTY_KEY, ...flat);
+    await runScript(redis, SETTLE, DIRTY_KEY, ...flat);
     return skus.length;
   } finally {
-    await redis.eval(UNLOCK, 1, SYNC_LOCK_KEY, token).catch(() => undefined);
+    await runScript(redis, UNLOCK, SYNC_LOCK_KEY, token).catch(() => undefined);
   }
 }
 
 // A SKU at zero needs no more surplus writes; one whose counter came back above zero stays pending.
-const DROP_PENDING = `
+const DROP_PENDING = script(2, `
 local v = redis.call('GET', KEYS[1])
 if not v or tonumber(v) <= 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end
-return 0`;
+return 0`);
 
 /** Stock-zero: drops the pending surplus update of a SKU that is at zero. */
 export async function dropPendingSync(redis: Redis, sku: number): Promise<void> {
-  await redis.eval(DROP_PENDING, 2, stockKey(sku), DIRTY_KEY, sku);
+  await runScript(redis, DROP_PENDING, stockKey(sku), DIRTY_KEY, sku);
 }

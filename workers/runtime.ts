@@ -1,5 +1,6 @@
 import type { Broker } from '../infra/amqp';
 import { connectBroker } from '../infra/amqp';
+import { drainFastPath } from '../infra/relay';
 import { ConfigError, loadConfig, type Config } from '../infra/config';
 import { serveOps, type OpsServer } from '../infra/health';
 import { log as rootLog, type Logger } from '../infra/log';
@@ -33,7 +34,7 @@ export async function loadWorker(name: WorkerName): Promise<Start> {
 }
 
 /** Opens everything a worker needs; `close()` undoes it in reverse order. */
-export async function openContext(name: string, config: Config, poolSize = 10): Promise<Context & { close(graceMs?: number): Promise<void> }> {
+export async function openContext(name: string, config: Config, poolSize = config.dbPoolSize): Promise<Context & { close(graceMs?: number): Promise<void> }> {
   const log = rootLog.child({ worker: name });
   const dbs = await openDatabases(config, { poolSize, name });
   const redis = await connectRedis(config.redisUrl, log, name).catch(async (err) => {
@@ -53,7 +54,7 @@ export async function openContext(name: string, config: Config, poolSize = 10): 
     redis,
     broker,
     async close(graceMs) {
-      await broker.close(graceMs);
+      await broker.close(graceMs, drainFastPath);
       redis.disconnect();
       await dbs.close();
     },

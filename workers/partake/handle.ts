@@ -8,7 +8,7 @@ import { crashPoint } from '../../infra/crash';
 import { transaction, type Tx } from '../../infra/db';
 import { PermanentError, isTransient } from '../../infra/errors';
 import { enqueue, type EnqueuedTask } from '../../infra/outbox';
-import { publishNow } from '../../infra/relay';
+import { holdForFastPath, publishNow } from '../../infra/relay';
 import { TOPICS } from '../../infra/topology';
 import type { Context } from '../runtime';
 import { PARTAKE_QUEUE, ACCOUNT_QUERY_QUEUE, RAFFLE_ORDER_USED_QUEUE, parseAccountRequest, parseUseRequest, type AccountRequest, type UseRequest } from './message';
@@ -127,7 +127,7 @@ async function partakeIn(tx: Tx, timeZone: string, suffix: string, req: AccountR
     userId,
     messageId: `partake.created:${orderId}`,
     data: { orderId, userId, activityId, strategyId: activity.strategyId, orderTime: now.toISOString() },
-  }], now);
+  }], now, holdForFastPath());
   return { kind: 'created', order, tasks };
 }
 

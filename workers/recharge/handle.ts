@@ -17,7 +17,7 @@ import type { CatalogReader, SkuView } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import { transaction, type Tx } from '../../infra/db';
 import { enqueue, type EnqueuedTask, type OutboundEvent } from '../../infra/outbox';
-import { publishNow } from '../../infra/relay';
+import { holdForFastPath, publishNow } from '../../infra/relay';
 import type { UserShard } from '../../infra/shards';
 import { ensureStock, giveBackStock, lockSkuShared, releaseStock, takeStock, type Reservation } from '../../infra/stock';
 import { TOPICS } from '../../infra/topology';
@@ -88,7 +88,7 @@ async function recharge(deps: Deps, tx: Tx, db: UserShard, held: Reservation[], 
   const rejectionId = rejectionMessageId(req.userId, req.outBusinessNo);
   if (await alreadyHandled(tx, db.suffix, req.userId, req.outBusinessNo, rejectionId)) return { kind: 'duplicate', tasks: [] };
   const reject = async (r: Refusal) => {
-    const tasks = await enqueue(tx, [{ topic: TOPICS.rechargeRejected, userId: req.userId, data: rejectedPayload(req, r), messageId: rejectionId }], now);
+    const tasks = await enqueue(tx, [{ topic: TOPICS.rechargeRejected, userId: req.userId, data: rejectedPayload(req, r), messageId: rejectionId }], now, holdForFastPath());
     return { kind: 'rejected' as const, code: r.code, tasks };
   };
   const check = checkRecharge(view, now);
@@ -109,7 +109,7 @@ async function recharge(deps: Deps, tx: Tx, db: UserShard, held: Reservation[], 
   await insertOrderAndCredit(tx, db.suffix, order, day, month);
   const events: OutboundEvent[] = [{ topic: TOPICS.rechargeCompleted, userId: req.userId, data: completedPayload(order) }];
   if (remaining !== undefined && tookLastUnit(remaining)) events.push({ topic: TOPICS.skuStockZero, userId: req.userId, data: { sku: sku.sku } });
-  return { kind: 'credited', orderId, remaining, tasks: await enqueue(tx, events, now) };
+  return { kind: 'credited', orderId, remaining, tasks: await enqueue(tx, events, now, holdForFastPath()) };
 }
 
 /**
