@@ -4,6 +4,7 @@ import { periodOf } from '../../domain/calendar';
 import type { Activity } from '../../domain/catalog';
 import { checkActivity, decidePartake, quotaAsOf, refuseUse, type Refusal } from '../../domain/partake';
 import type { CatalogReader } from '../../infra/catalog-read';
+import { crashPoint } from '../../infra/crash';
 import { transaction, type Tx } from '../../infra/db';
 import { PermanentError, isTransient } from '../../infra/errors';
 import { enqueue, type EnqueuedTask } from '../../infra/outbox';
@@ -81,6 +82,7 @@ async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
     let out: PartakeOutcome;
     try {
       out = await transaction(ds, (tx) => partakeIn(tx, d.ctx.config.timeZone, suffix, req, gate.activity, orderId, now));
+      crashPoint('partake-after-commit');
     } catch (err) {
       // An order id clash (or the one-open-order index) rolled back everything: try again.
       if (attempt < 3 && isUniqueViolation(err)) {

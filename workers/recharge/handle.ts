@@ -14,6 +14,7 @@ import {
   type Refusal,
 } from '../../domain/recharge';
 import type { CatalogReader, SkuView } from '../../infra/catalog-read';
+import { crashPoint } from '../../infra/crash';
 import { transaction, type Tx } from '../../infra/db';
 import { enqueue, type EnqueuedTask, type OutboundEvent } from '../../infra/outbox';
 import { holdForFastPath, publishNow } from '../../infra/relay';
@@ -46,6 +47,7 @@ const newOrderId = (): string => String(randomInt(100_000_000_000, 1_000_000_000
 
 export async function handleRecharge(deps: Deps, msg: ConsumeMessage): Promise<void> {
   const req = parseRecharge(msg);
+  crashPoint(`recharge-message:${req.outBusinessNo}`);
   const now = new Date();
   const view = await deps.catalog.sku(req.sku);
   const db = deps.dbs.forUser(req.userId);
@@ -122,9 +124,11 @@ async function inShardTransaction<T extends { tasks: EnqueuedTask[] }>(deps: Dep
     try {
       const result = await transaction(db.ds, async (tx) => {
         const r = await fn(tx, held);
+        crashPoint('recharge-before-commit');
         bodyDone = true;
         return r;
       });
+      crashPoint('recharge-after-commit');
       await Promise.all(held.map((r) => releaseStock(deps.redis, r))).catch((err) => deps.log.warn({ err }, 'reservation not released, the reaper will'));
       await publishNow(deps.broker, db.ds, result.tasks, deps.log);
       const { tasks: _tasks, ...rest } = result;

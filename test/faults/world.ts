@@ -1,0 +1,416 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import amqplib, { type ChannelModel, type ConfirmChannel, type Channel } from 'amqplib';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { loadConfig, type Config } from '../../infra/config';
+import { reservedKey } from '../../infra/stock';
+import { DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, INPUT_QUEUES } from '../../infra/topology';
+import { checkBooks, type Books, type Inputs, type SeenEvent } from '../support/books';
+import { createTestEnv, type TestEnv } from '../support/env';
+import { startProxy, type FaultProxy } from '../support/proxy';
+
+const exec = promisify(execFile);
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const ROOT = path.resolve(import.meta.dirname, '../..');
+/** The observer's durable queue: it outlives a broker restart and the test's own connection. */
+const OBSERVER_QUEUE = 'faults.observer.events';
+
+export type ProxiedService = 'pg' | 'amqp' | 'redis';
+
+/** A running `npm start` (or `npm run worker -- NAME`) in its own process group. */
+export type Proc = { child: ChildProcess; name: string; log: string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; done: boolean; exit?: { code: number | null; signal: NodeJS.Signals | null } };
+
+/**
+ * One scenario's world: an isolated test env (own databases, vhost, Redis db), optional fault
+ * proxies in front of services, the catalog, the service processes and a caller + observer.
+ */
+export class World {
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-faults-'));
+  readonly procs: Proc[] = [];
+  proxies: Partial<Record<ProxiedService, FaultProxy>> = {};
+  /** The environment given to service processes (URLs through proxies where asked). */
+  serviceEnv: Record<string, string> = {};
+  caller!: Caller;
+  private constructor(readonly env: TestEnv) {}
+
+  get config(): Config {
+    return this.env.config;
+  }
+  get vhost(): string {
+    return this.env.id;
+  }
+
+  static async create(o: { proxies?: ProxiedService[]; extra?: Record<string, string> } = {}): Promise<World> {
+    const env = await createTestEnv({ extra: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...o.extra } });
+    const w = new World(env);
+    try {
+      w.serviceEnv = { ...env.env };
+      for (const s of o.proxies ?? []) {
+        if (s === 'pg') {
+          const p = (w.proxies.pg = await startProxy({ host: '127.0.0.1', port: Number(new URL(env.config.databaseUrl).port || 5432) }));
+          w.serviceEnv.DATABASE_URL = p.url(env.config.databaseUrl);
+          w.serviceEnv.SHARD_DATABASE_URLS = env.config.shardUrls.map((u) => p.url(u)).join(',');
+        } else if (s === 'amqp') {
+          const p = (w.proxies.amqp = await startProxy({ host: '127.0.0.1', port: Number(new URL(env.config.amqpUrl).port || 5672) }));
+          w.serviceEnv.AMQP_URL = p.url(env.config.amqpUrl);
+        } else {
+          const p = (w.proxies.redis = await startProxy({ host: '127.0.0.1', port: Number(new URL(env.config.redisUrl).port || 6379) }));
+          w.serviceEnv.REDIS_URL = p.url(env.config.redisUrl);
+        }
+      }
+      w.caller = await Caller.connect(env.config.amqpUrl);
+      return w;
+    } catch (err) {
+      await w.close();
+      throw err;
+    }
+  }
+
+  async loadCatalog(catalog: unknown): Promise<void> {
+    const file = path.join(this.dir, 'catalog.json');
+    fs.writeFileSync(file, JSON.stringify(catalog, null, 2));
+    const r = await this.npmOnce(['run', 'catalog', '--', 'load', file]);
+    if (r.code !== 0) throw new Error(`catalog load failed: ${r.out.slice(-800)}`);
+  }
+
+  npmOnce(args: string[]): Promise<{ code: number | null; out: string }> {
+    return new Promise((resolve) => {
+      const child = spawn('npm', args, { cwd: ROOT, env: { ...process.env, ...this.env.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      child.on('exit', (code) => resolve({ code, out }));
+    });
+  }
+
+  /** `npm start` (or `npm run worker -- NAME` when `worker` is given) in its own process group. */
+  spawn(o: { worker?: string; extra?: Record<string, string> } = {}): Proc {
+    const name = o.worker ? `worker-${o.worker}` : 'npm-start';
+    const log = path.join(this.dir, `${name}-${this.procs.length + 1}.log`);
+    const fd = fs.openSync(log, 'a');
+    const args = o.worker ? ['run', 'worker', '--', o.worker] : ['start'];
+    const child = spawn('npm', args, { cwd: ROOT, env: { ...process.env, ...this.serviceEnv, ...o.extra }, detached: true, stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    const p: Proc = {
+      child,
+      name,
+      log,
+      done: false,
+      exited: new Promise((resolve) =>
+        child.on('exit', (code, signal) => {
+          p.done = true;
+          p.exit = { code, signal };
+          resolve({ code, signal });
+        }),
+      ),
+    };
+    this.procs.push(p);
+    return p;
+  }
+
+  /** `npm start` and wait until every input queue has a consumer. */
+  async start(extra?: Record<string, string>): Promise<Proc> {
+    const p = this.spawn({ extra });
+    await this.waitConsumers(p);
+    return p;
+  }
+
+  async waitConsumers(p?: Proc, timeoutMs = 60_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    let streak = 0;
+    while (streak < 2) {
+      if (p?.done) throw new Error(`${p.name} exited (${JSON.stringify(p.exit)}) before it was ready: ${this.tail(p)}`);
+      if (Date.now() > end) throw new Error(`no consumer on every input queue after ${timeoutMs} ms: ${p ? this.tail(p) : ''}`);
+      const counts = await this.consumerCounts().catch(() => undefined);
+      streak = counts && INPUT_QUEUES.every((q) => (counts.get(q) ?? 0) > 0) ? streak + 1 : 0;
+      await sleep(300);
+    }
+  }
+
+  async consumerCounts(): Promise<Map<string, number>> {
+    const { stdout } = await exec('rabbitmqctl', ['-q', 'list_queues', '-p', this.vhost, 'name', 'consumers', 'messages'], { timeout: 30_000 });
+    return new Map(rows(stdout).map(([n, c]) => [n!, Number(c)]));
+  }
+
+  async queueDepths(): Promise<Map<string, number>> {
+    const { stdout } = await exec('rabbitmqctl', ['-q', 'list_queues', '-p', this.vhost, 'name', 'messages'], { timeout: 30_000 });
+    return new Map(rows(stdout).map(([n, c]) => [n!, Number(c)]));
+  }
+
+  /** Tasks still to publish on every shard. */
+  async pendingTasks(): Promise<number> {
+    let n = 0;
+    for (const url of this.config.shardUrls) {
+      const c = new pg.Client({ connectionString: url });
+      c.on('error', () => undefined);
+      await c.connect();
+      try {
+        n += Number((await c.query(`SELECT count(*) AS n FROM task WHERE state IN ('create', 'fail')`)).rows[0].n);
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    }
+    return n;
+  }
+
+  /** Stock units taken by transactions not yet settled (released, given back or reaped). */
+  async openReservations(): Promise<number> {
+    const redis = new Redis(this.config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    redis.on('error', () => undefined);
+    try {
+      await redis.connect();
+      let n = 0;
+      for (const k of await redis.keys(reservedKey(0).replace(':0:', ':*:'))) n += await redis.hlen(k);
+      return n;
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  /** Idle: every input queue empty (ready + unacked), no task to publish and no open stock reservation, twice in a row. */
+  async waitIdle(timeoutMs = 120_000): Promise<number> {
+    const t0 = Date.now();
+    let streak = 0;
+    let last = '';
+    while (streak < 2) {
+      if (Date.now() - t0 > timeoutMs) throw new Error(`not idle after ${timeoutMs} ms: ${last}`);
+      try {
+        const depths = await this.queueDepths();
+        const busy = INPUT_QUEUES.filter((q) => (depths.get(q) ?? 0) > 0).map((q) => `${q}=${depths.get(q)}`);
+        const tasks = await this.pendingTasks();
+        const reserved = await this.openReservations();
+        last = [...busy, `pending tasks=${tasks}`, `open reservations=${reserved}`].join(', ');
+        streak = busy.length === 0 && tasks === 0 && reserved === 0 ? streak + 1 : 0;
+      } catch (err) {
+        last = `probe failed: ${(err as Error).message}`;
+        streak = 0;
+      }
+      await sleep(streak ? 1_000 : 500);
+    }
+    return Date.now() - t0;
+  }
+
+  /** Runs the books checker, re-reading for up to `settleMs` while only eventually-consistent mirrors disagree. */
+  async check(inputs: Omit<Inputs, 'events' | 'deadLetters'>, settleMs = 8_000): Promise<Books> {
+    const end = Date.now() + settleMs;
+    for (;;) {
+      const events = await this.caller.drainEvents();
+      const deadLetters = await this.caller.drainDeadLetters();
+      const books = await checkBooks(this.config, { ...inputs, events, deadLetters });
+      const settling = books.violations.every((v) => /stock_count_surplus|Redis counter|never arrived|still (create|fail)/.test(v));
+      if (!books.violations.length || !settling || Date.now() > end) return books;
+      await sleep(1_000);
+    }
+  }
+
+  /** SIGKILL every process of `p`'s group (npm, supervisor, workers). */
+  async kill(p: Proc): Promise<void> {
+    try {
+      process.kill(-p.child.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    await Promise.race([p.exited, sleep(5_000)]);
+  }
+
+  /** SIGTERM to npm (which execs the supervisor); the group is killed if it outlives `graceMs`. */
+  async stop(p: Proc, graceMs = 20_000): Promise<void> {
+    if (!p.done) {
+      try {
+        process.kill(p.child.pid!, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+      await Promise.race([p.exited, sleep(graceMs)]);
+    }
+    try {
+      process.kill(-p.child.pid!, 'SIGKILL');
+    } catch {
+      /* the group is gone: good */
+    }
+  }
+
+  tail(p: Proc, n = 10): string {
+    try {
+      return fs.readFileSync(p.log, 'utf8').split('\n').filter((l) => l && !l.startsWith('npm warn') && !l.startsWith('>')).slice(-n).join(' | ').slice(-1500);
+    } catch {
+      return '';
+    }
+  }
+
+  /** Lines of every process log that match `re` (e.g. supervisor restarts). */
+  grepLogs(re: RegExp): string[] {
+    return this.procs.flatMap((p) => {
+      try {
+        return fs.readFileSync(p.log, 'utf8').split('\n').filter((l) => re.test(l));
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  async close(keep = false): Promise<void> {
+    // The books are read already; a graceful stop is not what this suite tests.
+    for (const p of this.procs) await this.kill(p);
+    await this.caller?.close();
+    for (const p of Object.values(this.proxies)) await p!.close();
+    await this.env.cleanup();
+    if (!keep) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function rows(stdout: string): string[][] {
+  return stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter((r) => r.length >= 2 && r[0] !== 'name');
+}
+
+export type Reply = { code: string; info?: string; data?: any };
+
+/**
+ * A caller that survives broker outages: publishes with confirms and retries until confirmed
+ * (at-least-once, as a real upstream would), does request/reply with a timeout, and keeps a
+ * durable observer queue on `activity.events` that is drained at the end.
+ */
+export class Caller {
+  private conn?: ChannelModel;
+  private pub?: ConfirmChannel;
+  private sub?: Channel;
+  private replyQueue?: string;
+  private connecting?: Promise<void>;
+  private readonly pending = new Map<string, (r: Reply) => void>();
+  private readonly events: SeenEvent[] = [];
+  private readonly dead: Array<{ messageId?: string; headers: Record<string, any> }> = [];
+  private closed = false;
+
+  private constructor(readonly url: string) {}
+
+  static async connect(url: string): Promise<Caller> {
+    const c = new Caller(url);
+    await c.ensure();
+    // The observer queue: durable, so events published during a broker restart are still counted.
+    await c.sub!.assertExchange(EVENTS_EXCHANGE, 'topic', { durable: true });
+    await c.sub!.assertQueue(OBSERVER_QUEUE, { durable: true });
+    await c.sub!.bindQueue(OBSERVER_QUEUE, EVENTS_EXCHANGE, '#');
+    return c;
+  }
+
+  private ensure(): Promise<void> {
+    if (this.pub && this.sub) return Promise.resolve();
+    return (this.connecting ??= (async () => {
+      try {
+        const conn = await amqplib.connect(this.url);
+        const drop = () => {
+          if (this.conn === conn) (this.conn = undefined), (this.pub = undefined), (this.sub = undefined);
+        };
+        conn.on('error', () => undefined);
+        conn.on('close', drop);
+        const pub = await conn.createConfirmChannel();
+        const sub = await conn.createChannel();
+        pub.on('error', () => undefined);
+        sub.on('error', () => undefined);
+        pub.on('close', drop);
+        sub.on('close', drop);
+        const q = (await sub.assertQueue('', { exclusive: true, autoDelete: true })).queue;
+        await sub.consume(q, (m) => {
+          if (!m) return;
+          const f = this.pending.get(String(m.properties.correlationId));
+          this.pending.delete(String(m.properties.correlationId));
+          let body: Reply;
+          try {
+            body = JSON.parse(m.content.toString('utf8'));
+          } catch {
+            body = { code: 'UNPARSABLE' };
+          }
+          f?.(body);
+        }, { noAck: true });
+        Object.assign(this, { conn, pub, sub, replyQueue: q });
+      } finally {
+        this.connecting = undefined;
+      }
+    })());
+  }
+
+  /** Publishes until the broker confirms (reconnecting as needed); gives up after `timeoutMs`. */
+  async publish(queue: string, payload: unknown, o: { messageId?: string; replyTo?: string; correlationId?: string; timeoutMs?: number } = {}): Promise<string> {
+    const messageId = o.messageId ?? randomUUID();
+    const body = Buffer.from(JSON.stringify(payload));
+    const end = Date.now() + (o.timeoutMs ?? 300_000);
+    let delay = 100;
+    for (;;) {
+      try {
+        await this.ensure();
+        const ch = this.pub!;
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error('confirm timeout')), 10_000);
+          ch.sendToQueue(queue, body, { persistent: true, contentType: 'application/json', messageId, replyTo: o.replyTo, correlationId: o.correlationId }, (err) => (clearTimeout(t), err ? reject(err) : resolve()));
+        });
+        return messageId;
+      } catch (err) {
+        if (this.closed || Date.now() > end) throw err;
+        await sleep(delay);
+        delay = Math.min(delay * 2, 2_000);
+      }
+    }
+  }
+
+  /** One request/reply attempt: resolves with the reply or rejects after `timeoutMs` (a later reply goes to `onLate`). */
+  async rpc(queue: string, payload: unknown, timeoutMs = 10_000, onLate?: (r: Reply) => void): Promise<Reply> {
+    await this.ensure();
+    const correlationId = randomUUID();
+    const reply = new Promise<Reply>((resolve, reject) => {
+      const t = setTimeout(() => {
+        if (onLate) this.pending.set(correlationId, onLate);
+        else this.pending.delete(correlationId);
+        reject(new Error(`no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(correlationId, (r) => (clearTimeout(t), resolve(r)));
+    });
+    await this.publish(queue, payload, { replyTo: this.replyQueue, correlationId, timeoutMs });
+    return reply;
+  }
+
+  /** Reads what the observer queue holds now into the event list; returns every event seen so far. */
+  async drainEvents(): Promise<SeenEvent[]> {
+    await this.drain(OBSERVER_QUEUE, (m) => {
+      let body: any;
+      try {
+        body = JSON.parse(m.content.toString('utf8'));
+      } catch {
+        body = undefined;
+      }
+      this.events.push({ key: m.fields.routingKey, messageId: String(m.properties.messageId ?? body?.id ?? ''), data: body?.data ?? {} });
+    });
+    return this.events;
+  }
+
+  async drainDeadLetters(): Promise<Array<{ messageId?: string; headers: Record<string, any> }>> {
+    await this.drain(DEAD_LETTER_QUEUE, (m) => this.dead.push({ messageId: m.properties.messageId ? String(m.properties.messageId) : undefined, headers: m.properties.headers ?? {} }));
+    return this.dead;
+  }
+
+  private async drain(queue: string, take: (m: amqplib.GetMessage) => void): Promise<void> {
+    await this.ensure();
+    const ch = await this.conn!.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      for (;;) {
+        const m = await ch.get(queue, { noAck: true });
+        if (!m) return;
+        take(m);
+      }
+    } catch (err) {
+      if (!/NOT_FOUND/.test(String((err as Error).message))) throw err;
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.conn?.close().catch(() => undefined);
+  }
+}
