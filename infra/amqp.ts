@@ -36,8 +36,11 @@ const MAX_OUTAGE_MS = 10 * 60_000;
  * One recovering connection per process. After every (re)connect it declares the topology, opens a
  * confirm channel for publishing and restarts every registered consumer on a fresh channel.
  */
-export async function connectBroker(config: Config, log: Logger, name: string): Promise<Broker> {
-  type Consumer = { queue: string; handler: Handler; prefetch: number; channel?: Channel; tag?: string };
+export async function connectBroker(config: Config, log: Logger, name: string, probation = false): Promise<Broker> {
+  // On probation (restarted after a crash) a consumer takes one message at a time until it has acked
+  // a prefetch window: if a poison message kills it again, only the poison is charged a delivery,
+  // not every neighbour that happened to be in flight with it.
+  type Consumer = { queue: string; handler: Handler; prefetch: number; probation: boolean; acked: number; channel?: Channel; tag?: string };
   const consumers: Consumer[] = [];
   const inFlight = new Set<Promise<void>>();
   let model: ChannelModel | undefined;
@@ -48,7 +51,7 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
   async function startConsumer(c: Consumer, m: ChannelModel): Promise<void> {
     const ch = await m.createChannel();
     ch.on('error', (err) => log.warn({ err, queue: c.queue }, 'consumer channel error'));
-    await ch.prefetch(c.prefetch);
+    await ch.prefetch(c.probation ? 1 : c.prefetch);
     c.channel = ch;
     const { consumerTag } = await ch.consume(c.queue, (msg) => {
       if (!msg) return log.warn({ queue: c.queue }, 'consumer cancelled by the broker');
@@ -56,6 +59,12 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
       inFlight.add(p);
     });
     c.tag = consumerTag;
+  }
+
+  function endProbation(c: Consumer, ch: Channel): void {
+    c.probation = false;
+    ch.prefetch(c.prefetch).catch((err: unknown) => log.warn({ err, queue: c.queue }, 'could not raise the prefetch after probation'));
+    log.info({ queue: c.queue, prefetch: c.prefetch }, 'probation over, full prefetch');
   }
 
   async function dispatch(c: Consumer, ch: Channel, msg: ConsumeMessage): Promise<void> {
@@ -69,7 +78,9 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
         await c.handler(msg);
         handlerDuration.observe({ queue: c.queue }, Number(process.hrtime.bigint() - started) / 1e9);
         count('ack');
-        return settle(ch, msg, 'ack');
+        settle(ch, msg, 'ack');
+        if (c.probation && ++c.acked >= c.prefetch) endProbation(c, ch);
+        return;
       } catch (err) {
         handlerDuration.observe({ queue: c.queue }, Number(process.hrtime.bigint() - started) / 1e9);
         if (err instanceof PermanentError) {
@@ -222,7 +233,7 @@ export async function connectBroker(config: Config, log: Logger, name: string): 
     },
 
     async consume(queue, handler, o = {}) {
-      const c: Consumer = { queue, handler, prefetch: o.prefetch ?? config.prefetch };
+      const c: Consumer = { queue, handler, prefetch: o.prefetch ?? config.prefetch, probation, acked: 0 };
       consumers.push(c);
       if (model && !stopping) await startConsumer(c, model);
     },

@@ -41,7 +41,7 @@ export async function openContext(name: string, config: Config, poolSize = confi
     await dbs.close();
     throw err;
   });
-  const broker = await connectBroker(config, log, name).catch(async (err) => {
+  const broker = await connectBroker(config, log, name, process.env.AQ_PROBATION === '1').catch(async (err) => {
     redis.disconnect();
     await dbs.close();
     throw err;

@@ -33,9 +33,11 @@ const nodeArgs = built ? ['--max-semi-space-size=8', entry] : ['--import', 'tsx'
 const slots: Slot[] = WORKERS.map((name) => ({ name, restarts: 0, startedAt: 0 }));
 let stopping = false;
 
-function launch(slot: Slot): void {
+/** `afterCrash`: the worker starts on probation (one message at a time until a window is acked). */
+function launch(slot: Slot, afterCrash = false): void {
   slot.startedAt = Date.now();
-  const child = spawn(process.execPath, [...nodeArgs, slot.name], { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
+  const env = afterCrash ? { ...process.env, AQ_PROBATION: '1' } : process.env;
+  const child = spawn(process.execPath, [...nodeArgs, slot.name], { stdio: ['ignore', 'inherit', 'inherit'], env });
   slot.child = child;
   log.info({ name: slot.name, pid: child.pid }, 'worker launched');
   child.on('error', (err) => log.error({ err, name: slot.name }, 'worker could not be spawned'));
@@ -47,7 +49,7 @@ function launch(slot: Slot): void {
     const delay = Math.min(500 * 2 ** slot.restarts, 30_000);
     slot.restarts++;
     log.error({ name: slot.name, code, signal, restartInMs: delay }, 'worker exited, restarting');
-    slot.timer = setTimeout(() => launch(slot), delay);
+    slot.timer = setTimeout(() => launch(slot, true), delay);
   });
 }
 
