@@ -46,7 +46,9 @@ function launch(slot: Slot, afterCrash = false): void {
     if (stopping) return;
     // A worker that ran for a minute earns a fresh backoff.
     if (Date.now() - slot.startedAt > 60_000) slot.restarts = 0;
-    const delay = Math.min(500 * 2 ** slot.restarts, 30_000);
+    // Short: a message that crashes its worker blocks that worker's queues until it has been
+    // delivered DELIVERY_LIMIT times, and each of those deliveries waits for a restart.
+    const delay = Math.min(250 * 2 ** slot.restarts, 5_000);
     slot.restarts++;
     log.error({ name: slot.name, code, signal, restartInMs: delay }, 'worker exited, restarting');
     slot.timer = setTimeout(() => launch(slot, true), delay);
