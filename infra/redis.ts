@@ -11,7 +11,10 @@ export async function connectRedis(url: string, log: Logger, name: string): Prom
   const redis = new Redis(url, {
     connectionName: `activity-quota:${name}`,
     enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
+    // A command whose reply was lost may have run: never send it again on our own (the handler's
+    // transient retry decides, and the stock scripts are idempotent per reservation).
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
     connectTimeout: 5_000,
     lazyConnect: true,
     retryStrategy: (times) => Math.min(times * 200, 2_000),

@@ -41,9 +41,11 @@ export type Take =
   | { kind: 'sold-out' }
   | { kind: 'missing' };
 
+// Idempotent per reservation: a command re-sent after a lost reply must not take a second unit.
 const TAKE = script(3, `
 local v = redis.call('GET', KEYS[1])
 if not v then return -2 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return tonumber(v) end
 if tonumber(v) <= 0 then return -1 end
 redis.call('HSET', KEYS[2], ARGV[1], redis.call('TIME')[1])
 redis.call('SADD', KEYS[3], ARGV[2])

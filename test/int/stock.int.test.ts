@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql } from '../../infra/db';
 import { log } from '../../infra/log';
-import { DIRTY_KEY, reservationField, reservedKey } from '../../infra/stock';
+import { DIRTY_KEY, giveBackStock, reservationField, reservedKey, takeStock } from '../../infra/stock';
 import { QUEUES } from '../../infra/topology';
 import { startWorker, type Running } from '../support/workers';
 import { reapReservations } from '../../workers/recharge/stock-jobs';
@@ -109,6 +109,17 @@ test('the reaper gives back a crashed attempt\'s unit and only releases one whos
   assert.equal(await w.redis.hkeys(reservedKey(REAPED)), [fresh]);
   await w.redis.hdel(reservedKey(REAPED), fresh);
   await w.redis.incr(`activity:stock:${REAPED}`);
+});
+
+test('a take re-sent after a lost reply takes no second unit', async () => {
+  const before = Number(await counter(w, REAPED));
+  const first = await takeStock(w.redis, REAPED, 'resent', 'r-1', '333333333333');
+  const again = await takeStock(w.redis, REAPED, 'resent', 'r-1', '333333333333');
+  assert.is(first.kind, 'taken');
+  assert.equal(again, first);
+  assert.is(await counter(w, REAPED), before - 1);
+  if (first.kind === 'taken') assert.ok(await giveBackStock(w.redis, first.reservation));
+  assert.is(await counter(w, REAPED), before);
 });
 
 test('a catalog reload with a larger stock adds the difference to the live counter', async () => {
