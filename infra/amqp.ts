@@ -267,9 +267,3 @@ export function republishProperties(p: MessageProperties): Options.Publish {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** The message id of a delivery: the envelope `id`, else the AMQP `messageId` (contract §5). */
-export function messageIdOf(msg: ConsumeMessage, envelopeId?: unknown): string | undefined {
-  if (typeof envelopeId === 'string' && envelopeId) return envelopeId;
-  return msg.properties.messageId ? String(msg.properties.messageId) : undefined;
-}

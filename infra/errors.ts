@@ -2,7 +2,7 @@
  * Why a message cannot be processed, ever: it goes to the dead-letter queue with this code and reason.
  * Codes are a closed set so that operators can count and filter them.
  */
-export type PermanentCode = 'INVALID_JSON' | 'INVALID_MESSAGE' | 'NO_REPLY_TO' | 'NOT_IMPLEMENTED' | 'HANDLER_FAILED';
+export type PermanentCode = 'INVALID_JSON' | 'INVALID_MESSAGE' | 'NO_REPLY_TO' | 'HANDLER_FAILED';
 
 export class PermanentError extends Error {
   constructor(

@@ -106,13 +106,7 @@ export async function lockSkuShared(tx: Tx, sku: number): Promise<void> {
   await sql(tx, 'SELECT pg_advisory_xact_lock_shared($1::bigint)', [skuLockKey(sku)]);
 }
 
-/** Committed recharge orders of a SKU over every shard and split table: the ledger. */
-export async function countOrders(dbs: Databases, sku: number): Promise<number> {
-  let n = 0;
-  for (const { ds } of dbs.shards) n += await countShardOrders(ds, dbs.suffixes, sku);
-  return n;
-}
-
+/** Committed recharge orders of a SKU in one shard's split tables: the ledger, counted per shard by the rebuild. */
 async function countShardOrders(tx: Tx | Databases['global'], suffixes: readonly string[], sku: number): Promise<number> {
   const union = suffixes.map((s) => `SELECT count(*) AS n FROM raffle_activity_order_${s} WHERE sku = $1`).join(' UNION ALL ');
   const { rows } = await sql<{ n: string }>(tx, `SELECT coalesce(sum(n), 0)::bigint AS n FROM (${union}) t`, [sku]);
