@@ -1,14 +1,11 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DEAD_LETTER_QUEUE, QUEUES } from '../../infra/topology';
 import { waitFor } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
-import { startWorker, type Running } from '../support/workers';
+import { npmScript, startWorker, type Running } from '../support/workers';
 
-const run = promisify(execFile);
 let world: TestEnv;
 let worker: Running;
 let conn: ChannelModel;
@@ -28,14 +25,7 @@ test.after(async () => {
 });
 
 type Listed = { messageId?: string; queue?: string; reason: string; deaths: number; body: string };
-async function cli(...args: string[]): Promise<string> {
-  try {
-    return (await run('npm', ['run', '--silent', 'dead-letter', '--', ...args], { env: { ...process.env, ...world.env } })).stdout;
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
-  }
-}
+const cli = (...args: string[]) => npmScript('dead-letter', args, world.env);
 const list = async () => JSON.parse(await cli('list', '--json')) as Listed[];
 const depth = async () => (await ch.checkQueue(DEAD_LETTER_QUEUE)).messageCount;
 

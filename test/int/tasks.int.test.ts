@@ -1,5 +1,3 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import amqplib, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -8,14 +6,13 @@ import { enqueue } from '../../infra/outbox';
 import { DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, QUEUES, type Topic } from '../../infra/topology';
 import { waitFor } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
-import { startWorker, type Running } from '../support/workers';
+import { npmScript, startWorker, type Running } from '../support/workers';
 
 // Read by the relay of the in-process worker: a short road to `dead`.
 process.env.OUTBOX_MAX_ATTEMPTS = '3';
 process.env.OUTBOX_BACKOFF_MS = '300';
 process.env.OUTBOX_LEASE_MS = '5000';
 
-const run = promisify(execFile);
 let world: TestEnv;
 let worker: Running;
 let conn: ChannelModel;
@@ -34,7 +31,7 @@ test.after(async () => {
   await world?.cleanup();
 });
 
-const tasksCli = async (...args: string[]) => (await run('npm', ['run', '--silent', 'tasks', '--', ...args], { env: { ...process.env, ...world.env } })).stdout;
+const tasksCli = (...args: string[]) => npmScript('tasks', args, world.env);
 
 async function addTask(userId: string, topic: string): Promise<{ messageId: string; shard: number }> {
   const u = worker.ctx.dbs.forUser(userId);

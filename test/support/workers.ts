@@ -1,7 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { Config } from '../../infra/config';
 import { openContext, loadWorker, type Context, type WorkerName } from '../../workers/runtime';
 import { waitFor } from './client';
+
+const execFileP = promisify(execFile);
 
 export type Running = Readonly<{ ctx: Context; stop(): Promise<void> }>;
 
@@ -36,4 +39,14 @@ export async function waitConsumers(checkQueue: (q: string) => Promise<{ consume
     for (const q of queues) if ((await checkQueue(q).catch(() => ({ consumerCount: 0 }))).consumerCount < 1) return false;
     return true;
   }, timeoutMs, `consumers on ${queues.join(', ')}`);
+}
+
+/** `npm run --silent SCRIPT -- ARGS` in a test world; its stdout, or an error carrying stdout and stderr. */
+export async function npmScript(script: string, args: string[], env: Record<string, string>): Promise<string> {
+  try {
+    return (await execFileP('npm', ['run', '--silent', script, '--', ...args], { env: { ...process.env, ...env } })).stdout;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+  }
 }
