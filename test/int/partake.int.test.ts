@@ -275,4 +275,23 @@ test('a transient database failure is retried: the partake succeeds once', async
   }
 });
 
+test('an unexpected failure mid-transaction replies 0001 and changes nothing', async () => {
+  const userId = 'user-unexpected';
+  await givenAccount(userId);
+  const { ds } = dbs.forUser(userId);
+  // The outbox insert comes after the deduction in the same transaction: without its table it
+  // fails (42P01, not transient), and everything before it must roll back.
+  await sql(ds, 'ALTER TABLE task RENAME TO task_away');
+  let reply;
+  try {
+    reply = await partake(userId);
+  } finally {
+    await sql(ds, 'ALTER TABLE task_away RENAME TO task');
+  }
+  assert.is(reply.code, '0001');
+  const s = await stateOf(userId);
+  assert.equal([s.orders.length, s.account.total_count_surplus, s.day, s.month, s.tasks.length], [0, 10, undefined, undefined, 0]);
+  assert.is((await partake(userId)).code, '0000', 'the worker serves the next request');
+});
+
 test.run();
