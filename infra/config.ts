@@ -14,6 +14,10 @@ export type Config = Readonly<{
   prefetch: number;
   /** Connections per database (global and each shard) per worker process. */
   dbPoolSize: number;
+  /** Messages of one shard database in one transaction at most (group commit); 1 turns grouping off. */
+  groupMax: number;
+  /** Group transactions in flight at once per shard database and worker. */
+  groupLanes: number;
   /** First port of the workers' /healthz and /metrics servers; 0 turns them off. */
   metricsPort: number;
 }>;
@@ -40,6 +44,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const logLevel = env.LOG_LEVEL?.trim() || 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL: ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`);
+  const dbPoolSize = intSetting(env, 'DB_POOL_SIZE', 10, 1, 1000);
+  const groupLanes = intSetting(env, 'GROUP_COMMIT_LANES', 2, 1, 1000);
+  if (groupLanes > dbPoolSize) throw new ConfigError(`GROUP_COMMIT_LANES: ${groupLanes} lanes need at least as many connections, DB_POOL_SIZE is ${dbPoolSize}`);
   return {
     databaseUrl,
     shardUrls,
@@ -50,7 +57,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     deliveryLimit: intSetting(env, 'DELIVERY_LIMIT', 10, 1, 1000),
     prefetch: intSetting(env, 'PREFETCH', 32, 1, 10000),
-    dbPoolSize: intSetting(env, 'DB_POOL_SIZE', 10, 1, 1000),
+    dbPoolSize,
+    groupMax: intSetting(env, 'GROUP_COMMIT_MAX', 16, 1, 1000),
+    groupLanes,
     metricsPort: intSetting(env, 'METRICS_PORT', 9400, 0, 65000),
   };
 }

@@ -23,6 +23,13 @@ export const handlerDuration = new Histogram({
   registers: [registry],
 });
 
+export const groupSize = new Histogram({
+  name: 'aq_group_commit_units',
+  help: 'Units (messages) per shard transaction of the group committer',
+  buckets: [1, 2, 4, 8, 16, 32, 64],
+  registers: [registry],
+});
+
 export const outboxPublished = new Counter({
   name: 'aq_outbox_published_total',
   help: 'Outbox tasks published and confirmed, by path (fast = right after commit, cron = relay)',

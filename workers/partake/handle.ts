@@ -5,7 +5,7 @@ import type { Activity } from '../../domain/catalog';
 import { checkActivity, decidePartake, quotaAsOf, refuseUse, type Refusal } from '../../domain/partake';
 import type { CatalogReader } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
-import { transaction, type Tx } from '../../infra/db';
+import type { Tx } from '../../infra/db';
 import { PermanentError, isTransient } from '../../infra/errors';
 import { enqueue, type EnqueuedTask } from '../../infra/outbox';
 import { holdForFastPath, publishNow } from '../../infra/relay';
@@ -76,12 +76,12 @@ async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
   const now = d.clock();
   const gate = checkActivity(await d.catalog.activity(req.activityId), now);
   if (!gate.ok) return refused(gate);
-  const { ds, suffix } = d.ctx.dbs.forUser(req.userId);
+  const { ds, suffix, group } = d.ctx.dbs.forUser(req.userId);
   for (let attempt = 1; ; attempt++) {
     const orderId = (d.newOrderId ?? newOrderId)();
     let out: PartakeOutcome;
     try {
-      out = await transaction(ds, (tx) => partakeIn(tx, d.ctx.config.timeZone, suffix, req, gate.activity, orderId, now));
+      out = await group.run({ key: req.userId, run: (tx) => partakeIn(tx, d.ctx.config.timeZone, suffix, req, gate.activity, orderId, now) });
       crashPoint('partake-after-commit');
     } catch (err) {
       // An order id clash (or the one-open-order index) rolled back everything: try again.
@@ -139,12 +139,18 @@ async function queryAccount(d: Deps, req: AccountRequest): Promise<Reply> {
 }
 
 async function useRaffleOrder(d: Deps, req: UseRequest): Promise<Reply> {
-  const { ds, suffix } = d.ctx.dbs.forUser(req.userId);
-  const used = await store.useOrder(ds, suffix, req.userId, req.orderId, d.clock());
-  if (used) return success(orderData(used));
-  const refusal = refuseUse((await store.findOrder(ds, suffix, req.userId, req.orderId))?.orderState);
-  // Someone else's 'create' → 'used' cannot be undone; a row still 'create' here means a racing use won.
-  return refused(refusal ?? { ok: false, code: 'ERR_BIZ_009', info: 'raffle order already used' });
+  const { suffix, group } = d.ctx.dbs.forUser(req.userId);
+  const now = d.clock();
+  return group.run({
+    key: req.userId,
+    async run(tx) {
+      const used = await store.useOrder(tx, suffix, req.userId, req.orderId, now);
+      if (used) return success(orderData(used));
+      const refusal = refuseUse((await store.findOrder(tx, suffix, req.userId, req.orderId))?.orderState);
+      // Someone else's 'create' → 'used' cannot be undone; a row still 'create' here means a racing use won.
+      return refused(refusal ?? { ok: false, code: 'ERR_BIZ_009', info: 'raffle order already used' });
+    },
+  });
 }
 
 const orderData = (o: RaffleOrder) => ({

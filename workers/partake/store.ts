@@ -95,15 +95,15 @@ export async function applyPartake(tx: Tx, suffix: string, period: Period, d: Ex
 const createCount = (w: PeriodWrite): number => (w.kind === 'create' ? w.count : 0);
 
 /** `create` → `used`, once: the updated order, or undefined when it was not `create`. */
-export async function useOrder(ds: DataSource, suffix: string, userId: string, orderId: string, now: Date): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(ds,
+export async function useOrder(tx: Tx, suffix: string, userId: string, orderId: string, now: Date): Promise<RaffleOrder | undefined> {
+  const { rows } = await sql<OrderRow>(tx,
     `UPDATE user_raffle_order_${suffix} SET order_state = 'used', update_time = $3
      WHERE user_id = $1 AND order_id = $2 AND order_state = 'create' RETURNING ${ORDER_COLUMNS}`, [userId, orderId, now]);
   return rows[0] && toOrder(rows[0]);
 }
 
-export async function findOrder(ds: DataSource, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(ds,
+export async function findOrder(tx: Tx | DataSource, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
+  const { rows } = await sql<OrderRow>(tx,
     `SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`, [userId, orderId]);
   return rows[0] && toOrder(rows[0]);
 }

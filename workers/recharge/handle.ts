@@ -15,7 +15,7 @@ import {
 } from '../../domain/recharge';
 import type { CatalogReader, SkuView } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
-import { transaction, type Tx } from '../../infra/db';
+import type { Tx } from '../../infra/db';
 import { enqueue, type EnqueuedTask, type OutboundEvent } from '../../infra/outbox';
 import { holdForFastPath, publishNow } from '../../infra/relay';
 import type { UserShard } from '../../infra/shards';
@@ -51,7 +51,7 @@ export async function handleRecharge(deps: Deps, msg: ConsumeMessage): Promise<v
   const now = new Date();
   const view = await deps.catalog.sku(req.sku);
   const db = deps.dbs.forUser(req.userId);
-  const outcome = await inShardTransaction(deps, db, async (tx, held) => {
+  const outcome = await inShardTransaction(deps, db, req.userId, async (tx, held) => {
     await lockRequest(tx, req.userId, req.outBusinessNo);
     return recharge(deps, tx, db, held, req, view, now);
   });
@@ -73,7 +73,7 @@ export async function handleBehavior(deps: Deps, msg: ConsumeMessage): Promise<v
     const outBusinessNo = bizId.length <= 128 ? bizId : `rebate_${createHash('sha256').update(bizId).digest('hex')}`;
     const req: RechargeRequest = { userId: b.userId, sku: rebate.sku, outBusinessNo, payType: 'free', payAmount: '0' };
     const view = await deps.catalog.sku(rebate.sku);
-    const outcome = await inShardTransaction(deps, db, async (tx, held) => {
+    const outcome = await inShardTransaction(deps, db, b.userId, async (tx, held) => {
       await lockRequest(tx, req.userId, req.outBusinessNo);
       const row = { userId: b.userId, orderId: newOrderId(), behavior: b.behavior, desc: rebate.desc, sku: rebate.sku, outBusinessNo: b.outBusinessNo, bizId };
       if (!(await insertRebateOrder(tx, db.suffix, row))) return { kind: 'duplicate', tasks: [] } as const;
@@ -113,20 +113,28 @@ async function recharge(deps: Deps, tx: Tx, db: UserShard, held: Reservation[], 
 }
 
 /**
- * Runs `fn` in one transaction on the user's shard and settles the stock it took: released after
- * commit, given back after a rollback, left to the reaper when the commit's outcome is unknown.
- * A missing counter is rebuilt and the whole transaction tried again.
+ * Runs `fn` in a transaction on the user's shard (grouped with other messages', see
+ * infra/group-commit.ts) and settles the stock it took: released after commit, given back after a
+ * rollback, left to the reaper when the commit's outcome is unknown. A missing counter is rebuilt
+ * and the whole transaction tried again.
  */
-async function inShardTransaction<T extends { tasks: EnqueuedTask[] }>(deps: Deps, db: UserShard, fn: (tx: Tx, held: Reservation[]) => Promise<T>): Promise<Omit<T, 'tasks'>> {
+async function inShardTransaction<T extends { tasks: EnqueuedTask[] }>(deps: Deps, db: UserShard, userId: string, fn: (tx: Tx, held: Reservation[]) => Promise<T>): Promise<Omit<T, 'tasks'>> {
   for (let attempt = 1; ; attempt++) {
-    const held: Reservation[] = [];
-    let bodyDone = false;
+    let held: Reservation[] = [];
     try {
-      const result = await transaction(db.ds, async (tx) => {
-        const r = await fn(tx, held);
-        crashPoint('recharge-before-commit');
-        bodyDone = true;
-        return r;
+      const result = await db.group.run({
+        key: userId,
+        async run(tx) {
+          held = [];
+          const r = await fn(tx, held);
+          crashPoint('recharge-before-commit');
+          return r;
+        },
+        async undo() {
+          const taken = held;
+          held = [];
+          await Promise.all(taken.map((r) => giveBackStock(deps.redis, r))).catch((e) => deps.log.warn({ err: e }, 'unit not given back, the reaper will'));
+        },
       });
       crashPoint('recharge-after-commit');
       await Promise.all(held.map((r) => releaseStock(deps.redis, r))).catch((err) => deps.log.warn({ err }, 'reservation not released, the reaper will'));
@@ -134,11 +142,8 @@ async function inShardTransaction<T extends { tasks: EnqueuedTask[] }>(deps: Dep
       const { tasks: _tasks, ...rest } = result;
       return rest;
     } catch (err) {
-      if (!bodyDone) {
-        await Promise.all(held.map((r) => giveBackStock(deps.redis, r))).catch((e) => deps.log.warn({ err: e }, 'unit not given back, the reaper will'));
-      } else if (held.length) {
-        deps.log.warn({ err }, 'commit outcome unknown, the reaper settles the stock');
-      }
+      // A rollback gave the units back (undo); any still held belong to a commit of unknown outcome.
+      if (held.length) deps.log.warn({ err }, 'commit outcome unknown, the reaper settles the stock');
       if (err instanceof StockMissing && attempt <= 5) {
         const state = await ensureStock(deps.dbs, deps.redis, err.sku, deps.log);
         if (state === 'unknown') throw new Error(`sku ${err.sku} vanished from the catalog`);

@@ -1,0 +1,139 @@
+import type { DataSource } from 'typeorm';
+import { transaction, type Tx } from './db';
+import { isTransient } from './errors';
+import type { Logger } from './log';
+import { groupSize } from './metrics';
+
+/**
+ * One message's work in a shard transaction. It may run twice: first in a group with other
+ * messages' units, and, if that group rolled back because of another unit, again alone.
+ */
+export type Unit<T> = Readonly<{
+  /**
+   * Whose rows the unit locks (the user id). A group holds at most one unit per key and runs its
+   * units in key order, so two groups (in any process) take their row locks in the same order and
+   * never wait on each other in a cycle.
+   */
+  key: string;
+  run(tx: Tx): Promise<T>;
+  /** After a rollback of a transaction in which `run` started: undo what it did outside the database. */
+  undo?(): Promise<void>;
+}>;
+
+export type GroupSettings = Readonly<{
+  /** Units in one transaction at most; 1 turns grouping off (one transaction per message). */
+  max: number;
+  /** Group transactions in flight at once on this database. */
+  lanes: number;
+}>;
+
+export type GroupCommitter = Readonly<{ run<T>(unit: Unit<T>): Promise<T> }>;
+
+type Pending = { unit: Unit<unknown>; resolve(value: unknown): void; reject(err: unknown): void };
+
+/** A failure of the commit itself: whether the group's work is in the database is unknown. */
+class CommitOutcomeUnknown extends Error {
+  constructor(readonly failure: unknown) {
+    super('commit failed: outcome unknown');
+  }
+}
+
+/**
+ * Group commit: the units of several messages for one database share a transaction (one BEGIN, one
+ * COMMIT, one WAL flush). A unit waits only while every lane is busy, so a lone message goes out at
+ * once and groups form under load by themselves.
+ *
+ * Per-message outcomes are kept. If a unit fails, the group rolls back, every started unit is undone,
+ * and each unit runs again in a transaction of its own, which decides its own result. A transient
+ * failure (connection lost, deadlock) is passed to every unit of the group instead: the consumer
+ * loop retries each message. If the commit itself fails, every unit gets that error and nothing is
+ * undone (its outcome is unknown; redelivery and the stock reaper settle it).
+ */
+export function groupCommitter(ds: DataSource, s: GroupSettings, log: Logger): GroupCommitter {
+  const queue: Pending[] = [];
+  let busy = 0;
+
+  function pump(): void {
+    while (busy < s.lanes && queue.length) {
+      const group = take();
+      busy++;
+      groupSize.observe(group.length);
+      void commit(group).finally(() => {
+        busy--;
+        pump();
+      });
+    }
+  }
+
+  /** Up to `max` pending units in arrival order, one per key, then sorted by key. */
+  function take(): Pending[] {
+    const keys = new Set<string>();
+    const group: Pending[] = [];
+    for (let i = 0; i < queue.length && group.length < s.max; ) {
+      const p = queue[i]!;
+      if (keys.has(p.unit.key)) {
+        i++;
+        continue;
+      }
+      keys.add(p.unit.key);
+      group.push(p);
+      queue.splice(i, 1);
+    }
+    return group.sort((a, b) => (a.unit.key < b.unit.key ? -1 : a.unit.key > b.unit.key ? 1 : 0));
+  }
+
+  async function commit(group: Pending[]): Promise<void> {
+    if (group.length === 1) return alone(group[0]!);
+    let results: unknown[];
+    try {
+      results = await inTransaction(group);
+    } catch (err) {
+      if (err instanceof CommitOutcomeUnknown || isTransient(err)) {
+        for (const p of group) p.reject(err instanceof CommitOutcomeUnknown ? err.failure : err);
+        return;
+      }
+      log.warn({ err, units: group.length }, 'a grouped unit failed: group rolled back, each unit runs alone');
+      for (const p of group) await alone(p);
+      return;
+    }
+    group.forEach((p, i) => p.resolve(results[i]));
+  }
+
+  async function alone(p: Pending): Promise<void> {
+    try {
+      p.resolve((await inTransaction([p]))[0]);
+    } catch (err) {
+      p.reject(err instanceof CommitOutcomeUnknown ? err.failure : err);
+    }
+  }
+
+  /** Runs the units in one transaction; after a rollback undoes those that started, then rethrows. */
+  async function inTransaction(units: Pending[]): Promise<unknown[]> {
+    const started: Pending[] = [];
+    let bodyDone = false;
+    try {
+      return await transaction(ds, async (tx) => {
+        const out: unknown[] = [];
+        for (const p of units) {
+          started.push(p);
+          out.push(await p.unit.run(tx));
+        }
+        bodyDone = true;
+        return out;
+      });
+    } catch (err) {
+      if (bodyDone) throw new CommitOutcomeUnknown(err);
+      for (const p of started) await p.unit.undo?.().catch((e: unknown) => log.warn({ err: e }, 'undo after rollback failed'));
+      throw err;
+    }
+  }
+
+  return {
+    run<T>(unit: Unit<T>): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ unit, resolve: resolve as (v: unknown) => void, reject });
+        pump();
+      });
+    },
+  };
+}
