@@ -152,6 +152,7 @@ export async function connectBroker(config: Config, log: Logger, name: string, p
       maxRetries: 60,
       async setup(m: ChannelModel) {
         model = m;
+        coalesceWrites(m, log);
         const admin = await m.createChannel();
         admin.on('error', (err) => log.warn({ err }, 'topology channel error'));
         await declareTopology(admin, config.deliveryLimit);
@@ -250,6 +251,34 @@ export async function connectBroker(config: Config, log: Logger, name: string, p
     connected: () => pub !== undefined,
   };
   return broker;
+}
+
+/**
+ * With TCP_NODELAY every frame amqplib writes is a packet of its own: an ack, a reply, a publish
+ * each cost a syscall here and a read at the broker. amqplib's multiplexer writes all frames queued
+ * in one turn of the event loop in one go (`_readIncoming`, run from setImmediate); corking the
+ * socket around it turns that go into one write. No frame waits longer than before.
+ * amqplib internals (`connection.muxer`, `connection.stream`): if they are not there, nothing changes.
+ */
+function coalesceWrites(m: ChannelModel, log: Logger): void {
+  type Writable = { cork(): void; uncork(): void };
+  const conn = (m as unknown as { connection?: { muxer?: { _readIncoming?: () => void }; stream?: Partial<Writable> } }).connection;
+  const mux = conn?.muxer;
+  const out = conn?.stream;
+  if (!mux || typeof mux._readIncoming !== 'function' || typeof out?.cork !== 'function' || typeof out.uncork !== 'function') {
+    log.warn('amqplib internals changed: frames are written one by one');
+    return;
+  }
+  const drainQueued = mux._readIncoming.bind(mux);
+  const socket = out as Writable;
+  mux._readIncoming = () => {
+    socket.cork();
+    try {
+      drainQueued();
+    } finally {
+      socket.uncork();
+    }
+  };
 }
 
 /** The properties of a delivery to publish it again (dead-lettering, requeueing), persistent. */
