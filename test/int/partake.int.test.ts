@@ -294,4 +294,62 @@ test('an unexpected failure mid-transaction replies 0001 and changes nothing', a
   assert.is((await partake(userId)).code, '0000', 'the worker serves the next request');
 });
 
+/** `n` fresh user ids that live in shard database 1. */
+function usersOfShard1(prefix: string, n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < n; i++) if (dbs.forUser(`${prefix}-${i}`).shard === 1) out.push(`${prefix}-${i}`);
+  return out;
+}
+
+test('concurrent partakes of many users share transactions (group commit), each with its own order', async () => {
+  const users = usersOfShard1('user-group', 40);
+  for (const u of users) await givenAccount(u);
+  const replies = await Promise.all(users.map((u) => partake(u)));
+  assert.equal(replies.map((r) => r.code), users.map(() => '0000'));
+  assert.is(new Set(replies.map((r) => r.data.orderId)).size, 40);
+  const orders = [];
+  for (const u of users) {
+    const s = await stateOf(u);
+    assert.is(s.orders.length, 1);
+    assert.is(s.account.total_count_surplus, 9);
+    orders.push(s.orders[0]!.order_id);
+  }
+  // Rows written by one transaction share its id (xmin).
+  const { ds } = dbs.shards[0]!;
+  const xmins = new Set<string>();
+  for (const suffix of dbs.suffixes) {
+    const { rows } = await sql<{ xmin: string }>(ds, `SELECT xmin::text FROM user_raffle_order_${suffix} WHERE order_id = ANY($1)`, [orders]);
+    for (const r of rows) xmins.add(r.xmin);
+  }
+  assert.ok(xmins.size < 40, `40 orders in ${xmins.size} transactions`);
+});
+
+test('a partake that fails inside a group gets 0001 alone; its neighbours in the group succeed', async () => {
+  const users = usersOfShard1('user-neighbour', 30);
+  const broken = users[users.length - 1]!;
+  for (const u of users) await givenAccount(u);
+  const { ds } = dbs.shards[0]!;
+  // Fails the order insert of one user, non-transiently; the sequence counts its attempts
+  // (sequences are not rolled back).
+  await sql(ds, 'CREATE SEQUENCE broken_attempts');
+  await sql(ds, `CREATE FUNCTION fail_broken() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.user_id = '${broken}' THEN PERFORM nextval('broken_attempts'); RAISE EXCEPTION 'broken user'; END IF; RETURN NEW; END $$`);
+  for (const suffix of dbs.suffixes) await sql(ds, `CREATE TRIGGER fail_broken BEFORE INSERT ON user_raffle_order_${suffix} FOR EACH ROW EXECUTE FUNCTION fail_broken()`);
+  let replies;
+  try {
+    replies = await Promise.all(users.map((u) => partake(u)));
+  } finally {
+    for (const suffix of dbs.suffixes) await sql(ds, `DROP TRIGGER fail_broken ON user_raffle_order_${suffix}`);
+    await sql(ds, 'DROP FUNCTION fail_broken()');
+  }
+  const attempts = Number((await sql<{ n: string }>(ds, 'SELECT last_value AS n FROM broken_attempts')).rows[0]!.n);
+  await sql(ds, 'DROP SEQUENCE broken_attempts');
+  assert.equal(replies.map((r) => r.code), users.map((u) => (u === broken ? '0001' : '0000')));
+  assert.is(attempts, 2, 'the broken partake ran in a group, then alone');
+  for (const u of users) {
+    const s = await stateOf(u);
+    assert.equal([s.orders.length, s.account.total_count_surplus, s.tasks.length], u === broken ? [0, 10, 0] : [1, 9, 1], u);
+  }
+});
+
 test.run();
