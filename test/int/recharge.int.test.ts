@@ -164,4 +164,25 @@ test('a transient database failure is retried: the recharge lands once, one unit
   assert.is((await account(w, 'gina', OPEN))!.total_count, 10);
 });
 
+test('a recharge failing inside a group: its neighbours are credited, the group\'s units all come back, nothing leaks', async () => {
+  const shard = w.dbs.forUser('boom-grouped');
+  const neighbours: string[] = [];
+  for (let i = 0; neighbours.length < 30; i++) if (w.dbs.forUser(`grouped-${i}`).shard === shard.shard) neighbours.push(`grouped-${i}`);
+  // The broken user's order insert fails (not transient); the sequence counts its runs (sequences survive rollbacks).
+  await sql(shard.ds, 'CREATE SEQUENCE boom_runs');
+  await sql(shard.ds, `CREATE FUNCTION boom_grouped() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM nextval('boom_runs'); RAISE EXCEPTION 'boom'; END $$`);
+  await sql(shard.ds, `CREATE TRIGGER boom_grouped BEFORE INSERT ON raffle_activity_order_${shard.suffix} FOR EACH ROW WHEN (NEW.user_id = 'boom-grouped') EXECUTE FUNCTION boom_grouped()`);
+  const before = (await counter(w, SKU))!;
+  const ids = await Promise.all([...neighbours.map((u) => recharge(u, SKU, `n-${u}`)), recharge('boom-grouped', SKU, 'bg-1')]);
+  const dl = await w.client.waitDeadLetter((d) => d.props.messageId === ids[ids.length - 1], 30_000);
+  assert.match(String(dl.props.headers?.['x-error']), 'HANDLER_FAILED');
+  await drained(w, QUEUES.recharge);
+  const runs = Number((await sql<{ n: string }>(shard.ds, 'SELECT last_value AS n FROM boom_runs')).rows[0]!.n);
+  assert.ok(runs > 3, `3 deliveries, ${runs} runs: at least one ran in a group, then alone`);
+  for (const u of neighbours) assert.is((await ordersOf(u)).length, 1, u);
+  assert.is(await counter(w, SKU), before - neighbours.length, 'exactly one unit per credited neighbour');
+  assert.is(await w.redis.hlen(`activity:stock:${SKU}:reserved`), 0);
+  assert.is(await account(w, 'boom-grouped', OPEN), undefined);
+});
+
 test.run();
