@@ -102,7 +102,7 @@ export async function useOrder(tx: Tx, suffix: string, userId: string, orderId: 
   return rows[0] && toOrder(rows[0]);
 }
 
-export async function findOrder(tx: Tx | DataSource, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
+export async function findOrder(tx: Tx, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
   const { rows } = await sql<OrderRow>(tx,
     `SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`, [userId, orderId]);
   return rows[0] && toOrder(rows[0]);
