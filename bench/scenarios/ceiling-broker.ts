@@ -12,7 +12,14 @@ import { bounded, log, now, progress, round, summarize, type Latency } from '../
  *  - publish/consume: N confirmed publishes to bench.work, each turned into an event on
  *    bench.events by the echo worker, counted at an exclusive bound queue (the recharge shape).
  */
-export type RpcPoint = Readonly<{ concurrency: number; throughput: number; latency: Latency; errors: number }>;
+export type RpcPoint = Readonly<{
+  concurrency: number;
+  /** Round trips completed (each with its sink publish), the warm-up second included (for CPU per message). */
+  requests: number;
+  throughput: number;
+  latency: Latency;
+  errors: number;
+}>;
 export type PubSub = Readonly<{ n: number; arrived: number; seconds: number; perSecond: number }>;
 
 export async function startEcho(amqpUrl: string, env: Record<string, string>): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
@@ -49,19 +56,21 @@ export async function brokerRpcCeiling(amqpUrl: string, concurrencies: readonly 
       const warm = t0 + Math.min(1_000, seconds * 200);
       const end = t0 + seconds * 1000;
       let counted = 0;
+      let requests = 0;
       await runCallers(c, () => now() >= end || errors > 100, async () => {
         const s = now();
         try {
           const r = await d.rpc(ECHO_QUEUE, { userId: 'echo', activityId: 1 }, 10_000);
           if (s >= warm) (lat.push(r.at - s), counted++);
           await d.publish('', SINK_QUEUE, { userId: 'echo', orderId: '1' });
+          requests++;
           bar.tick();
         } catch {
           errors++;
         }
       });
       bar.done();
-      points.push({ concurrency: c, throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), errors });
+      points.push({ concurrency: c, requests, throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), errors });
     }
   } finally {
     await d.close();

@@ -14,7 +14,14 @@ import { ACTIVITY_ID, SKUS, STRATEGY_ID } from '../world';
  * picked per transaction (one script per table suffix). Keep these scripts in step with the
  * handlers' SQL.
  */
-export type DbPoint = Readonly<{ concurrency: number; throughput: number; latency: Latency; failed: number }>;
+export type DbPoint = Readonly<{
+  concurrency: number;
+  throughput: number;
+  latency: Latency;
+  failed: number;
+  /** pgbench transactions processed over the whole run (for CPU per transaction); × perTransaction for messages. */
+  transactions: number;
+}>;
 
 /** Users per pgbench client; a client only ever touches its own users (as the pipeline callers do). */
 export const USERS_PER_CLIENT = 50;
@@ -148,7 +155,7 @@ export function writeScripts(dir: string, v: Variant, config: Config): string[] 
   });
 }
 
-type PgbenchRun = { tps: number; failed: number; logPrefix: string; output: string };
+type PgbenchRun = { tps: number; failed: number; transactions: number; logPrefix: string; output: string };
 
 function runPgbench(url: string, clients: number, seconds: number, scripts: string[], logPrefix: string, mode: Variant['mode'], onTps: (tps: number) => void): Promise<PgbenchRun> {
   const u = new URL(url);
@@ -173,8 +180,9 @@ function runPgbench(url: string, clients: number, seconds: number, scripts: stri
       clearTimeout(killer);
       const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(output)?.[1] ?? /tps = ([\d.]+)/.exec(output)?.[1] ?? NaN);
       const failed = Number(/number of failed transactions: (\d+)/.exec(output)?.[1] ?? 0);
+      const transactions = Number(/number of transactions actually processed: (\d+)/.exec(output)?.[1] ?? 0);
       if (code !== 0 && !Number.isFinite(tps)) return reject(new Error(`pgbench exited ${code}: ${output.slice(-800)}`));
-      resolve({ tps, failed, logPrefix, output });
+      resolve({ tps, failed, transactions, logPrefix, output });
     });
   });
 }
@@ -220,7 +228,8 @@ export async function dbCeiling(config: Config, v: Variant, concurrencies: reado
     bar.done();
     const failed = done.reduce((a, r) => a + r.failed, 0);
     if (failed) log(`pgbench ${v.name} C=${c}: ${failed} failed transactions`);
-    points.push({ concurrency: c, throughput: round(throughput), latency: summarize(latencies), failed });
+    const transactions = done.reduce((a, r) => a + r.transactions, 0);
+    points.push({ concurrency: c, throughput: round(throughput), latency: summarize(latencies), failed, transactions });
   }
   return points;
 }
