@@ -10,7 +10,7 @@ import { benchChildrenSource, CLK_TCK, cpuClock, cpuRows, driverSource, MACHINE,
 import { connectDriver, type Driver } from './driver';
 import { writeReport, type Results } from './report';
 import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
-import { BASE, dbCeiling, USERS_PER_CLIENT, VARIANTS } from './scenarios/ceiling-db';
+import { BASE, dbCeiling, USERS_PER_CLIENT, VARIANTS, type DbLevel, type Variant } from './scenarios/ceiling-db';
 import { pacedPartake, partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
 import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
 import { bounded, log, now, rssSampler, sleep } from './support';
@@ -192,19 +192,18 @@ async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuCloc
   log('ceilings: preloading accounts for pgbench');
   await preloadCeilingAccounts(pools, world.config, maxClients * USERS_PER_CLIENT);
   const dir = path.join(root, 'bench', 'out', `pgbench-${world.id}`);
-  // One level at a time, each in its own CPU span (PostgreSQL and pgbench CPU per transaction).
-  const db = async (v: (typeof BASE)[keyof typeof BASE]) => {
-    const points = [];
-    for (const c of o.concurrency) {
-      const span = clock.start(`db ceiling ${v.name} C=${c}`, 'db ceiling', v.kind, c);
-      const [p] = await dbCeiling(world.config, v, [c], o.duration, dir);
-      span.end(p!.transactions * v.perTransaction);
-      points.push(p!);
-    }
-    return points;
+  // A CPU span per level (PostgreSQL and pgbench CPU per transaction), from pgbench's first progress
+  // report on (connections made); over the whole run if that report never came.
+  const level = (v: Variant): DbLevel => (c) => {
+    const whole = clock.start(`db ceiling ${v.name} C=${c}`, 'db ceiling', v.kind, c);
+    let steady: ReturnType<CpuClock['start']> | undefined;
+    return {
+      warm: () => void (steady = clock.start(`db ceiling ${v.name} C=${c}, after pgbench's first second`, 'db ceiling', v.kind, c)),
+      end: (p) => void (steady && p.warmTransactions ? steady.end(p.warmTransactions * v.perTransaction) : whole.end(p.transactions * v.perTransaction)),
+    };
   };
-  const dbPartake = await db(BASE.partake);
-  const dbRecharge = await db(BASE.recharge);
+  const dbPartake = await dbCeiling(world.config, BASE.partake, o.concurrency, o.duration, dir, level(BASE.partake));
+  const dbRecharge = await dbCeiling(world.config, BASE.recharge, o.concurrency, o.duration, dir, level(BASE.recharge));
   const variants = [];
   if (o.variants) {
     // Each variant point is paired with a run of the handlers' SQL just before it, so that both see
@@ -223,13 +222,11 @@ async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuCloc
   const echo = await startEcho(world.config.amqpUrl, o.env);
   const unwatch = clock.watch(SOURCES.echo, treeOf(echo.child.pid!));
   try {
-    const brokerRpc = [];
-    for (const c of o.concurrency) {
+    const rpcLevel = (c: number) => {
       const span = clock.start(`broker ceiling rpc C=${c}`, 'broker ceiling', 'rpc', c);
-      const [p] = await brokerRpcCeiling(world.config.amqpUrl, [c], o.duration);
-      span.end(p!.requests);
-      brokerRpc.push(p!);
-    }
+      return (p: { requests: number }) => void span.end(p.requests);
+    };
+    const brokerRpc = await brokerRpcCeiling(world.config.amqpUrl, o.concurrency, o.duration, rpcLevel);
     const span = clock.start('broker ceiling publish/consume', 'broker ceiling', 'publish/consume');
     const brokerPubSub = await brokerPubSubCeiling(world.config.amqpUrl, o.n, o.rechargeTimeout);
     span.end(brokerPubSub.arrived);

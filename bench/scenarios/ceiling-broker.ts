@@ -44,11 +44,13 @@ export async function startEcho(amqpUrl: string, env: Record<string, string>): P
   };
 }
 
-export async function brokerRpcCeiling(amqpUrl: string, concurrencies: readonly number[], seconds: number): Promise<RpcPoint[]> {
+/** `onLevel(c)` as each level starts; the function it returns, if any, gets the level's point (CPU spans). */
+export async function brokerRpcCeiling(amqpUrl: string, concurrencies: readonly number[], seconds: number, onLevel?: (c: number) => ((p: RpcPoint) => void) | void): Promise<RpcPoint[]> {
   const d = await connectDriver(amqpUrl);
   const points: RpcPoint[] = [];
   try {
     for (const c of concurrencies) {
+      const ended = onLevel?.(c);
       const bar = progress(`ceiling broker rpc C=${c}`);
       const lat: number[] = [];
       let errors = 0;
@@ -70,7 +72,9 @@ export async function brokerRpcCeiling(amqpUrl: string, concurrencies: readonly 
         }
       });
       bar.done();
-      points.push({ concurrency: c, requests, throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), errors });
+      const point: RpcPoint = { concurrency: c, requests, throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), errors };
+      ended?.(point);
+      points.push(point);
     }
   } finally {
     await d.close();

@@ -21,7 +21,17 @@ export type DbPoint = Readonly<{
   failed: number;
   /** pgbench transactions processed over the whole run (for CPU per transaction); × perTransaction for messages. */
   transactions: number;
+  /** Transactions that ended after the level's `warm()` (pgbench's first progress report), when it came. */
+  warmTransactions?: number;
 }>;
+
+/**
+ * Per concurrency level: `warm()` at pgbench's first progress report (1 s in, every client
+ * connected and its statements prepared), `end(point)` when the level is done. The bench's CPU
+ * spans start at `warm()`, so that the ceiling's per-transaction database CPU leaves out the
+ * backends' start-up (~8 ms of CPU each here), which the pipeline's long-lived pools do not pay.
+ */
+export type DbLevel = (c: number) => { warm(): void; end(p: DbPoint): void };
 
 /** Users per pgbench client; a client only ever touches its own users (as the pipeline callers do). */
 export const USERS_PER_CLIENT = 50;
@@ -187,24 +197,31 @@ function runPgbench(url: string, clients: number, seconds: number, scripts: stri
   });
 }
 
-/** Latencies (ms) of every transaction in pgbench's per-transaction logs `<prefix>.<pid>[.<thread>]`. */
-function readLatencies(prefix: string): number[] {
+/**
+ * Latencies (ms) of every transaction in pgbench's per-transaction logs `<prefix>.<pid>[.<thread>]`,
+ * and how many ended at or after `sinceMs` (epoch ms; columns 5 and 6 are the end time, s and µs).
+ */
+function readLatencies(prefix: string, sinceMs = Infinity): { latencies: number[]; since: number } {
   const dir = path.dirname(prefix);
   const base = path.basename(prefix);
-  const out: number[] = [];
+  const latencies: number[] = [];
+  let since = 0;
   for (const f of fs.readdirSync(dir)) {
     if (!f.startsWith(`${base}.`)) continue;
     for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
       const cols = line.split(' ');
-      if (cols.length >= 3 && cols[2] !== 'failed' && cols[2] !== 'skipped') out.push(Number(cols[2]) / 1000);
+      if (cols.length >= 3 && cols[2] !== 'failed' && cols[2] !== 'skipped') {
+        latencies.push(Number(cols[2]) / 1000);
+        if (Number(cols[4]) * 1000 + Number(cols[5]) / 1000 >= sinceMs) since++;
+      }
     }
     fs.unlinkSync(path.join(dir, f));
   }
-  return out;
+  return { latencies, since };
 }
 
 /** One pgbench per shard at once, `concurrency` clients split over them. */
-export async function dbCeiling(config: Config, v: Variant, concurrencies: readonly number[], seconds: number, dir: string): Promise<DbPoint[]> {
+export async function dbCeiling(config: Config, v: Variant, concurrencies: readonly number[], seconds: number, dir: string, level?: DbLevel): Promise<DbPoint[]> {
   const scripts = writeScripts(dir, v, config);
   const kind = v.name.replace(/[^a-z0-9]+/gi, '-');
   const points: DbPoint[] = [];
@@ -213,23 +230,29 @@ export async function dbCeiling(config: Config, v: Variant, concurrencies: reado
     const split = Array.from({ length: shards }, (_, i) => Math.floor(c / shards) + (i < c % shards ? 1 : 0));
     const bar = progress(`ceiling db ${v.name} C=${c}`);
     const tps = split.map(() => 0);
+    const hooks = level?.(c);
+    let warmAt: number | undefined;
     const ticker = setInterval(() => bar.note(`pgbench on ${split.filter((n) => n > 0).length} shard(s): ${Math.round(tps.reduce((a, b) => a + b, 0) * v.perTransaction)}/s now`), 500);
     const runs = await Promise.all(
       split.map((n, i) => (n > 0 ? runPgbench(config.shardUrls[i]!, n, seconds, scripts, path.join(dir, `log-${kind}-c${c}-s${i + 1}`), v.mode, (t) => {
         tps[i] = t;
         bar.tick(Math.round(t * v.perTransaction));
+        if (warmAt === undefined) (warmAt = Date.now(), hooks?.warm());
       }) : undefined)),
     );
     clearInterval(ticker);
     const done = runs.filter((r): r is PgbenchRun => r !== undefined);
-    const latencies = done.flatMap((r) => readLatencies(r.logPrefix));
+    const logs = done.map((r) => readLatencies(r.logPrefix, warmAt));
+    const latencies = logs.flatMap((l) => l.latencies);
     const throughput = done.reduce((a, r) => a + r.tps, 0) * v.perTransaction;
     bar.set(latencies.length * v.perTransaction);
     bar.done();
     const failed = done.reduce((a, r) => a + r.failed, 0);
     if (failed) log(`pgbench ${v.name} C=${c}: ${failed} failed transactions`);
     const transactions = done.reduce((a, r) => a + r.transactions, 0);
-    points.push({ concurrency: c, throughput: round(throughput), latency: summarize(latencies), failed, transactions });
+    const point: DbPoint = { concurrency: c, throughput: round(throughput), latency: summarize(latencies), failed, transactions, ...(warmAt !== undefined ? { warmTransactions: logs.reduce((a, l) => a + l.since, 0) } : {}) };
+    hooks?.end(point);
+    points.push(point);
   }
   return points;
 }
