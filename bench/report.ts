@@ -160,7 +160,8 @@ function cpuTable(r: Results): string[] {
     const what = s.kind === 'db ceiling' ? 'transactions' : 'messages';
     const machine = busy === undefined ? '' : `; machine busy ${round(busy)} of ${cpus ? `${round(cpus * s.seconds)} (${cpus} CPUs × ${s.seconds} s)` : `? (${s.seconds} s)`}, stolen ${s.cpu[STOLEN] ?? '–'}, not in the listed processes ${round(busy - sum)}`;
     const changed = s.changed?.length ? `; restarted during the span (no figure): ${s.changed.join(', ')}` : '';
-    out.push(`- CPU seconds during ${s.name} (${s.seconds} s, ${s.messages} ${what}): ${listed.map(([k, v]) => `${k} ${v}`).join(', ')}${machine}${changed}`);
+    const slow = s.readMs > 50 ? `; reading /proc took up to ${s.readMs} ms` : '';
+    out.push(`- CPU seconds during ${s.name} (${s.seconds} s, ${s.messages} ${what}): ${listed.map(([k, v]) => `${k} ${v}`).join(', ')}${machine}${changed}${slow}`);
   }
   const poll = r.recharge?.available ? r.recharge.result.pollSeconds : undefined;
   if (poll !== undefined) out.push(`- the recharge span's PostgreSQL figure includes the bench's own polls of the outbox rows: ${poll} s of query time (wall clock, an upper bound of their CPU)`);
