@@ -186,7 +186,9 @@ function runPgbench(url: string, clients: number, seconds: number, scripts: stri
     });
     const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1000);
     child.on('error', (err) => (clearTimeout(killer), reject(new Error(`pgbench could not start (${err.message}); set PGBENCH to its path`))));
-    child.on('exit', (code) => {
+    // 'close', not 'exit': on a loaded machine 'exit' can come before the last of stdout (the
+    // summary with tps and the transaction count) has been read.
+    child.on('close', (code) => {
       clearTimeout(killer);
       const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(output)?.[1] ?? /tps = ([\d.]+)/.exec(output)?.[1] ?? NaN);
       const failed = Number(/number of failed transactions: (\d+)/.exec(output)?.[1] ?? 0);
