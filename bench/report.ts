@@ -163,6 +163,13 @@ function cpuTable(r: Results): string[] {
     const slow = s.readMs > 50 ? `; reading /proc took up to ${s.readMs} ms` : '';
     out.push(`- CPU seconds during ${s.name} (${s.seconds} s, ${s.messages} ${what}): ${listed.map(([k, v]) => `${k} ${v}`).join(', ')}${machine}${changed}${slow}`);
   }
+  // Other processes on the machine also load the shared services (other databases, vhosts, dbs):
+  // say where they were busy, since those figures then hold some of their work.
+  const busy = cpu.spans.filter((s) => {
+    const other = (s.cpu[MACHINE] ?? 0) - Object.entries(s.cpu).filter(([k]) => k !== MACHINE && k !== STOLEN).reduce((a, [, v]) => a + v, 0);
+    return s.kind !== 'idle' && cpus !== undefined && other > 0.1 * cpus * s.seconds;
+  });
+  if (busy.length) out.push(`- **other processes used over 10 % of the machine** during ${busy.map((s) => s.name).join('; ')}: the PostgreSQL, RabbitMQ and Redis figures of those spans may hold some of their work (other databases, vhosts, Redis dbs on the same servers)`);
   const poll = r.recharge?.available ? r.recharge.result.pollSeconds : undefined;
   if (poll !== undefined) out.push(`- the recharge span's PostgreSQL figure includes the bench's own polls of the outbox rows: ${poll} s of query time (wall clock, an upper bound of their CPU)`);
   return out;
