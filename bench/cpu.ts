@@ -344,6 +344,23 @@ export type CpuRow = Readonly<{
   rabbitmqCeilingOverPipeline?: number;
 }>;
 
+/**
+ * The ceiling's PostgreSQL CPU per transaction grows with C (64 backends on 2 CPUs switch and
+ * contend), so a ratio at the same C can flatter the pipeline, which uses a small pool whatever C
+ * is. This holds the ceiling at its cheapest level against the pipeline at its cheapest.
+ */
+export type CheapestPair = Readonly<{ ceiling: { concurrency?: number; postgresMs: number }; pipeline: { concurrency?: number; postgresMs: number }; ceilingOverPipeline: number }>;
+
+export function cheapest(rows: readonly CpuRow[], scenario: 'partake' | 'recharge'): CheapestPair | undefined {
+  const mine = rows.filter((r) => r.scenario === scenario);
+  const ceilings = mine.flatMap((r) => (r.dbCeiling?.postgresMs !== undefined ? [{ concurrency: r.dbCeiling.concurrency, postgresMs: r.dbCeiling.postgresMs }] : []));
+  const pipes = mine.flatMap((r) => (r.pipeline?.ms[SOURCES.postgres] !== undefined ? [{ concurrency: r.concurrency, postgresMs: r.pipeline.ms[SOURCES.postgres]! }] : []));
+  if (!ceilings.length || !pipes.length) return undefined;
+  const c = ceilings.reduce((a, b) => (b.postgresMs < a.postgresMs ? b : a));
+  const p = pipes.reduce((a, b) => (b.postgresMs < a.postgresMs ? b : a));
+  return { ceiling: c, pipeline: p, ceilingOverPipeline: round(c.postgresMs / p.postgresMs) };
+}
+
 export function cpuRows(spans: readonly CpuSpan[]): CpuRow[] {
   const find = (kind: SpanKind, scenario: SpanScenario, c?: number) => spans.find((s) => s.kind === kind && s.scenario === scenario && (c === undefined || s.concurrency === c));
   const all = (kind: SpanKind, scenario: SpanScenario) => spans.filter((s) => s.kind === kind && s.scenario === scenario);

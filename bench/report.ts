@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { MACHINE, SOURCES, STOLEN, type CpuRow, type CpuSpan } from './cpu';
+import { MACHINE, SOURCES, STOLEN, type CheapestPair, type CpuRow, type CpuSpan } from './cpu';
 import type { DbPoint } from './scenarios/ceiling-db';
 import type { PubSub, RpcPoint } from './scenarios/ceiling-broker';
 import type { PacedPoint, PartakePoint } from './scenarios/partake';
@@ -19,7 +19,7 @@ export type Results = {
   ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub; variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[]; paired?: DbPoint[] }> };
   rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>>; cpu?: Record<string, Record<string, number>> };
   /** CPU seconds of the services, workers, ceiling clients and the machine per span (bench/cpu.ts), and per message. */
-  cpu?: { clockTicks: number; spans: CpuSpan[]; perMessage: CpuRow[] };
+  cpu?: { clockTicks: number; spans: CpuSpan[]; perMessage: CpuRow[]; cheapest?: { partake?: CheapestPair; recharge?: CheapestPair } };
 };
 
 const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : String(round(v)));
@@ -145,6 +145,11 @@ function cpuTable(r: Results): string[] {
     out.push(`| ${ROW_NAMES[x.scenario] ?? x.scenario} | ${c} | ${ms(p?.ms[SOURCES.postgres])} | ${ms(x.dbCeiling?.postgresMs)} | ${times(x.postgresCeilingOverPipeline)} | ${ms(p?.ms[SOURCES.rabbitmq])} | ${ms(x.brokerCeiling?.rabbitmqMs)} | ${times(x.rabbitmqCeilingOverPipeline)} | ${ms(p?.ms[SOURCES.redis])} | ${total} |`);
   }
   out.push('');
+  for (const [name, c] of Object.entries(cpu.cheapest ?? {})) {
+    if (!c) continue;
+    const at = (k?: number) => (k === undefined ? 'prefetch' : `C=${k}`);
+    out.push(`- ${name}, cheapest level of each: DB ceiling ${ms(c.ceiling.postgresMs)} ms of PostgreSQL CPU per transaction (${at(c.ceiling.concurrency)}), pipeline ${ms(c.pipeline.postgresMs)} ms per message (${at(c.pipeline.concurrency)}): ceiling ÷ pipeline ${times(c.ceilingOverPipeline)} (the ceiling's cost per transaction grows with its connections; the pipeline's pool does not)`);
+  }
   for (const idle of cpu.spans.filter((s) => s.kind === 'idle' && s.seconds > 0)) {
     const rate = (k: string) => (idle.cpu[k] === undefined ? undefined : `${k} ${Math.round((1000 * idle.cpu[k]!) / idle.seconds)}`);
     const rates = [SOURCES.postgres, SOURCES.rabbitmq, SOURCES.redis, SOURCES.workers, MACHINE, STOLEN].map(rate).filter(Boolean).join(', ');

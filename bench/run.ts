@@ -6,7 +6,7 @@ import amqplib from 'amqplib';
 import { createTestEnv, type TestEnv } from '../test/support/env';
 import { spawn } from 'node:child_process';
 import type { Service } from '../test/support/workers';
-import { benchChildrenSource, CLK_TCK, cpuClock, cpuRows, driverSource, MACHINE, machineSource, postgresSource, rabbitmqSource, redisSource, SOURCES, stealSource, STOLEN, treeOf, type CpuClock } from './cpu';
+import { benchChildrenSource, cheapest, CLK_TCK, cpuClock, cpuRows, driverSource, MACHINE, machineSource, postgresSource, rabbitmqSource, redisSource, SOURCES, stealSource, STOLEN, treeOf, type CpuClock } from './cpu';
 import { connectDriver, type Driver } from './driver';
 import { writeReport, type Results } from './report';
 import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
@@ -148,7 +148,8 @@ async function main(): Promise<void> {
 
   if (o.only.has('ceilings')) results.ceilings = await ceilings(o, world, pools, clock);
   if (pipeline) await runPipeline(o, world, pools, runId, results, clock);
-  results.cpu = { clockTicks: CLK_TCK, spans: clock.spans, perMessage: cpuRows(clock.spans) };
+  const perMessage = cpuRows(clock.spans);
+  results.cpu = { clockTicks: CLK_TCK, spans: clock.spans, perMessage, cheapest: { partake: cheapest(perMessage, 'partake'), recharge: cheapest(perMessage, 'recharge') } };
 
   results.meta.loadAfter = os.loadavg().map((v) => Number(v.toFixed(2)));
   results.meta.seconds = Math.round((now() - t0) / 1000);
