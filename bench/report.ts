@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { MACHINE, SOURCES, STOLEN, type CheapestPair, type CpuRow, type CpuSpan } from './cpu';
 import type { DbPoint } from './scenarios/ceiling-db';
 import type { PubSub, RpcPoint } from './scenarios/ceiling-broker';
 import type { PacedPoint, PartakePoint } from './scenarios/partake';
@@ -17,6 +18,8 @@ export type Results = {
   outbox?: Availability<OutboxResult & { underLoad: Record<string, Latency> }>;
   ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub; variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[]; paired?: DbPoint[] }> };
   rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>>; cpu?: Record<string, Record<string, number>> };
+  /** CPU seconds of the services, workers, ceiling clients and the machine per span (bench/cpu.ts), and per message. */
+  cpu?: { clockTicks: number; spans: CpuSpan[]; perMessage: CpuRow[]; cheapest?: { partake?: CheapestPair; recharge?: CheapestPair } };
 };
 
 const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : String(round(v)));
@@ -107,7 +110,74 @@ export function markdown(r: Results): string {
     const rr = r.recharge?.available ? r.recharge.result : undefined;
     if (rr && cpu.recharge?.recharge) out.push(`- recharge worker CPU per recharge: ${(1000 * cpu.recharge.recharge / rr.n).toFixed(2)} ms; relay (task-compensation) CPU per event: ${(1000 * (cpu.recharge['task-compensation'] ?? 0) / rr.n).toFixed(2)} ms`);
   }
+  if (r.cpu?.spans.length) out.push('', ...cpuTable(r));
   return out.join('\n');
+}
+
+/** ms with 2 decimals below 10 (per-message CPU is mostly 0.0x–2 ms), else 3 significant digits. */
+const ms = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : Math.abs(v) < 10 ? v.toFixed(2) : String(round(v)));
+const times = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(2)}×`);
+
+const ROW_NAMES: Record<string, string> = {
+  partake: 'partake (its `used` included)',
+  'partake open loop': 'partake, open loop at half of peak',
+  recharge: 'recharge',
+  outbox: 'recharge at light load (outbox run)',
+};
+
+/**
+ * CPU per message of PostgreSQL, RabbitMQ and Redis, pipeline against ceiling, and where the
+ * pipeline's CPU goes; then each span's CPU seconds with the machine's busy time, so that what
+ * other processes used during a span shows.
+ */
+function cpuTable(r: Results): string[] {
+  const out: string[] = [];
+  const cpu = r.cpu!;
+  out.push('CPU per message, ms (user + system time from /proc, exited children included: see "What is measured"):');
+  out.push('');
+  out.push('| per message | C | PostgreSQL: pipeline | PostgreSQL: DB ceiling, per pgbench transaction | database work per message, ceiling ÷ pipeline | RabbitMQ: pipeline | RabbitMQ: broker ceiling | broker work, ceiling ÷ pipeline | Redis: pipeline | pipeline total = workers + PostgreSQL + RabbitMQ + Redis + bench driver |');
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const x of cpu.perMessage) {
+    const p = x.pipeline;
+    const c = x.scenario === 'recharge' ? `${p ? 'prefetch' : '–'}${x.dbCeiling?.concurrency !== undefined ? `; DB ceiling C=${x.dbCeiling.concurrency}` : ''}` : (x.concurrency ?? '–');
+    const parts = p ? [SOURCES.workers, SOURCES.postgres, SOURCES.rabbitmq, SOURCES.redis, SOURCES.driver].map((k) => ms(p.ms[k])).join(' + ') : '';
+    const total = p ? (p.totalMs !== undefined ? `**${ms(p.totalMs)}** = ${parts}` : parts) : '–';
+    out.push(`| ${ROW_NAMES[x.scenario] ?? x.scenario} | ${c} | ${ms(p?.ms[SOURCES.postgres])} | ${ms(x.dbCeiling?.postgresMs)} | ${times(x.postgresCeilingOverPipeline)} | ${ms(p?.ms[SOURCES.rabbitmq])} | ${ms(x.brokerCeiling?.rabbitmqMs)} | ${times(x.rabbitmqCeilingOverPipeline)} | ${ms(p?.ms[SOURCES.redis])} | ${total} |`);
+  }
+  out.push('');
+  for (const [name, c] of Object.entries(cpu.cheapest ?? {})) {
+    if (!c) continue;
+    const at = (k?: number) => (k === undefined ? 'prefetch' : `C=${k}`);
+    out.push(`- ${name}, cheapest level of each: DB ceiling ${ms(c.ceiling.postgresMs)} ms of PostgreSQL CPU per transaction (${at(c.ceiling.concurrency)}), pipeline ${ms(c.pipeline.postgresMs)} ms per message (${at(c.pipeline.concurrency)}): ceiling ÷ pipeline ${times(c.ceilingOverPipeline)} (the ceiling's cost per transaction grows with its connections; the pipeline's pool does not)`);
+  }
+  for (const idle of cpu.spans.filter((s) => s.kind === 'idle' && s.seconds > 0)) {
+    const rate = (k: string) => (idle.cpu[k] === undefined ? undefined : `${k} ${Math.round((1000 * idle.cpu[k]!) / idle.seconds)}`);
+    const rates = [SOURCES.postgres, SOURCES.rabbitmq, SOURCES.redis, SOURCES.workers, MACHINE, STOLEN].map(rate).filter(Boolean).join(', ');
+    const what = idle.cpu[SOURCES.workers] === undefined ? 'nothing of the bench running' : '`npm start` ready, no messages';
+    out.push(`- CPU ms per second, ${idle.name} (${idle.seconds} s, ${what}): ${rates}`);
+  }
+  const cpus = Number(r.meta.machine.cpus) || undefined;
+  for (const s of cpu.spans) {
+    if (s.kind === 'idle') continue;
+    const listed = Object.entries(s.cpu).filter(([k]) => k !== MACHINE && k !== STOLEN);
+    const sum = listed.reduce((a, [, v]) => a + v, 0);
+    const busy = s.cpu[MACHINE];
+    const what = s.kind === 'db ceiling' ? 'transactions' : 'messages';
+    const machine = busy === undefined ? '' : `; machine busy ${round(busy)} of ${cpus ? `${round(cpus * s.seconds)} (${cpus} CPUs × ${s.seconds} s)` : `? (${s.seconds} s)`}, stolen ${s.cpu[STOLEN] ?? '–'}, not in the listed processes ${round(busy - sum)}`;
+    const changed = s.changed?.length ? `; restarted during the span (no figure): ${s.changed.join(', ')}` : '';
+    const slow = s.readMs > 50 ? `; reading /proc took up to ${s.readMs} ms` : '';
+    out.push(`- CPU seconds during ${s.name} (${s.seconds} s, ${s.messages} ${what}): ${listed.map(([k, v]) => `${k} ${v}`).join(', ')}${machine}${changed}${slow}`);
+  }
+  // Other processes on the machine also load the shared services (other databases, vhosts, dbs):
+  // say where they were busy, since those figures then hold some of their work.
+  const busy = cpu.spans.filter((s) => {
+    const other = (s.cpu[MACHINE] ?? 0) - Object.entries(s.cpu).filter(([k]) => k !== MACHINE && k !== STOLEN).reduce((a, [, v]) => a + v, 0);
+    return s.kind !== 'idle' && cpus !== undefined && other > 0.1 * cpus * s.seconds;
+  });
+  if (busy.length) out.push(`- **other processes used over 10 % of the machine** during ${busy.map((s) => s.name).join('; ')}: the PostgreSQL, RabbitMQ and Redis figures of those spans may hold some of their work (other databases, vhosts, Redis dbs on the same servers)`);
+  const poll = r.recharge?.available ? r.recharge.result.pollSeconds : undefined;
+  if (poll !== undefined) out.push(`- the recharge span's PostgreSQL figure includes the bench's own polls of the outbox rows: ${poll} s of query time (wall clock, an upper bound of their CPU)`);
+  return out;
 }
 
 /** Throughput (left axis, lines) and p99 (right axis, dashed) against concurrency, hand-written SVG. */

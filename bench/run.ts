@@ -6,10 +6,11 @@ import amqplib from 'amqplib';
 import { createTestEnv, type TestEnv } from '../test/support/env';
 import { spawn } from 'node:child_process';
 import type { Service } from '../test/support/workers';
+import { benchChildrenSource, cheapest, CLK_TCK, cpuClock, cpuRows, driverSource, MACHINE, machineSource, postgresSource, rabbitmqSource, redisSource, SOURCES, stealSource, STOLEN, treeOf, type CpuClock } from './cpu';
 import { connectDriver, type Driver } from './driver';
 import { writeReport, type Results } from './report';
 import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
-import { BASE, dbCeiling, USERS_PER_CLIENT, VARIANTS } from './scenarios/ceiling-db';
+import { BASE, dbCeiling, USERS_PER_CLIENT, VARIANTS, type DbLevel, type Variant } from './scenarios/ceiling-db';
 import { pacedPartake, partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
 import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
 import { bounded, log, now, rssSampler, sleep } from './support';
@@ -139,12 +140,16 @@ async function main(): Promise<void> {
   const results: Results = {
     meta: { date: new Date().toISOString(), command, options: { ...o, only: [...o.only] }, machine: await machine(pools) },
   };
+  const clock = await serviceClock(pools, world);
+  await idle(clock, 2);
 
   const pipeline = o.only.has('partake') || o.only.has('recharge') || o.only.has('outbox');
   if (pipeline) await loadCatalogFile(path.join(root, 'bench', 'out', `catalog-${world.id}.json`), catalogFor(o.n), world.env);
 
-  if (o.only.has('ceilings')) results.ceilings = await ceilings(o, world, pools);
-  if (pipeline) await runPipeline(o, world, pools, runId, results);
+  if (o.only.has('ceilings')) results.ceilings = await ceilings(o, world, pools, clock);
+  if (pipeline) await runPipeline(o, world, pools, runId, results, clock);
+  const perMessage = cpuRows(clock.spans);
+  results.cpu = { clockTicks: CLK_TCK, spans: clock.spans, perMessage, cheapest: { partake: cheapest(perMessage, 'partake'), recharge: cheapest(perMessage, 'recharge') } };
 
   results.meta.loadAfter = os.loadavg().map((v) => Number(v.toFixed(2)));
   results.meta.seconds = Math.round((now() - t0) / 1000);
@@ -154,13 +159,52 @@ async function main(): Promise<void> {
   log(`wrote ${files.map((f) => path.relative(root, f)).join(', ')} in ${results.meta.seconds} s`);
 }
 
-async function ceilings(o: Options, world: TestEnv, pools: Pools): Promise<NonNullable<Results['ceilings']>> {
+/**
+ * The CPU clock of the run: the backing services (found in /proc), the bench itself and its exited
+ * children (pgbench), and the machine as a whole (to see what else ran).
+ */
+async function serviceClock(pools: Pools, world: TestEnv): Promise<CpuClock> {
+  const clock = cpuClock();
+  // Superuser or pg_read_all_settings only; without it the postmaster is found by scanning /proc.
+  const dataDirectory = (await pools.global.query('SHOW data_directory').catch(() => undefined))?.rows[0]?.data_directory as string | undefined;
+  clock.watch(SOURCES.postgres, postgresSource(dataDirectory));
+  clock.watch(SOURCES.rabbitmq, rabbitmqSource());
+  clock.watch(SOURCES.redis, redisSource(new URL(world.config.redisUrl).port || '6379'));
+  clock.watch(SOURCES.driver, driverSource);
+  clock.watch(SOURCES.children, benchChildrenSource);
+  clock.watch(MACHINE, machineSource);
+  clock.watch(STOLEN, stealSource);
+  return clock;
+}
+
+/**
+ * A span without messages: what the services and the machine use in the background (before the
+ * run), or what the idle pipeline's timers cost (relay polls, completion marks, health checks),
+ * which every message of a slow run carries a larger share of.
+ */
+async function idle(clock: CpuClock, seconds: number, name = 'before the run'): Promise<void> {
+  const span = clock.start(name, 'idle', 'idle');
+  await sleep(seconds * 1000);
+  span.end(0);
+}
+
+async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuClock): Promise<NonNullable<Results['ceilings']>> {
   const maxClients = Math.max(...o.concurrency);
   log('ceilings: preloading accounts for pgbench');
   await preloadCeilingAccounts(pools, world.config, maxClients * USERS_PER_CLIENT);
   const dir = path.join(root, 'bench', 'out', `pgbench-${world.id}`);
-  const dbPartake = await dbCeiling(world.config, BASE.partake, o.concurrency, o.duration, dir);
-  const dbRecharge = await dbCeiling(world.config, BASE.recharge, o.concurrency, o.duration, dir);
+  // A CPU span per level (PostgreSQL and pgbench CPU per transaction), from pgbench's first progress
+  // report on (connections made); over the whole run if that report never came.
+  const level = (v: Variant): DbLevel => (c) => {
+    const whole = clock.start(`db ceiling ${v.name} C=${c}`, 'db ceiling', v.kind, c);
+    let steady: ReturnType<CpuClock['start']> | undefined;
+    return {
+      warm: () => void (steady = clock.start(`db ceiling ${v.name} C=${c}, after pgbench's first second`, 'db ceiling', v.kind, c)),
+      end: (p) => void (steady && p.warmTransactions ? steady.end(p.warmTransactions * v.perTransaction) : whole.end(p.transactions * v.perTransaction)),
+    };
+  };
+  const dbPartake = await dbCeiling(world.config, BASE.partake, o.concurrency, o.duration, dir, level(BASE.partake));
+  const dbRecharge = await dbCeiling(world.config, BASE.recharge, o.concurrency, o.duration, dir, level(BASE.recharge));
   const variants = [];
   if (o.variants) {
     // Each variant point is paired with a run of the handlers' SQL just before it, so that both see
@@ -177,11 +221,19 @@ async function ceilings(o: Options, world: TestEnv, pools: Pools): Promise<NonNu
   }
   await removeCeilingRows(pools, world.config);
   const echo = await startEcho(world.config.amqpUrl, o.env);
+  const unwatch = clock.watch(SOURCES.echo, treeOf(echo.child.pid!));
   try {
-    const brokerRpc = await brokerRpcCeiling(world.config.amqpUrl, o.concurrency, o.duration);
+    const rpcLevel = (c: number) => {
+      const span = clock.start(`broker ceiling rpc C=${c}`, 'broker ceiling', 'rpc', c);
+      return (p: { requests: number }) => void span.end(p.requests);
+    };
+    const brokerRpc = await brokerRpcCeiling(world.config.amqpUrl, o.concurrency, o.duration, rpcLevel);
+    const span = clock.start('broker ceiling publish/consume', 'broker ceiling', 'publish/consume');
     const brokerPubSub = await brokerPubSubCeiling(world.config.amqpUrl, o.n, o.rechargeTimeout);
+    span.end(brokerPubSub.arrived);
     return { dbPartake, dbRecharge, brokerRpc, brokerPubSub, variants };
   } finally {
+    unwatch();
     await echo.stop();
   }
 }
@@ -259,7 +311,7 @@ async function unavailable(d: Driver, queue: string, what: string): Promise<stri
   return `${what}`;
 }
 
-async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: string, results: Results): Promise<void> {
+async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: string, results: Results, clock: CpuClock): Promise<void> {
   const maxC = Math.max(...o.concurrency);
   if (o.only.has('partake')) {
     const users = Array.from({ length: maxC }, (_, c) => Array.from({ length: USERS_PER_CALLER }, (_, k) => partakeUser(c, k))).flat();
@@ -272,7 +324,11 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
   await waitReady(world.config.amqpUrl, service, 90_000);
   const rss = rssSampler(service.child.pid!);
   undo.push(async () => rss.stop());
+  // npm start, the supervisor and every worker (a restarted worker's first life in its parent's cutime).
+  const unwatch = clock.watch(SOURCES.workers, treeOf(service.child.pid!));
+  undo.push(async () => unwatch());
   log('pipeline ready: every input queue has a consumer');
+  await idle(clock, 2, 'pipeline idle');
   const d = await connectDriver(world.config.amqpUrl);
   undo.push(() => d.close());
   const tap: EventTap = await tapEvents(d);
@@ -287,11 +343,17 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
       results.partake = { available: false, reason: `probe partake replied ${JSON.stringify(probe.body)}` };
     } else {
       await d.publish('', USED_QUEUE, { userId: partakeUser(0, 0), orderId: String(probe.body.data.orderId) });
-      results.partake = { available: true, result: await partakeScenario(d, o.concurrency, o.duration) };
+      const level = (c: number) => {
+        const span = clock.start(`partake C=${c}`, 'pipeline', 'partake', c);
+        return (p: { requests: number }) => void span.end(p.requests);
+      };
+      results.partake = { available: true, result: await partakeScenario(d, o.concurrency, o.duration, level) };
       const peak = Math.max(...results.partake.result.map((p) => p.throughput));
       if (peak > 0) {
         const users = Array.from({ length: maxC }, (_, c) => Array.from({ length: USERS_PER_CALLER }, (_, k) => partakeUser(c, k))).flat();
+        const span = clock.start('partake open loop', 'pipeline', 'partake open loop');
         results.partakeHalfPeak = await pacedPartake(d, users, peak / 2, o.duration);
+        span.end(results.partakeHalfPeak.sent);
       }
     }
     if (!results.partake.available) log(`partake: not available: ${results.partake.reason}`);
@@ -324,16 +386,21 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
       reason = rechargeOk ? 'the recharge committed but no event arrived within 10 s (outbox relay not publishing?)' : 'no outcome of a recharge within 10 s';
     }
     if (o.only.has('recharge')) {
-      results.recharge = rechargeOk
-        ? { available: true, result: await rechargeScenario(d, tap, pools, o.n, o.users, o.rechargeTimeout, runId, eventsFlow) }
-        : { available: false, reason };
+      if (rechargeOk) {
+        const span = clock.start('recharge', 'pipeline', 'recharge');
+        const result = await rechargeScenario(d, tap, pools, o.n, o.users, o.rechargeTimeout, runId, eventsFlow);
+        span.end(eventsFlow ? result.completed + result.rejected : result.committed);
+        results.recharge = { available: true, result };
+      } else results.recharge = { available: false, reason };
       if (!results.recharge.available) log(`recharge: not available: ${reason}`);
     }
     if (o.only.has('outbox')) {
       if (!eventsFlow) results.outbox = { available: false, reason };
       else {
         rss.phase('outbox');
+        const span = clock.start('outbox', 'pipeline', 'outbox');
         const ob = await outboxScenario(d, tap, o.outboxRate, o.outboxSeconds, runId);
+        span.end(ob.sent);
         const { summarize } = await import('./support');
         const underLoad: Record<string, ReturnType<typeof summarize>> = {};
         for (const ph of ['partake', 'recharge']) {

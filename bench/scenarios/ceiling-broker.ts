@@ -12,7 +12,14 @@ import { bounded, log, now, progress, round, summarize, type Latency } from '../
  *  - publish/consume: N confirmed publishes to bench.work, each turned into an event on
  *    bench.events by the echo worker, counted at an exclusive bound queue (the recharge shape).
  */
-export type RpcPoint = Readonly<{ concurrency: number; throughput: number; latency: Latency; errors: number }>;
+export type RpcPoint = Readonly<{
+  concurrency: number;
+  /** Round trips completed (each with its sink publish), the warm-up second included (for CPU per message). */
+  requests: number;
+  throughput: number;
+  latency: Latency;
+  errors: number;
+}>;
 export type PubSub = Readonly<{ n: number; arrived: number; seconds: number; perSecond: number }>;
 
 export async function startEcho(amqpUrl: string, env: Record<string, string>): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
@@ -37,11 +44,13 @@ export async function startEcho(amqpUrl: string, env: Record<string, string>): P
   };
 }
 
-export async function brokerRpcCeiling(amqpUrl: string, concurrencies: readonly number[], seconds: number): Promise<RpcPoint[]> {
+/** `onLevel(c)` as each level starts; the function it returns, if any, gets the level's point (CPU spans). */
+export async function brokerRpcCeiling(amqpUrl: string, concurrencies: readonly number[], seconds: number, onLevel?: (c: number) => ((p: RpcPoint) => void) | void): Promise<RpcPoint[]> {
   const d = await connectDriver(amqpUrl);
   const points: RpcPoint[] = [];
   try {
     for (const c of concurrencies) {
+      const ended = onLevel?.(c);
       const bar = progress(`ceiling broker rpc C=${c}`);
       const lat: number[] = [];
       let errors = 0;
@@ -49,19 +58,23 @@ export async function brokerRpcCeiling(amqpUrl: string, concurrencies: readonly 
       const warm = t0 + Math.min(1_000, seconds * 200);
       const end = t0 + seconds * 1000;
       let counted = 0;
+      let requests = 0;
       await runCallers(c, () => now() >= end || errors > 100, async () => {
         const s = now();
         try {
           const r = await d.rpc(ECHO_QUEUE, { userId: 'echo', activityId: 1 }, 10_000);
           if (s >= warm) (lat.push(r.at - s), counted++);
           await d.publish('', SINK_QUEUE, { userId: 'echo', orderId: '1' });
+          requests++;
           bar.tick();
         } catch {
           errors++;
         }
       });
       bar.done();
-      points.push({ concurrency: c, throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), errors });
+      const point: RpcPoint = { concurrency: c, requests, throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), errors };
+      ended?.(point);
+      points.push(point);
     }
   } finally {
     await d.close();

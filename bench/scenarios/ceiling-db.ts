@@ -14,7 +14,24 @@ import { ACTIVITY_ID, SKUS, STRATEGY_ID } from '../world';
  * picked per transaction (one script per table suffix). Keep these scripts in step with the
  * handlers' SQL.
  */
-export type DbPoint = Readonly<{ concurrency: number; throughput: number; latency: Latency; failed: number }>;
+export type DbPoint = Readonly<{
+  concurrency: number;
+  throughput: number;
+  latency: Latency;
+  failed: number;
+  /** pgbench transactions processed over the whole run (for CPU per transaction); × perTransaction for messages. */
+  transactions: number;
+  /** Transactions that ended after the level's `warm()` (pgbench's first progress report), when it came. */
+  warmTransactions?: number;
+}>;
+
+/**
+ * Per concurrency level: `warm()` at pgbench's first progress report (1 s in, every client
+ * connected and its statements prepared), `end(point)` when the level is done. The bench's CPU
+ * spans start at `warm()`, so that the ceiling's per-transaction database CPU leaves out the
+ * backends' start-up (~8 ms of CPU each here), which the pipeline's long-lived pools do not pay.
+ */
+export type DbLevel = (c: number) => { warm(): void; end(p: DbPoint): void };
 
 /** Users per pgbench client; a client only ever touches its own users (as the pipeline callers do). */
 export const USERS_PER_CLIENT = 50;
@@ -148,7 +165,7 @@ export function writeScripts(dir: string, v: Variant, config: Config): string[] 
   });
 }
 
-type PgbenchRun = { tps: number; failed: number; logPrefix: string; output: string };
+type PgbenchRun = { tps: number; failed: number; transactions: number; logPrefix: string; output: string };
 
 function runPgbench(url: string, clients: number, seconds: number, scripts: string[], logPrefix: string, mode: Variant['mode'], onTps: (tps: number) => void): Promise<PgbenchRun> {
   const u = new URL(url);
@@ -169,34 +186,44 @@ function runPgbench(url: string, clients: number, seconds: number, scripts: stri
     });
     const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1000);
     child.on('error', (err) => (clearTimeout(killer), reject(new Error(`pgbench could not start (${err.message}); set PGBENCH to its path`))));
-    child.on('exit', (code) => {
+    // 'close', not 'exit': on a loaded machine 'exit' can come before the last of stdout (the
+    // summary with tps and the transaction count) has been read.
+    child.on('close', (code) => {
       clearTimeout(killer);
       const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(output)?.[1] ?? /tps = ([\d.]+)/.exec(output)?.[1] ?? NaN);
       const failed = Number(/number of failed transactions: (\d+)/.exec(output)?.[1] ?? 0);
+      const transactions = Number(/number of transactions actually processed: (\d+)/.exec(output)?.[1] ?? 0);
       if (code !== 0 && !Number.isFinite(tps)) return reject(new Error(`pgbench exited ${code}: ${output.slice(-800)}`));
-      resolve({ tps, failed, logPrefix, output });
+      resolve({ tps, failed, transactions, logPrefix, output });
     });
   });
 }
 
-/** Latencies (ms) of every transaction in pgbench's per-transaction logs `<prefix>.<pid>[.<thread>]`. */
-function readLatencies(prefix: string): number[] {
+/**
+ * Latencies (ms) of every transaction in pgbench's per-transaction logs `<prefix>.<pid>[.<thread>]`,
+ * and how many ended at or after `sinceMs` (epoch ms; columns 5 and 6 are the end time, s and µs).
+ */
+function readLatencies(prefix: string, sinceMs = Infinity): { latencies: number[]; since: number } {
   const dir = path.dirname(prefix);
   const base = path.basename(prefix);
-  const out: number[] = [];
+  const latencies: number[] = [];
+  let since = 0;
   for (const f of fs.readdirSync(dir)) {
     if (!f.startsWith(`${base}.`)) continue;
     for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
       const cols = line.split(' ');
-      if (cols.length >= 3 && cols[2] !== 'failed' && cols[2] !== 'skipped') out.push(Number(cols[2]) / 1000);
+      if (cols.length >= 3 && cols[2] !== 'failed' && cols[2] !== 'skipped') {
+        latencies.push(Number(cols[2]) / 1000);
+        if (Number(cols[4]) * 1000 + Number(cols[5]) / 1000 >= sinceMs) since++;
+      }
     }
     fs.unlinkSync(path.join(dir, f));
   }
-  return out;
+  return { latencies, since };
 }
 
 /** One pgbench per shard at once, `concurrency` clients split over them. */
-export async function dbCeiling(config: Config, v: Variant, concurrencies: readonly number[], seconds: number, dir: string): Promise<DbPoint[]> {
+export async function dbCeiling(config: Config, v: Variant, concurrencies: readonly number[], seconds: number, dir: string, level?: DbLevel): Promise<DbPoint[]> {
   const scripts = writeScripts(dir, v, config);
   const kind = v.name.replace(/[^a-z0-9]+/gi, '-');
   const points: DbPoint[] = [];
@@ -205,22 +232,29 @@ export async function dbCeiling(config: Config, v: Variant, concurrencies: reado
     const split = Array.from({ length: shards }, (_, i) => Math.floor(c / shards) + (i < c % shards ? 1 : 0));
     const bar = progress(`ceiling db ${v.name} C=${c}`);
     const tps = split.map(() => 0);
+    const hooks = level?.(c);
+    let warmAt: number | undefined;
     const ticker = setInterval(() => bar.note(`pgbench on ${split.filter((n) => n > 0).length} shard(s): ${Math.round(tps.reduce((a, b) => a + b, 0) * v.perTransaction)}/s now`), 500);
     const runs = await Promise.all(
       split.map((n, i) => (n > 0 ? runPgbench(config.shardUrls[i]!, n, seconds, scripts, path.join(dir, `log-${kind}-c${c}-s${i + 1}`), v.mode, (t) => {
         tps[i] = t;
         bar.tick(Math.round(t * v.perTransaction));
+        if (warmAt === undefined) (warmAt = Date.now(), hooks?.warm());
       }) : undefined)),
     );
     clearInterval(ticker);
     const done = runs.filter((r): r is PgbenchRun => r !== undefined);
-    const latencies = done.flatMap((r) => readLatencies(r.logPrefix));
+    const logs = done.map((r) => readLatencies(r.logPrefix, warmAt));
+    const latencies = logs.flatMap((l) => l.latencies);
     const throughput = done.reduce((a, r) => a + r.tps, 0) * v.perTransaction;
     bar.set(latencies.length * v.perTransaction);
     bar.done();
     const failed = done.reduce((a, r) => a + r.failed, 0);
     if (failed) log(`pgbench ${v.name} C=${c}: ${failed} failed transactions`);
-    points.push({ concurrency: c, throughput: round(throughput), latency: summarize(latencies), failed });
+    const transactions = done.reduce((a, r) => a + r.transactions, 0);
+    const point: DbPoint = { concurrency: c, throughput: round(throughput), latency: summarize(latencies), failed, transactions, ...(warmAt !== undefined ? { warmTransactions: logs.reduce((a, l) => a + l.since, 0) } : {}) };
+    hooks?.end(point);
+    points.push(point);
   }
   return points;
 }

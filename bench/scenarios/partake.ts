@@ -28,10 +28,15 @@ export type PartakePoint = Readonly<{
   errors: number;
 }>;
 
-export async function partakeScenario(d: Driver, concurrencies: readonly number[], seconds: number): Promise<PartakePoint[]> {
+/**
+ * `onLevel(c)` is called as each concurrency level starts; the function it returns, if any, gets
+ * the level's point as it ends (the bench's CPU spans per level).
+ */
+export async function partakeScenario(d: Driver, concurrencies: readonly number[], seconds: number, onLevel?: (c: number) => ((p: PartakePoint) => void) | void): Promise<PartakePoint[]> {
   const points: PartakePoint[] = [];
   const lastOrder = new Map<string, string>();
   for (const c of concurrencies) {
+    const ended = onLevel?.(c);
     const bar = progress(`partake C=${c}`);
     const lat: number[] = [];
     let created = 0;
@@ -65,7 +70,9 @@ export async function partakeScenario(d: Driver, concurrencies: readonly number[
     });
     bar.note(`created ${created} existing ${existing} errors ${errors}`);
     bar.done();
-    points.push({ concurrency: c, requests: created + existing + Object.values(refused).reduce((a, b) => a + b, 0), throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), created, existing, refused, errors });
+    const point: PartakePoint = { concurrency: c, requests: created + existing + Object.values(refused).reduce((a, b) => a + b, 0), throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), created, existing, refused, errors };
+    ended?.(point);
+    points.push(point);
   }
   return points;
 }

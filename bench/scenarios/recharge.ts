@@ -68,6 +68,8 @@ export type RechargeResult = Readonly<{
   committed: number;
   committedSeconds: number;
   committedPerSecond: number;
+  /** Wall time of the bench's own polls of the outbox rows: an upper bound of the database CPU they took. */
+  pollSeconds: number;
   timedOut: boolean;
   outboxDelay: Latency;
 }>;
@@ -85,9 +87,12 @@ export async function rechargeScenario(d: Driver, tap: EventTap, pools: Pools, n
   let committed = 0;
   let committedAt = 0;
   let polling = true;
+  let pollMs = 0;
   const poller = (async () => {
     while (polling) {
+      const p0 = now();
       committed = await countCommitted(pools, prefix).catch(() => committed);
+      pollMs += now() - p0;
       if (committed >= n && !committedAt) committedAt = now();
       await sleep(250);
     }
@@ -139,6 +144,7 @@ export async function rechargeScenario(d: Driver, tap: EventTap, pools: Pools, n
     committed,
     committedSeconds: round(committedSeconds),
     committedPerSecond: round(committed / committedSeconds),
+    pollSeconds: round(pollMs / 1000),
     timedOut,
     outboxDelay: summarize(tap.delays('recharge')),
   };
