@@ -17,6 +17,20 @@ export type Envelope = Readonly<{ id: string; timestamp: number; data: Record<st
 /** A written task; `envelope` is what gets published; `held` = reserved for the writer's own fast path. */
 export type EnqueuedTask = Readonly<{ id: string; messageId: string; topic: Topic; envelope?: Envelope; held?: boolean }>;
 
+/** One event as a `task` row, for `enqueue` or for a caller that writes it inside a statement of its own. */
+export type TaskRow = Readonly<{ event: OutboundEvent; envelope: Envelope; due: Date; held: boolean }>;
+
+export function taskRow(e: OutboundEvent, now: Date, holdMs = 0): TaskRow {
+  return { event: e, envelope: { id: e.messageId ?? randomUUID(), timestamp: now.getTime(), data: e.data }, due: new Date(now.getTime() + holdMs), held: holdMs > 0 };
+}
+
+/** The columns of a `task` insert and the matching parameters of a row, from `$first` on. */
+export const TASK_COLUMNS = 'user_id, topic, message_id, message, next_attempt_at';
+export const taskParams = (r: TaskRow): unknown[] => [r.event.userId, r.event.topic, r.envelope.id, JSON.stringify(r.envelope), r.due];
+
+/** The written task, once its row id is known. */
+export const enqueuedTask = (r: TaskRow, id: string): EnqueuedTask => ({ id, messageId: r.envelope.id, topic: r.event.topic, envelope: r.envelope, held: r.held });
+
 /**
  * Writes one `task` row per event inside `tx`. Returns the rows actually inserted: an event whose
  * message id is already there is skipped (ON CONFLICT DO NOTHING). With `holdMs`, the rows are due
@@ -25,18 +39,17 @@ export type EnqueuedTask = Readonly<{ id: string; messageId: string; topic: Topi
  */
 export async function enqueue(tx: Tx, events: readonly OutboundEvent[], now: Date, holdMs = 0): Promise<EnqueuedTask[]> {
   const out: EnqueuedTask[] = [];
-  const due = new Date(now.getTime() + holdMs);
   for (const e of events) {
-    const envelope: Envelope = { id: e.messageId ?? randomUUID(), timestamp: now.getTime(), data: e.data };
+    const row = taskRow(e, now, holdMs);
     const { rows } = await sql<{ id: string }>(
       tx,
-      `INSERT INTO task (user_id, topic, message_id, message, state, next_attempt_at, create_time, update_time)
-       VALUES ($1, $2, $3, $4, 'create', $6, $5, $5)
+      `INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
+       VALUES ($1, $2, $3, $4, $5, 'create', $6, $6)
        ON CONFLICT (message_id) DO NOTHING
        RETURNING id`,
-      [e.userId, e.topic, envelope.id, JSON.stringify(envelope), now, due],
+      [...taskParams(row), now],
     );
-    if (rows[0]) out.push({ id: String(rows[0].id), messageId: envelope.id, topic: e.topic, envelope, held: holdMs > 0 });
+    if (rows[0]) out.push(enqueuedTask(row, String(rows[0].id)));
   }
   return out;
 }

@@ -279,8 +279,8 @@ test('an unexpected failure mid-transaction replies 0001 and changes nothing', a
   const userId = 'user-unexpected';
   await givenAccount(userId);
   const { ds } = dbs.forUser(userId);
-  // The outbox insert comes after the deduction in the same transaction: without its table it
-  // fails (42P01, not transient), and everything before it must roll back.
+  // The outbox insert is part of the deduction statement: without its table that statement fails
+  // (42P01, not transient) after the lock, and the transaction must roll back.
   await sql(ds, 'ALTER TABLE task RENAME TO task_away');
   let reply;
   try {

@@ -7,7 +7,7 @@ import type { CatalogReader } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
 import { PermanentError, isTransient } from '../../infra/errors';
-import { enqueue, type EnqueuedTask } from '../../infra/outbox';
+import { enqueuedTask, taskRow, type EnqueuedTask } from '../../infra/outbox';
 import { holdForFastPath, publishNow } from '../../infra/relay';
 import { TOPICS } from '../../infra/topology';
 import type { Context } from '../runtime';
@@ -121,13 +121,15 @@ async function partakeIn(tx: Tx, timeZone: string, suffix: string, req: AccountR
   if (!decision.ok) return { kind: 'refused', refusal: decision };
 
   const order: RaffleOrder = { orderId, userId, activityId, activityName: activity.name, strategyId: activity.strategyId, orderTime: now, orderState: 'create' };
-  if (!(await store.applyPartake(tx, suffix, period, decision, order))) throw new Error('a surplus changed under the account lock');
-  const tasks = await enqueue(tx, [{
+  const task = taskRow({
     topic: TOPICS.partakeCreated,
     userId,
     messageId: `partake.created:${orderId}`,
     data: { orderId, userId, activityId, strategyId: activity.strategyId, orderTime: now.toISOString() },
-  }], now, holdForFastPath());
+  }, now, holdForFastPath());
+  const applied = await store.applyPartake(tx, suffix, period, decision, order, task);
+  if (!applied.ok) throw new Error('a surplus changed under the account lock');
+  const tasks = applied.taskId ? [enqueuedTask(task, applied.taskId)] : [];
   return { kind: 'created', order, tasks };
 }
 

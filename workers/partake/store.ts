@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { Period } from '../../domain/calendar';
 import type { PartakeDecision, PeriodWrite, QuotaRows, RaffleOrderState } from '../../domain/partake';
 import { sql, type Tx } from '../../infra/db';
+import { TASK_COLUMNS, taskParams, type TaskRow } from '../../infra/outbox';
 
 /** SQL of the partake worker. Split-table suffixes come from the router only. */
 
@@ -55,11 +56,12 @@ export async function lockQuota(tx: Tx, suffix: string, userId: string, activity
 
 /**
  * The whole deduction in one statement: this month's and today's rows (created on first use, else
- * decremented, guarded), the account's total (guarded) with its mirrors set from those rows, and the
- * raffle order. False when a guard matched nothing: a broken invariant, the caller rolls back.
+ * decremented, guarded), the account's total (guarded) with its mirrors set from those rows, the
+ * raffle order, and its outbox task. `ok` false when a guard matched nothing: a broken invariant,
+ * the caller rolls back. `taskId` is absent when the task's message id was already there.
  */
-export async function applyPartake(tx: Tx, suffix: string, period: Period, d: Extract<PartakeDecision, { ok: true }>, o: RaffleOrder): Promise<boolean> {
-  const { rows } = await sql<{ n: number }>(tx,
+export async function applyPartake(tx: Tx, suffix: string, period: Period, d: Extract<PartakeDecision, { ok: true }>, o: RaffleOrder, task: TaskRow): Promise<{ ok: boolean; taskId?: string }> {
+  const { rows } = await sql<{ n: number; task_id: string | null }>(tx,
     `WITH m AS (
        INSERT INTO raffle_activity_account_month AS r (user_id, activity_id, month, month_count, month_count_surplus, create_time, update_time)
        VALUES ($1, $2, $3, $4, greatest($4 - 1, 0), $7, $7)
@@ -82,10 +84,15 @@ export async function applyPartake(tx: Tx, suffix: string, period: Period, d: Ex
        INSERT INTO user_raffle_order_${suffix} (${ORDER_COLUMNS}, create_time, update_time)
        SELECT $8, $1, $2, $9, $10, $7, 'create', $7, $7 FROM a
        RETURNING 1
+     ), t AS (
+       INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
+       SELECT $11, $12, $13, $14::jsonb, $15, 'create', $7, $7 FROM o
+       ON CONFLICT (message_id) DO NOTHING
+       RETURNING id
      )
-     SELECT count(*)::int AS n FROM o`,
-    [o.userId, o.activityId, period.month, createCount(d.month), period.day, createCount(d.day), o.orderTime, o.orderId, o.activityName, o.strategyId]);
-  return rows[0]?.n === 1;
+     SELECT (SELECT count(*)::int FROM o) AS n, (SELECT id::text FROM t) AS task_id`,
+    [o.userId, o.activityId, period.month, createCount(d.month), period.day, createCount(d.day), o.orderTime, o.orderId, o.activityName, o.strategyId, ...taskParams(task)]);
+  return { ok: rows[0]?.n === 1, taskId: rows[0]?.task_id ?? undefined };
 }
 
 /**
