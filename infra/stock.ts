@@ -102,10 +102,6 @@ export function lockKey(text: string): string {
 /** Every recharge transaction of a limited SKU holds the shared side while it takes stock; a rebuild the exclusive side. */
 export const skuLockKey = (sku: number) => lockKey(`stock-sku:${sku}`);
 
-export async function lockSkuShared(tx: Tx, sku: number): Promise<void> {
-  await sql(tx, 'SELECT pg_advisory_xact_lock_shared($1::bigint)', [skuLockKey(sku)]);
-}
-
 /** Committed recharge orders of a SKU in one shard's split tables: the ledger, counted per shard by the rebuild. */
 async function countShardOrders(tx: Tx | Databases['global'], suffixes: readonly string[], sku: number): Promise<number> {
   const union = suffixes.map((s) => `SELECT count(*) AS n FROM raffle_activity_order_${s} WHERE sku = $1`).join(' UNION ALL ');

@@ -16,10 +16,10 @@ import {
 import type { CatalogReader, SkuView } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
-import { enqueue, type EnqueuedTask, type OutboundEvent } from '../../infra/outbox';
+import { enqueue, taskRow, type EnqueuedTask, type OutboundEvent } from '../../infra/outbox';
 import { holdForFastPath, publishNow } from '../../infra/relay';
 import type { UserShard } from '../../infra/shards';
-import { ensureStock, giveBackStock, lockSkuShared, releaseStock, takeStock, type Reservation } from '../../infra/stock';
+import { ensureStock, giveBackStock, releaseStock, skuLockKey, takeStock, type Reservation } from '../../infra/stock';
 import { TOPICS } from '../../infra/topology';
 import type { Context } from '../runtime';
 import { parseBehavior, parseRecharge } from './message';
@@ -86,18 +86,19 @@ export async function handleBehavior(deps: Deps, msg: ConsumeMessage): Promise<v
 /** One recharge inside the caller's transaction, which holds the request lock: dedupe, decide, take stock, write. */
 async function recharge(deps: Deps, tx: Tx, db: UserShard, held: Reservation[], req: RechargeRequest, view: SkuView | undefined, now: Date): Promise<Outcome & { tasks: EnqueuedTask[] }> {
   const rejectionId = rejectionMessageId(req.userId, req.outBusinessNo);
-  if (await alreadyHandled(tx, db.suffix, req.userId, req.outBusinessNo, rejectionId)) return { kind: 'duplicate', tasks: [] };
+  const check = checkRecharge(view, now);
+  // A limited SKU's shared lock is taken with the dedupe check, before the stock take.
+  const limited = check.ok && !isUnlimited(check.sku.stockCount);
+  if (await alreadyHandled(tx, db.suffix, req.userId, req.outBusinessNo, rejectionId, limited ? skuLockKey(check.sku.sku) : undefined)) return { kind: 'duplicate', tasks: [] };
   const reject = async (r: Refusal) => {
     const tasks = await enqueue(tx, [{ topic: TOPICS.rechargeRejected, userId: req.userId, data: rejectedPayload(req, r), messageId: rejectionId }], now, holdForFastPath());
     return { kind: 'rejected' as const, code: r.code, tasks };
   };
-  const check = checkRecharge(view, now);
   if (!check.ok) return reject(check);
   const sku = check.sku;
   const orderId = newOrderId();
   let remaining: number | undefined;
-  if (!isUnlimited(sku.stockCount)) {
-    await lockSkuShared(tx, sku.sku);
+  if (limited) {
     const take = await takeStock(deps.redis, sku.sku, req.userId, req.outBusinessNo, orderId);
     if (take.kind === 'missing') throw new StockMissing(sku.sku);
     if (take.kind === 'sold-out') return reject(SOLD_OUT);
@@ -106,10 +107,10 @@ async function recharge(deps: Deps, tx: Tx, db: UserShard, held: Reservation[], 
   }
   const order = rechargeOrder(req, sku, orderId, now);
   const { day, month } = periodOf(now, deps.config.timeZone);
-  await insertOrderAndCredit(tx, db.suffix, order, day, month);
   const events: OutboundEvent[] = [{ topic: TOPICS.rechargeCompleted, userId: req.userId, data: completedPayload(order) }];
   if (remaining !== undefined && tookLastUnit(remaining)) events.push({ topic: TOPICS.skuStockZero, userId: req.userId, data: { sku: sku.sku } });
-  return { kind: 'credited', orderId, remaining, tasks: await enqueue(tx, events, now, holdForFastPath()) };
+  const tasks = await insertOrderAndCredit(tx, db.suffix, order, day, month, events.map((e) => taskRow(e, now, holdForFastPath())));
+  return { kind: 'credited', orderId, remaining, tasks };
 }
 
 /**

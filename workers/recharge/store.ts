@@ -1,5 +1,6 @@
 import type { RechargeOrder } from '../../domain/recharge';
 import { sql, type Tx } from '../../infra/db';
+import { TASK_COLUMNS, enqueuedTask, taskParams, type EnqueuedTask, type TaskRow } from '../../infra/outbox';
 import { lockKey } from '../../infra/stock';
 
 /** Serialises every delivery of one (userId, outBusinessNo) until the end of `tx`. */
@@ -7,23 +8,30 @@ export async function lockRequest(tx: Tx, userId: string, outBusinessNo: string)
   await sql(tx, 'SELECT pg_advisory_xact_lock($1::bigint)', [lockKey(`recharge:${userId}\u001f${outBusinessNo}`)]);
 }
 
-/** Already credited, or already refused (its rejection task is recorded under a deterministic id). */
-export async function alreadyHandled(tx: Tx, suffix: string, userId: string, outBusinessNo: string, rejectionId: string): Promise<boolean> {
-  const { rows } = await sql<{ seen: boolean }>(tx, `
-    SELECT EXISTS (SELECT 1 FROM raffle_activity_order_${suffix} WHERE user_id = $1 AND out_business_no = $2)
-        OR EXISTS (SELECT 1 FROM task WHERE message_id = $3) AS seen`,
-    [userId, outBusinessNo, rejectionId]);
+/**
+ * Already credited, or already refused (its rejection task is recorded under a deterministic id).
+ * With `skuLock` (`skuLockKey` of infra/stock.ts), the same statement takes the shared side of that
+ * SKU's lock, held to the end of `tx`: every take of a limited SKU's stock happens under it.
+ */
+export async function alreadyHandled(tx: Tx, suffix: string, userId: string, outBusinessNo: string, rejectionId: string, skuLock?: string): Promise<boolean> {
+  const seen = `EXISTS (SELECT 1 FROM raffle_activity_order_${suffix} WHERE user_id = $1 AND out_business_no = $2)
+        OR EXISTS (SELECT 1 FROM task WHERE message_id = $3)`;
+  const { rows } = skuLock === undefined
+    ? await sql<{ seen: boolean }>(tx, `SELECT ${seen} AS seen`, [userId, outBusinessNo, rejectionId])
+    : await sql<{ seen: boolean }>(tx, `SELECT pg_advisory_xact_lock_shared($4::bigint), ${seen} AS seen`, [userId, outBusinessNo, rejectionId, skuLock]);
   return rows[0]?.seen === true;
 }
 
 /**
- * The order, the account (allowances accumulate) and today's / this month's rows where they exist, in
- * one statement. The account upsert is the main query, which PostgreSQL runs before the unreferenced
- * CTEs: the account row is locked first, as partake does, so the two never deadlock and partake may
+ * The order, the account (allowances accumulate), today's / this month's rows where they exist and
+ * the outbox tasks, in one statement; returns the tasks inserted (a message id already there is
+ * skipped). The account upsert is the main query, which PostgreSQL runs before the CTEs it does not
+ * read: the account row is locked first, as partake does, so the two never deadlock and partake may
  * read the day / month rows under the account lock alone.
  */
-export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOrder, day: string, month: string): Promise<void> {
-  await sql(tx, `
+export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOrder, day: string, month: string, tasks: readonly TaskRow[]): Promise<EnqueuedTask[]> {
+  const cols = (i: number) => tasks.map((t) => taskParams(t)[i]);
+  const { rows } = await sql<{ tasks: Array<{ id: string; messageId: string }> }>(tx, `
     WITH ord AS (
       INSERT INTO raffle_activity_order_${suffix} (user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time,
         total_count, day_count, month_count, pay_type, pay_amount, state, out_business_no)
@@ -34,6 +42,12 @@ export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOr
     ), m AS (
       UPDATE raffle_activity_account_month SET month_count = month_count + $10, month_count_surplus = month_count_surplus + $10, update_time = now()
       WHERE user_id = $1 AND activity_id = $3 AND month = $15
+    ), t AS (
+      INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
+      SELECT u, tp, mid, msg::jsonb, due, 'create', $7, $7
+      FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::timestamptz[]) AS x(u, tp, mid, msg, due)
+      ON CONFLICT (message_id) DO NOTHING
+      RETURNING id, message_id
     )
     INSERT INTO raffle_activity_account AS a (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
     VALUES ($1, $3, $8, $8, $9, $9, $10, $10)
@@ -41,9 +55,15 @@ export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOr
       total_count = a.total_count + $8, total_count_surplus = a.total_count_surplus + $8,
       day_count = a.day_count + $9, day_count_surplus = a.day_count_surplus + $9,
       month_count = a.month_count + $10, month_count_surplus = a.month_count_surplus + $10,
-      update_time = now()`,
+      update_time = now()
+    RETURNING (SELECT coalesce(json_agg(json_build_object('id', id::text, 'messageId', message_id)), '[]') FROM t) AS tasks`,
     [o.userId, o.sku, o.activityId, o.activityName, o.strategyId, o.orderId, o.orderTime, o.totalCount, o.dayCount, o.monthCount,
-      o.payType, o.payAmount, o.outBusinessNo, day, month]);
+      o.payType, o.payAmount, o.outBusinessNo, day, month, cols(0), cols(1), cols(2), cols(3), cols(4)]);
+  const inserted = new Map((rows[0]?.tasks ?? []).map((t) => [t.messageId, t.id]));
+  return tasks.flatMap((t) => {
+    const id = inserted.get(t.envelope.id);
+    return id ? [enqueuedTask(t, id)] : [];
+  });
 }
 
 /** Did this exact order attempt commit? (The reaper asks, under the request lock.) */
