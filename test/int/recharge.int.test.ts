@@ -48,6 +48,9 @@ test('credit: order, account, day and month rows, recharge.completed task, one u
   assert.is(completed.length, 1);
   assert.is(completed[0]!.message.id, completed[0]!.message_id);
   assert.equal(completed[0]!.message.data, { orderId: order!.order_id, userId: 'alice', sku: SKU, activityId: OPEN, totalCount: 10, dayCount: 3, monthCount: 6, outBusinessNo: 'pay-1' });
+  // Published by the worker right after its commit (fast path), not by the relay after the hold.
+  await w.client.waitEvent((e) => e.props.messageId === completed[0]!.message_id, 3_000);
+  await waitFor(async () => (await sql<{ state: string }>(ds, 'SELECT state FROM task WHERE message_id = $1', [completed[0]!.message_id])).rows[0]?.state === 'completed', 3_000, 'task completed');
   assert.is(await counter(w, SKU), 999);
   assert.is(await w.redis.hlen(`activity:stock:${SKU}:reserved`), 0);
 });
