@@ -16,7 +16,7 @@ import {
 import type { CatalogReader, SkuView } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
-import { enqueue, taskRow, type EnqueuedTask, type OutboundEvent } from '../../infra/outbox';
+import { enqueue, type EnqueuedTask, type OutboundEvent } from '../../infra/outbox';
 import { holdForFastPath, publishNow } from '../../infra/relay';
 import type { UserShard } from '../../infra/shards';
 import { ensureStock, giveBackStock, releaseStock, skuLockKey, takeStock, type Reservation } from '../../infra/stock';
@@ -109,8 +109,8 @@ async function recharge(deps: Deps, tx: Tx, db: UserShard, held: Reservation[], 
   const { day, month } = periodOf(now, deps.config.timeZone);
   const events: OutboundEvent[] = [{ topic: TOPICS.rechargeCompleted, userId: req.userId, data: completedPayload(order) }];
   if (remaining !== undefined && tookLastUnit(remaining)) events.push({ topic: TOPICS.skuStockZero, userId: req.userId, data: { sku: sku.sku } });
-  const tasks = await insertOrderAndCredit(tx, db.suffix, order, day, month, events.map((e) => taskRow(e, now, holdForFastPath())));
-  return { kind: 'credited', orderId, remaining, tasks };
+  await insertOrderAndCredit(tx, db.suffix, order, day, month);
+  return { kind: 'credited', orderId, remaining, tasks: await enqueue(tx, events, now, holdForFastPath()) };
 }
 
 /**

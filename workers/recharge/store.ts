@@ -1,6 +1,5 @@
 import type { RechargeOrder } from '../../domain/recharge';
 import { sql, type Tx } from '../../infra/db';
-import { TASK_COLUMNS, enqueuedTask, taskParams, type EnqueuedTask, type TaskRow } from '../../infra/outbox';
 import { lockKey } from '../../infra/stock';
 
 /** Serialises every delivery of one (userId, outBusinessNo) until the end of `tx`. */
@@ -23,15 +22,13 @@ export async function alreadyHandled(tx: Tx, suffix: string, userId: string, out
 }
 
 /**
- * The order, the account (allowances accumulate), today's / this month's rows where they exist and
- * the outbox tasks, in one statement; returns the tasks inserted (a message id already there is
- * skipped). The account upsert is the main query, which PostgreSQL runs before the CTEs it does not
- * read: the account row is locked first, as partake does, so the two never deadlock and partake may
+ * The order, the account (allowances accumulate) and today's / this month's rows where they exist, in
+ * one statement. The account upsert is the main query, which PostgreSQL runs before the unreferenced
+ * CTEs: the account row is locked first, as partake does, so the two never deadlock and partake may
  * read the day / month rows under the account lock alone.
  */
-export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOrder, day: string, month: string, tasks: readonly TaskRow[]): Promise<EnqueuedTask[]> {
-  const cols = (i: number) => tasks.map((t) => taskParams(t)[i]);
-  const { rows } = await sql<{ tasks: Array<{ id: string; messageId: string }> }>(tx, `
+export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOrder, day: string, month: string): Promise<void> {
+  await sql(tx, `
     WITH ord AS (
       INSERT INTO raffle_activity_order_${suffix} (user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time,
         total_count, day_count, month_count, pay_type, pay_amount, state, out_business_no)
@@ -42,12 +39,6 @@ export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOr
     ), m AS (
       UPDATE raffle_activity_account_month SET month_count = month_count + $10, month_count_surplus = month_count_surplus + $10, update_time = now()
       WHERE user_id = $1 AND activity_id = $3 AND month = $15
-    ), t AS (
-      INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
-      SELECT u, tp, mid, msg::jsonb, due, 'create', $7, $7
-      FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::timestamptz[]) AS x(u, tp, mid, msg, due)
-      ON CONFLICT (message_id) DO NOTHING
-      RETURNING id, message_id
     )
     INSERT INTO raffle_activity_account AS a (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
     VALUES ($1, $3, $8, $8, $9, $9, $10, $10)
@@ -55,15 +46,9 @@ export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOr
       total_count = a.total_count + $8, total_count_surplus = a.total_count_surplus + $8,
       day_count = a.day_count + $9, day_count_surplus = a.day_count_surplus + $9,
       month_count = a.month_count + $10, month_count_surplus = a.month_count_surplus + $10,
-      update_time = now()
-    RETURNING (SELECT coalesce(json_agg(json_build_object('id', id::text, 'messageId', message_id)), '[]') FROM t) AS tasks`,
+      update_time = now()`,
     [o.userId, o.sku, o.activityId, o.activityName, o.strategyId, o.orderId, o.orderTime, o.totalCount, o.dayCount, o.monthCount,
-      o.payType, o.payAmount, o.outBusinessNo, day, month, cols(0), cols(1), cols(2), cols(3), cols(4)]);
-  const inserted = new Map((rows[0]?.tasks ?? []).map((t) => [t.messageId, t.id]));
-  return tasks.flatMap((t) => {
-    const id = inserted.get(t.envelope.id);
-    return id ? [enqueuedTask(t, id)] : [];
-  });
+      o.payType, o.payAmount, o.outBusinessNo, day, month]);
 }
 
 /** Did this exact order attempt commit? (The reaper asks, under the request lock.) */
