@@ -24,7 +24,7 @@ export function taskRow(e: OutboundEvent, now: Date, holdMs = 0): TaskRow {
   return { event: e, envelope: { id: e.messageId ?? randomUUID(), timestamp: now.getTime(), data: e.data }, due: new Date(now.getTime() + holdMs), held: holdMs > 0 };
 }
 
-/** The columns of a `task` insert and the matching parameters of a row, from `$first` on. */
+/** The columns a `task` insert sets from a row (`state` and the times aside), and their parameters in that order. */
 export const TASK_COLUMNS = 'user_id, topic, message_id, message, next_attempt_at';
 export const taskParams = (r: TaskRow): unknown[] => [r.event.userId, r.event.topic, r.envelope.id, JSON.stringify(r.envelope), r.due];
 

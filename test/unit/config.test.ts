@@ -46,6 +46,14 @@ test('a wrong value names its variable', () => {
   refuses({ ACTIVITY_TIME_ZONE: 'Mars/Olympus' }, 'ACTIVITY_TIME_ZONE');
   refuses({ LOG_LEVEL: 'loud' }, 'LOG_LEVEL');
   refuses({ DELIVERY_LIMIT: '0' }, 'DELIVERY_LIMIT');
+  refuses({ GROUP_COMMIT_MAX: '0' }, 'GROUP_COMMIT_MAX');
+  refuses({ GROUP_COMMIT_LANES: '4', DB_POOL_SIZE: '3' }, 'GROUP_COMMIT_LANES'); // each lane holds a connection
+});
+
+test('group commit: 16 messages per transaction and 2 lanes by default; 1 turns grouping off', () => {
+  const c = loadConfig({});
+  assert.equal([c.groupMax, c.groupLanes], [16, 2]);
+  assert.equal([loadConfig({ GROUP_COMMIT_MAX: '1' }).groupMax, loadConfig({ GROUP_COMMIT_LANES: '3', DB_POOL_SIZE: '3' }).groupLanes], [1, 3]);
 });
 
 test.run();
