@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 import { sql, type Tx } from '../../infra/db';
 import { groupCommitter, type GroupCommitter, type Unit } from '../../infra/group-commit';
 import { log } from '../../infra/log';
+import { groupSize } from '../../infra/metrics';
 import { openDatabases, type Databases } from '../../infra/shards';
 import { createTestEnv, type TestEnv } from '../support/env';
 
@@ -53,7 +54,15 @@ async function rows(): Promise<Array<{ k: string; v: number; txid: number }>> {
   return (await sql<{ k: string; v: number; txid: string }>(ds, 'SELECT k, v, txid::text FROM probe ORDER BY k, v')).rows.map((r) => ({ ...r, txid: Number(r.txid) }));
 }
 
+/** Groups and units counted by the `aq_group_commit_units` histogram so far. */
+async function counted(): Promise<{ groups: number; units: number }> {
+  const values = (await groupSize.get()).values;
+  const value = (name: string) => values.find((v) => v.metricName === name)?.value ?? 0;
+  return { groups: value('aq_group_commit_units_count'), units: value('aq_group_commit_units_sum') };
+}
+
 test('units that queue while the lane is busy share one transaction, up to the group size', async () => {
+  const before = await counted();
   const g = groupCommitter(ds, { max: 4, lanes: 1 }, quiet);
   const b = blocker(g);
   const units = Array.from({ length: 10 }, (_, i) => g.run(write(`user-${String(i).padStart(2, '0')}`, i)));
@@ -65,6 +74,8 @@ test('units that queue while the lane is busy share one transaction, up to the g
   const stored = await rows();
   assert.is(stored.length, 10);
   assert.equal(stored.map((r) => r.txid), txids, 'each unit answered with the transaction its row was written in');
+  const after = await counted();
+  assert.equal({ groups: after.groups - before.groups, units: after.units - before.units }, { groups: 4, units: 11 }, 'the blocker alone, then 4 + 4 + 2');
 });
 
 test('a lone unit does not wait: with a free lane it commits at once, alone', async () => {
