@@ -160,6 +160,29 @@ test('a transient failure goes to every unit of the group (the consumer loop ret
   assert.is((await rows()).length, 0);
 });
 
+test('a failing COMMIT: every unit gets its error and nothing is undone (the outcome is unknown to them)', async () => {
+  // A deferred constraint trigger runs at COMMIT: the body succeeds, the commit fails.
+  await sql(ds, `CREATE FUNCTION fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$`);
+  await sql(ds, `CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON probe DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW WHEN (NEW.k = 'c') EXECUTE FUNCTION fail_at_commit()`);
+  try {
+    const g = groupCommitter(ds, { max: 16, lanes: 1 }, quiet);
+    const b = blocker(g);
+    const undone: string[] = [];
+    const units = ['a', 'b', 'c'].map((k) => g.run(write(k, 1, { undo: async () => void undone.push(k) })));
+    b.release();
+    const outcomes = await Promise.allSettled(units);
+    await b.done;
+    assert.equal(outcomes.map((o) => o.status), ['rejected', 'rejected', 'rejected']);
+    for (const o of outcomes) assert.match(String((o as PromiseRejectedResult).reason), /refused at commit/);
+    assert.equal(undone, [], 'no undo: a unit cannot know whether a failed commit took effect');
+    assert.is((await rows()).length, 0);
+  } finally {
+    await sql(ds, 'DROP TRIGGER fail_at_commit ON probe');
+    await sql(ds, 'DROP FUNCTION fail_at_commit()');
+  }
+});
+
 test('max 1: one transaction per unit, as without grouping', async () => {
   const g = groupCommitter(ds, { max: 1, lanes: 1 }, quiet);
   const b = blocker(g);
