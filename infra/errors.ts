@@ -26,6 +26,13 @@ const TRANSIENT_MESSAGES = [
   /channel (closed|ended)/i,
   /connection closed/i,
   /the database system is (starting up|shutting down)/i,
+  // Redis Cluster: a failover or resharding in progress, or a take no replica confirmed yet.
+  /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY) /,
+  /too many cluster redirections/i,
+  /cluster isn't ready/i,
+  /failed to refresh slots cache/i,
+  /none of startup nodes is available/i,
+  /^redis replication: .* not confirmed by/,
 ];
 
 /**

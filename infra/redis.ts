@@ -1,14 +1,25 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis as Single, type RedisOptions } from 'ioredis';
+import type { Config } from './config';
 import type { Logger } from './log';
 
-export type { Redis };
+/** How many replicas must hold a write that stock correctness depends on, and how long to wait for them. */
+export type ReplicaAck = Readonly<{ replicas: number; timeoutMs: number }>;
+
+/**
+ * One Redis or a Redis Cluster, behind the commands both have. Every stock script touches the
+ * keys of one SKU, which share a hash tag, so it runs on a cluster as on a single server.
+ * `replicaAck` (set by `connectRedis`) makes stock takes wait for replicas (see infra/stock.ts).
+ */
+export type Redis = (Single | Cluster) & { replicaAck?: ReplicaAck };
+
+export type RedisSettings = Pick<Config, 'redisUrl' | 'redisCluster' | 'redisKeyPrefix' | 'redisWaitReplicas' | 'redisWaitTimeoutMs'>;
 
 /**
  * Fails fast while Redis is down (no offline queue, one try per command) so that a handler sees a
  * transient error and retries the message, instead of commands piling up in memory.
  */
-export async function connectRedis(url: string, log: Logger, name: string): Promise<Redis> {
-  const redis = new Redis(url, {
+export async function connectRedis(s: RedisSettings, log: Logger, name: string): Promise<Redis> {
+  const node: RedisOptions = {
     connectionName: `activity-quota:${name}`,
     enableOfflineQueue: false,
     // A command whose reply was lost may have run: never send it again on our own (the handler's
@@ -16,13 +27,48 @@ export async function connectRedis(url: string, log: Logger, name: string): Prom
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     connectTimeout: 5_000,
-    lazyConnect: true,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
-  });
+  };
+  const redis: Redis = s.redisCluster
+    ? new Cluster(s.redisCluster.nodes.map((n) => ({ ...n })), {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        scaleReads: 'master',
+        keyPrefix: s.redisKeyPrefix || undefined,
+        // MOVED, ASK, TRYAGAIN and CLUSTERDOWN mean "not run": those are followed. A closed connection
+        // may have run the command: that one is not re-sent (0), the handler's retry decides.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 200,
+        retryDelayOnTryAgain: 100,
+        maxRedirections: 16,
+        // A promoted replica is found within a second even when no command is redirected.
+        slotsRefreshInterval: 1_000,
+        slotsRefreshTimeout: 2_000,
+        clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
+        redisOptions: {
+          ...node,
+          username: s.redisCluster.username,
+          password: s.redisCluster.password,
+          ...(s.redisCluster.tls ? { tls: {} } : {}),
+        },
+      })
+    : new Single(s.redisUrl, { ...node, lazyConnect: true, keyPrefix: s.redisKeyPrefix || undefined });
+  if (s.redisWaitReplicas > 0) redis.replicaAck = { replicas: s.redisWaitReplicas, timeoutMs: s.redisWaitTimeoutMs };
   let lastWarn = 0;
   redis.on('error', (err) => {
     if (Date.now() - lastWarn > 5_000) (lastWarn = Date.now()), log.warn({ err }, 'redis error');
   });
   await redis.connect();
   return redis;
+}
+
+/** The servers that hold data: every master of a cluster, or the one server. */
+export function mastersOf(redis: Redis): Single[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+}
+
+/** The key prefix the client adds to every key argument (not to SCAN patterns, nor to keys SCAN returns). */
+export function keyPrefixOf(redis: Redis): string {
+  const p = redis.options.keyPrefix;
+  return typeof p === 'string' ? p : '';
 }

@@ -37,7 +37,7 @@ export async function loadWorker(name: WorkerName): Promise<Start> {
 export async function openContext(name: string, config: Config, poolSize = config.dbPoolSize): Promise<Context & { close(graceMs?: number): Promise<void> }> {
   const log = rootLog.child({ worker: name });
   const dbs = await openDatabases(config, { poolSize, name, log });
-  const redis = await connectRedis(config.redisUrl, log, name).catch(async (err) => {
+  const redis = await connectRedis(config, log, name).catch(async (err) => {
     await dbs.close();
     throw err;
   });

@@ -24,7 +24,7 @@ await runCommand(async () => {
   }
   const config = loadConfig();
   const dbs = await openDatabases(config, { poolSize: 2, name: 'catalog' });
-  const redis = await connectRedis(config.redisUrl, log, 'catalog');
+  const redis = await connectRedis(config, log, 'catalog');
   try {
     const v = validateCatalog(input, await knownIds(dbs));
     if (!v.ok) {

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { validateCatalog } from '../../domain/catalog';
 import { loadCatalog } from '../../infra/catalog';
 import { sql } from '../../infra/db';
+import { stockKey } from '../../infra/stock';
 import { openDatabases, type Databases } from '../../infra/shards';
 import { connectClient, waitFor, type TestClient } from '../support/client';
 import { createTestEnv, type EnvOptions, type TestEnv } from '../support/env';
@@ -99,7 +100,7 @@ export async function account(w: World, userId: string, activityId: number): Pro
 }
 
 export async function counter(w: World, sku: number): Promise<number | null> {
-  const v = await w.redis.get(`activity:stock:${sku}`);
+  const v = await w.redis.get(stockKey(sku));
   return v === null ? null : Number(v);
 }
 
