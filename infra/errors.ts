@@ -29,6 +29,7 @@ const TRANSIENT_MESSAGES = [
   // Redis Cluster: a failover or resharding in progress, or a take no replica confirmed yet.
   /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY) /,
   /too many cluster redirections/i,
+  /command aborted due to connection close/i,
   /cluster isn't ready/i,
   /failed to refresh slots cache/i,
   /none of startup nodes is available/i,

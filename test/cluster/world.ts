@@ -14,6 +14,8 @@ import { downRedis, redisHealthy, redisNodes, redisPid, upRedis } from './redis-
 export type ClusterWorld = Readonly<{ layout: Layout; env: Record<string, string>; startMs: number }>;
 
 export type Say = (line: string) => void;
+export type Part = 'rabbitmq' | 'redis' | 'postgresql';
+const ALL_PARTS: readonly Part[] = ['rabbitmq', 'redis', 'postgresql'];
 const quiet: Say = () => undefined;
 const MARKER = '.aq-cluster-world';
 
@@ -35,17 +37,20 @@ async function ensureInstalled(l: Layout, say: Say): Promise<void> {
   await sh('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env, timeoutMs: 600_000 });
 }
 
-export async function clusterUp(o: { say?: Say; layout?: Layout } = {}): Promise<ClusterWorld> {
+/** Brings the world (or only some `parts` of it) up; a part that already runs is left as it is. */
+export async function clusterUp(o: { say?: Say; layout?: Layout; parts?: readonly Part[] } = {}): Promise<ClusterWorld> {
   const say = o.say ?? quiet;
   const l = o.layout ?? layout();
+  const parts = o.parts ?? ALL_PARTS;
   const t0 = Date.now();
   await ensureInstalled(l, say);
   fs.mkdirSync(l.dir, { recursive: true, mode: 0o755 });
   fs.chmodSync(l.dir, 0o755); // the postgres user must reach its data folder inside
   fs.writeFileSync(path.join(l.dir, MARKER), `${new Date().toISOString()}\n`);
   // The three start side by side; RabbitMQ takes longest.
-  const results = await Promise.allSettled([upRabbit(l, say), upRedis(l, say), upPg(l, say)]);
-  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${['rabbitmq', 'redis', 'postgresql'][i]}: ${(r.reason as Error).message}`] : []));
+  const up: Record<Part, () => Promise<void>> = { rabbitmq: () => upRabbit(l, say), redis: () => upRedis(l, say), postgresql: () => upPg(l, say) };
+  const results = await Promise.allSettled(parts.map((p) => up[p]()));
+  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${parts[i]}: ${(r.reason as Error).message}`] : []));
   if (failed.length) throw new Error(`cluster world not up:\n${failed.join('\n')}`);
   return { layout: l, env: worldEnv(l), startMs: Date.now() - t0 };
 }
@@ -78,7 +83,7 @@ export async function clusterDown(o: { say?: Say; layout?: Layout } = {}): Promi
   const say = o.say ?? quiet;
   const l = o.layout ?? layout();
   const results = await Promise.allSettled([downRabbit(l), downRedis(l), downPg(l)]);
-  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${['rabbitmq', 'redis', 'postgresql'][i]}: ${(r.reason as Error).message}`] : []));
+  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${ALL_PARTS[i]}: ${(r.reason as Error).message}`] : []));
   if (fs.existsSync(path.join(l.dir, MARKER))) fs.rmSync(l.dir, { recursive: true, force: true });
   else if (fs.existsSync(l.dir)) say(`${l.dir} has no ${MARKER}: left in place`);
   if (failed.length) throw new Error(`cluster world not fully down:\n${failed.join('\n')}`);

@@ -1,7 +1,8 @@
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
-import { Redis } from 'ioredis';
 import { validateCatalog } from '../../domain/catalog';
 import { loadCatalog } from '../../infra/catalog';
+import { log } from '../../infra/log';
+import { connectRedis, type Redis } from '../../infra/redis';
 import { sql } from '../../infra/db';
 import { stockKey } from '../../infra/stock';
 import { openDatabases, type Databases } from '../../infra/shards';
@@ -26,8 +27,8 @@ export type World = Readonly<{
 export async function openWorld(workers: WorkerName[], o: EnvOptions = {}): Promise<World> {
   const env = await createTestEnv(o);
   const dbs = await openDatabases(env.config, { poolSize: 3, name: 'test' });
-  const redis = new Redis(env.config.redisUrl);
-  redis.on('error', () => undefined);
+  // The service's own client: one Redis, or the cluster when the world sets REDIS_CLUSTER_NODES.
+  const redis = await connectRedis(env.config, log.child({ worker: 'test' }), 'test');
   const client = await connectClient(env.config.amqpUrl);
   const conn: ChannelModel = await amqplib.connect(env.config.amqpUrl);
   conn.on('error', () => undefined);
