@@ -18,8 +18,8 @@ let cw: PrivateWorld;
 const QUEUE = 'probe.quorum';
 
 if (!enabled) {
-  process.stdout.write('cluster-world: skipped (three RabbitMQ nodes take about a minute to boot); run with AQ_CLUSTER_TESTS=1\n');
-  test.skip('the RabbitMQ cluster world', () => undefined);
+  // No test registered (uvu's Skipped count is not part of its Total, which test/run.ts reads).
+  process.stdout.write('cluster-world: not run (three RabbitMQ nodes take about a minute to boot); run with AQ_CLUSTER_TESTS=1\n');
 } else {
   test.before(async () => {
     cw = await privateWorld(['rabbitmq']);
