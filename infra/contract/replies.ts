@@ -82,7 +82,7 @@ export function replySchema<D extends z.ZodType, C extends FailureCode>(title: s
     .meta({ title });
 }
 
-const COMMON: FailureCode[] = ['0001', '0002'];
+const COMMON = ['0001', '0002'] as const;
 export const REPLY_CODES = {
   partake: [...COMMON, 'ERR_BIZ_003', 'ERR_BIZ_004', 'ERR_BIZ_006', 'ERR_BIZ_007', 'ERR_BIZ_008', 'ERR_BIZ_010'],
   query: COMMON,
