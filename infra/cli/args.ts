@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isTransient } from '../errors';
 
 /** Shared pieces of the operator commands: option parsing, usage errors, masked URLs, lists. */
 
@@ -45,11 +46,19 @@ export function masked(url: string): string {
   }
 }
 
-/** Runs `open`; a failure becomes one line naming the service and its masked URL(s). */
+/** Refused logins and missing databases (SQLSTATE), besides what isTransient knows: the service is not usable as configured. */
+const UNREACHABLE_CODES = new Set(['28P01', '28000', '3D000', 'ACCESS-REFUSED', 'NOAUTH', 'WRONGPASS']);
+const unreachable = (err: unknown): boolean => {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  return isTransient(err) || UNREACHABLE_CODES.has(String(e?.code ?? '').toUpperCase()) || /ACCESS_REFUSED|authentication failed|NOAUTH|WRONGPASS|does not exist/i.test(String(e?.message ?? ''));
+};
+
+/** Runs `open`; a connection failure becomes one line naming the service and its masked URL(s). */
 export async function reach<T>(service: string, urls: readonly string[], open: () => Promise<T>): Promise<T> {
   try {
     return await open();
   } catch (err) {
+    if (!unreachable(err)) throw err;
     throw new CliError(`cannot reach ${service} at ${urls.map(masked).join(', ')}: ${(err as Error).message || String(err)}`);
   }
 }
