@@ -24,7 +24,7 @@ async function known(): Promise<Set<string>> {
   const names = new Set(COMING_OR_EXTERNAL);
   for (const m of await registry.getMetricsAsJSON()) {
     names.add(m.name);
-    if (m.type === ('histogram' as typeof m.type)) for (const s of ['_bucket', '_sum', '_count']) names.add(`${m.name}${s}`);
+    if (String(m.type) === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(`${m.name}${s}`);
   }
   return names;
 }
