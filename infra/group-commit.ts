@@ -1,6 +1,5 @@
-import type { DataSource } from 'typeorm';
-import { transaction, type Tx } from './db';
-import { isTransient } from './errors';
+import { transaction, type Db, type Tx } from './db';
+import { classify } from './errors';
 import type { Logger } from './log';
 import { groupSize } from './metrics';
 
@@ -49,7 +48,7 @@ class CommitOutcomeUnknown extends Error {
  * loop retries each message. If the commit itself fails, every unit gets that error and nothing is
  * undone (its outcome is unknown; redelivery and the stock reaper settle it).
  */
-export function groupCommitter(ds: DataSource, s: GroupSettings, log: Logger): GroupCommitter {
+export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupCommitter {
   const queue: Pending[] = [];
   let busy = 0;
 
@@ -88,7 +87,10 @@ export function groupCommitter(ds: DataSource, s: GroupSettings, log: Logger): G
     try {
       results = await inTransaction(group);
     } catch (err) {
-      if (err instanceof CommitOutcomeUnknown || isTransient(err)) {
+      // This database's own trouble (its scope, or a bare SQLSTATE) concerns every unit; another
+      // dependency's (Redis) only the unit that met it.
+      const f = classify(err);
+      if (err instanceof CommitOutcomeUnknown || (f.kind === 'transient' && (f.scope === ds.scope || f.scope === 'dependency'))) {
         for (const p of group) p.reject(err instanceof CommitOutcomeUnknown ? err.failure : err);
         return;
       }
