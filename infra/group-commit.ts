@@ -44,8 +44,9 @@ class CommitOutcomeUnknown extends Error {
  *
  * Per-message outcomes are kept. If a unit fails, the group rolls back, every started unit is undone,
  * and each unit runs again in a transaction of its own, which decides its own result. A transient
- * failure (connection lost, deadlock) is passed to every unit of the group instead: the consumer
- * loop retries each message. If the commit itself fails, every unit gets that error and nothing is
+ * failure of this database (connection lost, circuit open, deadlock) is passed to every unit of the
+ * group instead: the consumer policy holds or parks each message. Another dependency's (Redis) is
+ * a unit failure like any other. If the commit itself fails, every unit gets that error and nothing is
  * undone (its outcome is unknown; redelivery and the stock reaper settle it).
  */
 export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupCommitter {
