@@ -1,11 +1,11 @@
-import type { Channel, ChannelModel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
+import type { ChannelModel, Options } from 'amqplib';
 import type { Config } from '../config';
 import type { Logger } from '../log';
-import { consumerActive } from '../metrics';
-import { declareInputQueue, declareTopology, type TopologySettings } from '../topology';
+import { declareTopology, type TopologySettings } from '../topology';
 import { openConnection } from './connection';
-import { runDelivery, type Handler, type Settle } from './consumer';
+import type { Handler } from './consumer';
 import { publisher, type Publisher } from './publisher';
+import { Subscription } from './subscription';
 
 export { UnroutableError, republishProperties } from './publisher';
 export type { Handler } from './consumer';
@@ -29,111 +29,20 @@ export type Broker = Readonly<{
   consumers(): ReadonlyArray<Readonly<{ queue: string; active: boolean }>>;
 }>;
 
-/**
- * On probation (restarted after a crash) a consumer takes one message at a time until it has acked
- * a prefetch window: if a poison message kills it again, only the poison is charged a delivery,
- * not every neighbour that happened to be in flight with it.
- */
-type Consumer = {
-  queue: string;
-  handler: Handler;
-  prefetch: number;
-  probation: boolean;
-  acked: number;
-  channel?: Channel;
-  tag?: string;
-  active: boolean;
-  held: Map<string, number>;
-  resubscribe?: NodeJS.Timeout;
-};
-
-const RESUBSCRIBE_MS = [500, 1_000, 2_000, 5_000];
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * One recovering connection per process. After every (re)connect it declares the topology, opens a
- * confirm channel for publishing and restarts every registered consumer on a fresh channel. A
- * consumer the broker cancels (queue deleted, node lost) subscribes again with backoff.
+ * confirm channel for publishing and restarts every registered consumer on a fresh channel.
  */
 export async function connectBroker(config: Config, log: Logger, name: string, probation = false): Promise<Broker> {
-  const topology: TopologySettings = { deliveryLimit: config.deliveryLimit, parkMs: config.parkMs, quorumInitialGroupSize: config.quorumInitialGroupSize };
-  const consumers: Consumer[] = [];
-  const inFlight = new Set<Promise<unknown>>();
+  const topology: TopologySettings = config;
+  const settings = { deliveryLimit: config.deliveryLimit, outageHold: config.outageHold, topology };
+  const subs: Subscription[] = [];
   const pub = publisher(log);
   let model: ChannelModel | undefined;
-  let stopping = false;
-  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-  const setActive = (c: Consumer, active: boolean) => {
-    c.active = active;
-    consumerActive.set({ queue: c.queue }, active ? 1 : 0);
-  };
-
-  async function subscribe(c: Consumer, m: ChannelModel, attempt = 0): Promise<void> {
-    if (stopping || m !== model) return;
-    try {
-      const ch = c.channel && !closed.has(c.channel) ? c.channel : await openChannel(c, m);
-      c.tag = (await ch.consume(c.queue, (msg) => (msg ? deliver(c, ch, msg) : later(c, m, 'consumer cancelled by the broker')))).consumerTag;
-      setActive(c, true);
-    } catch (err) {
-      c.channel = undefined;
-      later(c, m, 'cannot consume yet', err, attempt + 1);
-    }
-  }
-
-  /** Subscribes again after a pause: the broker cancelled the consumer (queue deleted, moved, node lost) or its channel closed. */
-  function later(c: Consumer, m: ChannelModel, why: string, err?: unknown, attempt = 0): void {
-    setActive(c, false);
-    if (stopping || m !== model) return;
-    log.warn({ err, queue: c.queue, attempt }, `${why}, subscribing again`);
-    clearTimeout(c.resubscribe);
-    c.resubscribe = setTimeout(() => void subscribe(c, m, attempt), RESUBSCRIBE_MS[Math.min(attempt, RESUBSCRIBE_MS.length - 1)]);
-  }
-
-  const closed = new WeakSet<Channel>();
-  async function openChannel(c: Consumer, m: ChannelModel): Promise<Channel> {
-    const ch = await m.createChannel();
-    ch.on('error', (err) => log.warn({ err, queue: c.queue }, 'consumer channel error'));
-    ch.on('close', () => {
-      closed.add(ch);
-      if (c.channel === ch) later(c, m, 'consumer channel closed');
-    });
-    await ch.prefetch(c.probation ? 1 : c.prefetch);
-    // The queue may have been deleted under us: bring it back as the topology says.
-    await declareInputQueue(ch, c.queue, topology);
-    c.channel = ch;
-    return ch;
-  }
-
-  function deliver(c: Consumer, ch: Channel, msg: ConsumeMessage): void {
-    const p = runDelivery(
-      {
-        queue: c.queue,
-        handler: c.handler,
-        publisher: pub,
-        log,
-        deliveryLimit: config.deliveryLimit,
-        outageHold: config.outageHold,
-        stopping: () => stopping,
-        held: c.held,
-        live: (x: Settle) => x === c.channel && !closed.has(ch),
-        sleep,
-      },
-      ch,
-      msg,
-    ).then((kind) => {
-      if (kind === 'ack' && c.probation && ++c.acked >= c.prefetch) endProbation(c, ch);
-    });
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
-  }
-
-  function endProbation(c: Consumer, ch: Channel): void {
-    c.probation = false;
-    ch.prefetch(c.prefetch).catch((err: unknown) => log.warn({ err, queue: c.queue }, 'could not raise the prefetch after probation'));
-    log.info({ queue: c.queue, prefetch: c.prefetch }, 'probation over, full prefetch');
-  }
-
-  const connection: RecoveringChannelModel = await openConnection({
+  const connection = await openConnection({
     // A config edited in code (tests) may change `amqpUrl` alone.
     urls: config.amqpUrls.includes(config.amqpUrl) ? config.amqpUrls : [config.amqpUrl],
     heartbeatSeconds: config.amqpHeartbeatSeconds,
@@ -148,13 +57,13 @@ export async function connectBroker(config: Config, log: Logger, name: string, p
       const ch = await m.createConfirmChannel();
       ch.on('error', (err) => log.warn({ err }, 'publisher channel error'));
       pub.attach(ch);
-      for (const c of consumers) (c.channel = undefined), await subscribe(c, m);
+      for (const s of subs) await s.start(m);
     },
   });
   connection.on('disconnect', (err: Error) => {
     model = undefined;
     pub.attach(undefined);
-    for (const c of consumers) setActive(c, false);
+    for (const s of subs) void s.start(undefined);
     log.warn({ err }, 'broker disconnected, reconnecting');
   });
   connection.on('connect', () => log.info('broker connected'));
@@ -164,21 +73,18 @@ export async function connectBroker(config: Config, log: Logger, name: string, p
     reply: pub.reply,
     deadLetter: pub.deadLetter,
     async consume(queue, handler, o = {}) {
-      const c: Consumer = { queue, handler, prefetch: o.prefetch ?? config.prefetch, probation, acked: 0, active: false, held: new Map() };
-      consumers.push(c);
-      setActive(c, false);
-      if (model && !stopping) await subscribe(c, model);
+      const s = new Subscription(queue, handler, o.prefetch ?? config.prefetch, probation, pub, log, settings);
+      subs.push(s);
+      if (model) await s.start(model);
     },
     async close(graceMs = 8_000, beforeDisconnect) {
-      stopping = true;
       const deadline = Date.now() + graceMs;
-      for (const c of consumers) clearTimeout(c.resubscribe);
-      await Promise.allSettled(consumers.map((c) => (c.channel && c.tag ? c.channel.cancel(c.tag) : undefined)));
-      await Promise.race([Promise.allSettled([...inFlight]), sleep(graceMs)]);
+      await Promise.allSettled(subs.map((s) => s.stop()));
+      await Promise.race([Promise.allSettled(subs.flatMap((s) => [...s.inFlight])), sleep(graceMs)]);
       if (beforeDisconnect) await Promise.race([beforeDisconnect().catch(() => undefined), sleep(Math.max(0, deadline - Date.now()))]);
       await connection.close().catch((err: unknown) => log.debug({ err }, 'closing the broker connection'));
     },
     connected: pub.connected,
-    consumers: () => consumers.map((c) => ({ queue: c.queue, active: c.active })),
+    consumers: () => subs.map((s) => ({ queue: s.queue, active: s.active })),
   };
 }
