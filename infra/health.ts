@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Broker } from './amqp';
+import { probe } from './db';
 import type { Logger } from './log';
 import { registry, watchOutbox } from './metrics';
 import type { Redis } from './redis';
@@ -11,13 +12,17 @@ type Deps = Readonly<{ broker: Broker; dbs: Databases; redis: Redis; log: Logger
 
 const CHECK_TIMEOUT_MS = 2_000;
 
-/** What /healthz reports: each dependency reachable or the error; `ok` only when all are. */
+/**
+ * What /healthz reports: each dependency reachable or the error, and each queue this worker
+ * consumes (`consumer:<queue>`: ok, or not consuming); `ok` only when all are.
+ */
 export async function checkHealth(d: Deps): Promise<{ ok: boolean; checks: Record<string, string> }> {
   const probes: Array<[string, () => Promise<unknown>]> = [
     ['broker', async () => { if (!d.broker.connected()) throw new Error('not connected'); }],
-    ['db:global', () => d.dbs.global.query('SELECT 1')],
-    ...d.dbs.shards.map((s): [string, () => Promise<unknown>] => [`db:shard${s.shard}`, () => s.ds.query('SELECT 1')]),
+    ['db:global', () => probe(d.dbs.global)],
+    ...d.dbs.shards.map((s): [string, () => Promise<unknown>] => [`db:shard${s.shard}`, () => probe(s.ds)]),
     ['redis', () => d.redis.ping()],
+    ...d.broker.consumers().map((c): [string, () => Promise<unknown>] => [`consumer:${c.queue}`, async () => { if (!c.active) throw new Error('not consuming'); }]),
   ];
   const results = await Promise.all(
     probes.map(async ([name, probe]) => {
@@ -35,21 +40,17 @@ export async function checkHealth(d: Deps): Promise<{ ok: boolean; checks: Recor
   return { ok: results.every(([, r]) => r === 'ok'), checks: Object.fromEntries(results) };
 }
 
-/**
- * Whether every consumer of this process is active, from the `aq_consumer_active{queue}` gauge (0/1)
- * the consumer loop keeps; until that gauge exists, a connected broker stands for it.
- */
-export async function checkConsumers(d: Pick<Deps, 'broker'>): Promise<{ ok: boolean; consumers: Record<string, string> }> {
-  const gauge = registry.getSingleMetric('aq_consumer_active');
-  if (!gauge) return { ok: d.broker.connected(), consumers: { broker: d.broker.connected() ? 'connected' : 'not connected' } };
-  const { values } = await gauge.get();
-  const consumers = Object.fromEntries(values.map((v) => [String(v.labels.queue ?? '?'), v.value === 1 ? 'active' : 'inactive']));
-  return { ok: values.length > 0 && values.every((v) => v.value === 1), consumers };
+/** Whether every consumer of this process is active (the broker connected, each queue's consumer subscribed). */
+export function checkConsumers(d: Pick<Deps, 'broker'>): { ok: boolean; consumers: Record<string, string> } {
+  const list = d.broker.consumers();
+  const consumers = Object.fromEntries(list.map((c) => [c.queue, c.active ? 'active' : 'inactive']));
+  return { ok: d.broker.connected() && list.length > 0 && list.every((c) => c.active), consumers };
 }
 
 /** /readyz: dependencies reachable (as /healthz) and consumers active; a balancer or orchestrator sends work only then. */
 export async function checkReady(d: Deps): Promise<{ ok: boolean; checks: Record<string, string>; consumers: Record<string, string> }> {
-  const [health, consumers] = await Promise.all([checkHealth(d), checkConsumers(d)]);
+  const health = await checkHealth(d);
+  const consumers = checkConsumers(d);
   return { ok: health.ok && consumers.ok, checks: health.checks, consumers: consumers.consumers };
 }
 

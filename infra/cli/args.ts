@@ -54,7 +54,7 @@ const unreachable = (err: unknown): boolean => {
 };
 
 /** Runs `open`; a connection failure becomes one line naming the service and its masked URL(s). */
-export async function reach<T>(service: string, urls: readonly string[], open: () => Promise<T>): Promise<T> {
+export async function reach<T>(service: string, urls: readonly string[], open: () => T | Promise<T>): Promise<T> {
   try {
     return await open();
   } catch (err) {

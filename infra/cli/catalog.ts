@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { validateCatalog } from '../../domain/catalog';
 import { loadCatalog, knownIds } from '../catalog';
 import { loadConfig } from '../config';
+import { probe } from '../db';
 import { log } from '../log';
 import { connectRedis } from '../redis';
 import { openDatabases } from '../shards';
@@ -28,7 +29,12 @@ await runCommand(async () => {
     return 1;
   }
   const config = loadConfig();
-  const dbs = await reach('PostgreSQL', [config.databaseUrl, ...config.shardUrls], () => openDatabases(config, { poolSize: 2, name: 'catalog' }));
+  const dbs = openDatabases(config, { poolSize: 2, name: 'catalog' });
+  // The pools connect lazily: one probe per database turns a wrong URL into one line naming it.
+  await reach('PostgreSQL', [config.databaseUrl, ...config.shardUrls], () => Promise.all([probe(dbs.global), ...dbs.shards.map((s) => probe(s.ds))])).catch(async (err) => {
+    await dbs.close();
+    throw err;
+  });
   const redis = await reach('Redis', [config.redisUrl], () => connectRedis(config.redisUrl, log, 'catalog')).catch(async (err) => {
     await dbs.close();
     throw err;

@@ -1,5 +1,5 @@
 import { loadConfig } from '../config';
-import { sql } from '../db';
+import { probe, sql } from '../db';
 import { replayTasks, type ReplaySelector } from '../relay';
 import { openDatabases, type Shard } from '../shards';
 import { UsageError, parseCommand, printRows, reach, wholeNumber, write } from './args';
@@ -43,7 +43,12 @@ await runCommand(async () => {
   }
   const limit = wholeNumber(values.limit, '--limit', usage, 1, 100_000) ?? 100;
   const config = loadConfig();
-  const dbs = await reach('PostgreSQL', [config.databaseUrl, ...config.shardUrls], () => openDatabases(config, { poolSize: 2, name: 'tasks-cli' }));
+  const dbs = openDatabases(config, { poolSize: 2, name: 'tasks-cli' });
+  // The pools connect lazily: one probe per database turns a wrong URL into one line naming it.
+  await reach('PostgreSQL', [config.databaseUrl, ...config.shardUrls], () => Promise.all([probe(dbs.global), ...dbs.shards.map((s) => probe(s.ds))])).catch(async (err) => {
+    await dbs.close();
+    throw err;
+  });
   try {
     if (verb === 'list') {
       const rows: Row[] = [];

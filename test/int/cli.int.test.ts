@@ -21,7 +21,7 @@ test.before(async () => {
   dbs = await openDatabases(env.config, { poolSize: 2, name: 'test' });
   conn = await amqplib.connect(env.config.amqpUrl);
   ch = await conn.createChannel();
-  await declareTopology(ch, 10);
+  await declareTopology(ch, env.config);
 });
 
 test.after(async () => {
