@@ -50,8 +50,6 @@ await runCommand(async () => {
   try {
     const ch = await conn.createConfirmChannel();
     ch.on('error', () => undefined);
-    let returned = false;
-    ch.on('return', () => (returned = true));
     const total = await messageCount(conn, DEAD_LETTER_QUEUE);
     const letters: Letter[] = [];
     for (let i = 0; i < total; i++) {
@@ -65,30 +63,7 @@ await runCommand(async () => {
       if (json) write(JSON.stringify(shown.map(({ msg: _m, ...l }) => l)));
       else printTable(shown, letters.length);
     } else {
-      const wanted = ids ? new Set(ids) : undefined;
-      const done: Array<{ messageId: string | undefined; queue: string }> = [];
-      const kept: Array<{ messageId: string | undefined; why: string }> = [];
-      for (const l of letters) {
-        if (wanted && !(l.messageId && wanted.has(l.messageId))) continue;
-        if (!l.queue) {
-          kept.push({ messageId: l.messageId, why: 'no original queue in its headers' });
-          continue;
-        }
-        if (dry) {
-          done.push({ messageId: l.messageId, queue: l.queue });
-          continue;
-        }
-        // One at a time: a return arrives before its confirm, so `returned` belongs to this publish.
-        returned = false;
-        const ok = await publish(ch, l.queue, l);
-        if (!ok || returned) {
-          kept.push({ messageId: l.messageId, why: `queue ${l.queue} does not exist` });
-          continue;
-        }
-        ch.ack(l.msg);
-        done.push({ messageId: l.messageId, queue: l.queue });
-      }
-      if (wanted) for (const id of wanted) if (!letters.some((l) => l.messageId === id)) kept.push({ messageId: id, why: 'not found' });
+      const { done, kept } = await requeue(ch, letters, ids, dry);
       if (json) write(JSON.stringify(dry ? { dryRun: true, requeued: done, kept } : { requeued: done, kept }));
       else {
         process.stdout.write(`${done.length} message(s) ${dry ? 'would be ' : ''}requeued${done.map((d) => `\n  ${d.messageId ?? '(no id)'} -> ${d.queue}`).join('')}\n`);
@@ -102,6 +77,36 @@ await runCommand(async () => {
     await conn.close().catch(() => undefined);
   }
 });
+
+type Requeued = { done: Array<{ messageId: string | undefined; queue: string }>; kept: Array<{ messageId: string | undefined; why: string }> };
+
+/** Sends the wanted letters (all without `ids`) back to their queue and acks them; with `dry`, only says which it would. */
+async function requeue(ch: ConfirmChannel, letters: readonly Letter[], ids: readonly string[] | undefined, dry: boolean): Promise<Requeued> {
+  let returned = false;
+  ch.on('return', () => (returned = true));
+  const wanted = ids ? new Set(ids) : undefined;
+  const out: Requeued = { done: [], kept: [] };
+  for (const l of letters) {
+    if (wanted && !(l.messageId && wanted.has(l.messageId))) continue;
+    if (!l.queue) {
+      out.kept.push({ messageId: l.messageId, why: 'no original queue in its headers' });
+      continue;
+    }
+    if (!dry) {
+      // One at a time: a return arrives before its confirm, so `returned` belongs to this publish.
+      returned = false;
+      const ok = await publish(ch, l.queue, l);
+      if (!ok || returned) {
+        out.kept.push({ messageId: l.messageId, why: `queue ${l.queue} does not exist` });
+        continue;
+      }
+      ch.ack(l.msg);
+    }
+    out.done.push({ messageId: l.messageId, queue: l.queue });
+  }
+  if (wanted) for (const id of wanted) if (!letters.some((l) => l.messageId === id)) out.kept.push({ messageId: id, why: 'not found' });
+  return out;
+}
 
 async function messageCount(conn: amqplib.ChannelModel, queue: string): Promise<number> {
   const probe = await conn.createChannel();
