@@ -1,6 +1,5 @@
-import type { DataSource } from 'typeorm';
 import type { Activity, CountPackage } from '../domain/catalog';
-import { sql } from './db';
+import { type Db, sql } from './db';
 
 /** A SKU as the recharge path needs it: its activity and count package resolved. */
 export type SkuView = Readonly<{ sku: number; stockCount: number; activity: Activity; counts: CountPackage }>;
@@ -17,7 +16,7 @@ export type CatalogReader = Readonly<{
  * Catalog reads for the hot path, cached for `ttlMs` (default 1 s): a catalog reload or an activity
  * closing takes effect within that time. Misses are cached too, so unknown ids cost no query storm.
  */
-export function catalogReader(global: DataSource, ttlMs = 1_000): CatalogReader {
+export function catalogReader(global: Db, ttlMs = 1_000): CatalogReader {
   const cache = new Map<string, { at: number; value: Promise<unknown> }>();
   function cached<T>(key: string, load: () => Promise<T>): Promise<T> {
     const hit = cache.get(key);

@@ -1,5 +1,6 @@
 import { Cluster, Redis as Single, type RedisOptions } from 'ioredis';
 import type { Config } from './config';
+import { TransientError, transientKind } from './errors';
 import type { Logger } from './log';
 
 /** How many replicas must hold a write that stock correctness depends on, and how long to wait for them. */
@@ -12,11 +13,12 @@ export type ReplicaAck = Readonly<{ replicas: number; timeoutMs: number }>;
  */
 export type Redis = (Single | Cluster) & { replicaAck?: ReplicaAck };
 
-export type RedisSettings = Pick<Config, 'redisUrl' | 'redisCluster' | 'redisKeyPrefix' | 'redisWaitReplicas' | 'redisWaitTimeoutMs'>;
+export type RedisSettings = Pick<Config, 'redisUrl' | 'redisCluster' | 'redisKeyPrefix' | 'redisWaitReplicas' | 'redisWaitTimeoutMs' | 'redisCommandTimeoutMs'>;
 
 /**
- * Fails fast while Redis is down (no offline queue, one try per command) so that a handler sees a
- * transient error and retries the message, instead of commands piling up in memory.
+ * Fails fast while Redis is down (no offline queue, one try per command, a command timeout for a
+ * silent path) so that a handler sees a transient error and retries the message, instead of
+ * commands piling up in memory.
  */
 export async function connectRedis(s: RedisSettings, log: Logger, name: string): Promise<Redis> {
   const node: RedisOptions = {
@@ -27,39 +29,65 @@ export async function connectRedis(s: RedisSettings, log: Logger, name: string):
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     connectTimeout: 5_000,
+    commandTimeout: s.redisCommandTimeoutMs,
+    keepAlive: 10_000,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   };
-  const redis: Redis = s.redisCluster
-    ? new Cluster(s.redisCluster.nodes.map((n) => ({ ...n })), {
-        lazyConnect: true,
-        enableOfflineQueue: false,
-        scaleReads: 'master',
-        keyPrefix: s.redisKeyPrefix || undefined,
-        // MOVED, ASK, TRYAGAIN and CLUSTERDOWN mean "not run": those are followed. A closed connection
-        // may have run the command: that one is not re-sent (0), the handler's retry decides.
-        retryDelayOnFailover: 0,
-        retryDelayOnClusterDown: 200,
-        retryDelayOnTryAgain: 100,
-        maxRedirections: 16,
-        // A promoted replica is found within a second even when no command is redirected.
-        slotsRefreshInterval: 1_000,
-        slotsRefreshTimeout: 2_000,
-        clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
-        redisOptions: {
-          ...node,
-          username: s.redisCluster.username,
-          password: s.redisCluster.password,
-          ...(s.redisCluster.tls ? { tls: {} } : {}),
-        },
-      })
-    : new Single(s.redisUrl, { ...node, lazyConnect: true, keyPrefix: s.redisKeyPrefix || undefined });
+  const redis: Redis = s.redisCluster ? cluster(s, node) : new Single(s.redisUrl, { ...node, lazyConnect: true, keyPrefix: s.redisKeyPrefix || undefined });
   if (s.redisWaitReplicas > 0) redis.replicaAck = { replicas: s.redisWaitReplicas, timeoutMs: s.redisWaitTimeoutMs };
+  scopeFailures(redis);
   let lastWarn = 0;
   redis.on('error', (err) => {
     if (Date.now() - lastWarn > 5_000) (lastWarn = Date.now()), log.warn({ err }, 'redis error');
   });
-  await redis.connect();
+  await redis.connect().catch((err) => {
+    redis.disconnect();
+    throw new TransientError('redis', 'outage', `redis: ${(err as Error).message}`, { cause: err });
+  });
   return redis;
+}
+
+function cluster(s: RedisSettings, node: RedisOptions): Cluster {
+  const c = s.redisCluster!;
+  return new Cluster(c.nodes.map((n) => ({ ...n })), {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    scaleReads: 'master',
+    keyPrefix: s.redisKeyPrefix || undefined,
+    // MOVED, ASK, TRYAGAIN and CLUSTERDOWN mean "not run": those are followed. A closed connection
+    // may have run the command: that one is not re-sent (0), the handler's retry decides.
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 100,
+    maxRedirections: 16,
+    // A promoted replica is found within a second even when no command is redirected.
+    slotsRefreshInterval: 1_000,
+    slotsRefreshTimeout: 2_000,
+    clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
+    redisOptions: { ...node, username: c.username, password: c.password, ...(c.tls ? { tls: {} } : {}) },
+  });
+}
+
+/** An error of a Redis command as the consumer needs it: a failure below the protocol or an outage reply becomes a TransientError of scope `redis`. */
+export function redisFailure(err: unknown): unknown {
+  if ((err as Error)?.name === 'ReplyError' && transientKind(err) === undefined) return err;
+  if (err instanceof TransientError) return err;
+  return new TransientError('redis', 'outage', `redis: ${String((err as Error)?.message ?? err)}`, { cause: err });
+}
+
+/**
+ * Every command's failure below the Redis protocol (connection closed, stream not writable, command
+ * timed out, a cluster without a node for the slot: ioredis gives these no code) becomes a
+ * TransientError of scope `redis`; error replies of the server stay as they are, and
+ * `transientKind` reads their code (LOADING, READONLY, MOVED, …). Pipelines report per command:
+ * their callers use `redisFailure`.
+ */
+function scopeFailures(redis: Redis): void {
+  const target = redis as unknown as { sendCommand(...args: unknown[]): Promise<unknown> };
+  const send = target.sendCommand.bind(redis);
+  target.sendCommand = (...args: unknown[]) => send(...args).catch((err: unknown) => {
+    throw redisFailure(err);
+  });
 }
 
 /** The servers that hold data: every master of a cluster, or the one server. */

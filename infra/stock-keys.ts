@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Cluster } from 'ioredis';
-import type { Redis, ReplicaAck } from './redis';
+import { TransientError } from './errors';
+import { redisFailure, type Redis, type ReplicaAck } from './redis';
 
 /**
  * Live stock of a limited SKU: the Redis counter `activity:stock:{sku:<sku>}` of units still to sell.
@@ -49,10 +50,10 @@ export async function runScript(redis: Redis, s: Script, ...keysAndArgs: Array<s
   }
 }
 
-/** A write that stock correctness depends on was not confirmed by enough replicas in time: retry later. */
-export class ReplicaLagError extends Error {
+/** A write that stock correctness depends on was not confirmed by enough replicas in time: an outage of Redis, retry later. */
+export class ReplicaLagError extends TransientError {
   constructor(what: string, ack: ReplicaAck, got: number) {
-    super(`redis replication: ${what} not confirmed by ${ack.replicas} replica(s) within ${ack.timeoutMs} ms (got ${got})`);
+    super('redis', 'outage', `redis replication: ${what} not confirmed by ${ack.replicas} replica(s) within ${ack.timeoutMs} ms (got ${got})`);
     this.name = 'ReplicaLagError';
   }
 }
@@ -72,9 +73,9 @@ export async function runScriptAcked(redis: Redis, ack: ReplicaAck, s: Script, .
     if (err) {
       // A redirection inside a pipeline is not followed: learn the new layout, the handler retries.
       if (redis instanceof Cluster && /^(MOVED|ASK) /.test(err.message)) redis.refreshSlotsCache();
-      throw err;
+      throw redisFailure(err);
     }
-    if (waitErr) throw waitErr;
+    if (waitErr) throw redisFailure(waitErr);
     return { value, acked: Number(acked) };
   }
   throw new Error('unreachable: EVAL does not answer NOSCRIPT');

@@ -1,10 +1,10 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
+import type { Migration, MigrationRunner } from '../db';
 
 /** Catalog tables of the global database (contract §3). Versioned: add a new class, never edit one. */
-export class GlobalInit1763776800000 implements MigrationInterface {
+export class GlobalInit1763776800000 implements Migration {
   name = 'GlobalInit1763776800000';
 
-  async up(q: QueryRunner): Promise<void> {
+  async up(q: MigrationRunner): Promise<void> {
     await q.query(`
       CREATE TABLE raffle_activity (
         id               bigserial PRIMARY KEY,
@@ -67,7 +67,7 @@ export class GlobalInit1763776800000 implements MigrationInterface {
       )`);
   }
 
-  async down(q: QueryRunner): Promise<void> {
+  async down(q: MigrationRunner): Promise<void> {
     for (const t of ['processed_message', 'daily_behavior_rebate', 'raffle_activity_sku', 'raffle_activity_count', 'raffle_activity']) {
       await q.query(`DROP TABLE IF EXISTS ${t}`);
     }

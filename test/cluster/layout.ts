@@ -51,16 +51,12 @@ function pgVersion(): string {
 
 export const pgServerBase = (l: Layout) => `postgres://postgres@127.0.0.1:${l.pg.port}`;
 
-/**
- * What a test or `npm start` needs to use the world: three AMQP URLs (AMQP_URL = the first until
- * the service takes a list), the Redis Cluster seeds, and four shards on two PostgreSQL servers.
- */
+/** What a test or `npm start` needs to use the world: the three brokers, the Redis Cluster seeds, and four shards on two PostgreSQL servers. */
 export function worldEnv(l: Layout): Record<string, string> {
   const servers = [l.pgBase, pgServerBase(l)];
   const amqp = l.rabbit.map((r) => `amqp://guest:guest@127.0.0.1:${r.port}`);
   return {
-    AMQP_URL: amqp[0]!,
-    AMQP_URLS: amqp.join(','),
+    AMQP_URL: amqp.join(','),
     REDIS_URL: '',
     REDIS_CLUSTER_NODES: l.redisPorts.map((p) => `127.0.0.1:${p}`).join(','),
     DATABASE_URL: `${l.pgBase}/${l.name}`,

@@ -44,7 +44,7 @@ if (!enabled) {
   });
 
   test('kill -9 the leader of a quorum queue: another node leads, no message lost, the node rejoins', async () => {
-    const urls = cw.env.AMQP_URLS!.split(',');
+    const urls = cw.env.AMQP_URL!.split(',');
     const conn = await amqplib.connect(urls[0]!);
     const ch = await conn.createConfirmChannel();
     await ch.assertQueue(QUEUE, { durable: true, arguments: { 'x-queue-type': 'quorum' } });

@@ -1,24 +1,20 @@
 import { randomInt } from 'node:crypto';
-import type { ConsumeMessage } from 'amqplib';
 import { periodOf } from '../../domain/calendar';
 import type { Activity } from '../../domain/catalog';
 import { checkActivity, decidePartake, quotaAsOf, refuseUse, type Refusal } from '../../domain/partake';
+import { requestReply, type Handler, type Reply } from '../../infra/amqp';
 import type { CatalogReader } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
-import { PermanentError, isTransient } from '../../infra/errors';
 import { enqueuedTask, taskRow, type EnqueuedTask } from '../../infra/outbox';
 import { holdForFastPath, publishNow } from '../../infra/relay';
 import { TOPICS } from '../../infra/topology';
-import type { Context } from '../runtime';
+import type { Context } from '../../infra/context';
 import { PARTAKE_QUEUE, ACCOUNT_QUERY_QUEUE, RAFFLE_ORDER_USED_QUEUE, parseAccountRequest, parseUseRequest, type AccountRequest, type UseRequest } from './message';
 import * as store from './store';
 import type { RaffleOrder } from './store';
 
 export type Deps = Readonly<{ ctx: Context; catalog: CatalogReader; clock: () => Date; newOrderId?: () => string }>;
-
-/** Contract §5.1. */
-export type Reply = Readonly<{ code: string; info: string; data?: unknown }>;
 
 const success = (data: unknown): Reply => ({ code: '0000', info: 'success', data });
 const refused = (r: Refusal): Reply => ({ code: r.code, info: r.info });
@@ -26,46 +22,14 @@ const refused = (r: Refusal): Reply => ({ code: r.code, info: r.info });
 /** A 12-digit numeric id; uniqueness is enforced by the split table's unique key (a clash is retried). */
 export const newOrderId = (): string => String(randomInt(100_000_000_000, 1_000_000_000_000));
 
-export function handlePartake(d: Deps, msg: ConsumeMessage): Promise<void> {
-  return serve(d, msg, PARTAKE_QUEUE, parseAccountRequest, (req) => partake(d, req), true);
-}
+export const partakeHandler = (d: Deps): Handler =>
+  requestReply(d.ctx.broker, { queue: PARTAKE_QUEUE, parse: parseAccountRequest, run: (req) => partake(d, req), replyRequired: true });
 
-export function handleAccountQuery(d: Deps, msg: ConsumeMessage): Promise<void> {
-  return serve(d, msg, ACCOUNT_QUERY_QUEUE, parseAccountRequest, (req) => queryAccount(d, req), true);
-}
+export const accountQueryHandler = (d: Deps): Handler =>
+  requestReply(d.ctx.broker, { queue: ACCOUNT_QUERY_QUEUE, parse: parseAccountRequest, run: (req) => queryAccount(d, req), replyRequired: true });
 
-export function handleRaffleOrderUsed(d: Deps, msg: ConsumeMessage): Promise<void> {
-  return serve(d, msg, RAFFLE_ORDER_USED_QUEUE, parseUseRequest, (req) => useRaffleOrder(d, req), false);
-}
-
-/**
- * Every outcome of a request in one place. Invalid: reply `0002`, or dead-letter when nobody can
- * be told. Transient: rethrow, the consumer loop retries. Other failures rolled back: reply `0001`.
- * An undeliverable reply is logged by the broker and the message still acked: the effect stands.
- */
-async function serve<T>(d: Deps, msg: ConsumeMessage, queue: string, parse: (m: ConsumeMessage) => T, run: (req: T) => Promise<Reply>, replyRequired: boolean): Promise<void> {
-  const replyTo = msg.properties.replyTo;
-  let req: T;
-  try {
-    req = parse(msg);
-  } catch (err) {
-    if (!(err instanceof PermanentError) || !replyTo) throw err;
-    d.ctx.log.info({ queue, code: err.code, reason: err.reason }, 'invalid request refused');
-    await d.ctx.broker.reply(msg, { code: '0002', info: err.reason });
-    return;
-  }
-  if (replyRequired && !replyTo) throw new PermanentError('NO_REPLY_TO', `${queue} is request/reply: the message needs replyTo`);
-  let reply: Reply;
-  try {
-    reply = await run(req);
-  } catch (err) {
-    if (isTransient(err) || !replyTo) throw err;
-    d.ctx.log.error({ err, queue }, 'request failed, nothing changed');
-    reply = { code: '0001', info: 'unexpected failure, nothing was changed' };
-  }
-  if (replyTo) await d.ctx.broker.reply(msg, reply);
-  else if (reply.code !== '0000') d.ctx.log.info({ queue, req, code: reply.code, info: reply.info }, 'request refused, no replyTo');
-}
+export const raffleOrderUsedHandler = (d: Deps): Handler =>
+  requestReply(d.ctx.broker, { queue: RAFFLE_ORDER_USED_QUEUE, parse: parseUseRequest, run: (req) => useRaffleOrder(d, req), replyRequired: false });
 
 type PartakeOutcome =
   | Readonly<{ kind: 'refused'; refusal: Refusal }>
@@ -166,6 +130,5 @@ const orderData = (o: RaffleOrder) => ({
 });
 
 function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: unknown; driverError?: { code?: unknown } } | undefined;
-  return e?.code === '23505' || e?.driverError?.code === '23505';
+  return (err as { code?: unknown } | undefined)?.code === '23505';
 }

@@ -1,7 +1,6 @@
-import type { DataSource } from 'typeorm';
 import type { Period } from '../../domain/calendar';
 import type { PartakeDecision, PeriodWrite, QuotaRows, RaffleOrderState } from '../../domain/partake';
-import { sql, type Tx } from '../../infra/db';
+import { type Db, sql, type Tx } from '../../infra/db';
 import { TASK_COLUMNS, taskParams, type TaskRow } from '../../infra/outbox';
 
 /** SQL of the partake worker. Split-table suffixes come from the router only. */
@@ -116,7 +115,7 @@ export async function findOrder(tx: Tx, suffix: string, userId: string, orderId:
 }
 
 /** Account with today's and this month's rows in one statement (one snapshot). */
-export async function readQuota(ds: DataSource, userId: string, activityId: number, period: Period): Promise<QuotaRows> {
+export async function readQuota(ds: Db, userId: string, activityId: number, period: Period): Promise<QuotaRows> {
   const { rows } = await sql<QuotaRow>(ds,
     `SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count,
             d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus

@@ -21,7 +21,7 @@ import { holdForFastPath, publishNow } from '../../infra/relay';
 import type { UserShard } from '../../infra/shards';
 import { ensureStock, giveBackStock, releaseStock, skuLockKey, takeStock, type Reservation } from '../../infra/stock';
 import { TOPICS } from '../../infra/topology';
-import type { Context } from '../runtime';
+import type { Context } from '../../infra/context';
 import { parseBehavior, parseRecharge } from './message';
 import { alreadyHandled, insertOrderAndCredit, insertRebateOrder, lockRequest } from './store';
 

@@ -1,7 +1,7 @@
 import type { ConsumeMessage } from 'amqplib';
 import { sql, transaction } from '../../infra/db';
 import { firstDelivery } from '../../infra/inbox';
-import type { Context } from '../runtime';
+import type { Context } from '../../infra/context';
 import { parseStockZero } from './message';
 
 /** DB surplus of the SKU = 0 (the stock sync writes it again if the counter comes back); a redelivered event changes nothing. */
