@@ -44,6 +44,9 @@ export async function connectRedis(s: RedisSettings, log: Logger, name: string):
     redis.disconnect();
     throw new TransientError('redis', 'outage', `redis: ${(err as Error).message}`, { cause: err });
   });
+  // Node connections open on first use, and a command to a node still connecting fails at once (no
+  // offline queue): open the masters' now. One found later (a promotion) opens on its first command.
+  if (redis instanceof Cluster) await Promise.all(redis.nodes('master').map((n) => (n.status === 'wait' ? n.connect().catch(() => undefined) : undefined)));
   return redis;
 }
 
@@ -85,9 +88,15 @@ export function redisFailure(err: unknown): unknown {
 function scopeFailures(redis: Redis): void {
   const target = redis as unknown as { sendCommand(...args: unknown[]): Promise<unknown> };
   const send = target.sendCommand.bind(redis);
-  target.sendCommand = (...args: unknown[]) => send(...args).catch((err: unknown) => {
-    throw redisFailure(err);
-  });
+  target.sendCommand = (...args: unknown[]) => {
+    const p = send(...args).catch((err: unknown) => {
+      throw redisFailure(err);
+    });
+    // Pipelines and MULTI read each command's outcome from the command itself and drop this promise:
+    // it must not become an unhandled rejection (which ends the process).
+    p.catch(() => undefined);
+    return p;
+  };
 }
 
 /** The servers that hold data: every master of a cluster, or the one server. */

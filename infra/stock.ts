@@ -173,7 +173,7 @@ async function rebuildLocked(dbs: Databases, redis: Redis, sku: number): Promise
       value = Math.max(0, stock - sold);
       await runScript(redis, REBUILD, stockKey(sku), reservedKey(sku), value);
       // The old layout's keys of this SKU are dead now (a deployment upgraded in place): drop them.
-      await Promise.all([...legacyKeys(sku).map((k) => redis.del(k)), redis.srem(LEGACY_DIRTY_KEY, String(sku))]);
+      await Promise.all([...legacyKeys(sku).map((k) => redis.del(k)), redis.srem(LEGACY_DIRTY_KEY, String(sku))]).catch(() => undefined); // tidying only
     }
     for (const tx of open) await tx.commit(); // the rest is rolled back below if one fails
     return value;
