@@ -12,6 +12,14 @@ export type Config = Readonly<{
   /** `x-quorum-initial-group-size` of the queues this service declares; 0 leaves the broker default (every node of the cluster). */
   quorumInitialGroupSize: number;
   redisUrl: string;
+  /** Redis Cluster seed nodes (`REDIS_CLUSTER_NODES`); when set, the service talks to the cluster and ignores `redisUrl`. */
+  redisCluster: RedisClusterSetting | undefined;
+  /** Prepended to every Redis key (`REDIS_KEY_PREFIX`): several deployments can share one Redis or one cluster. */
+  redisKeyPrefix: string;
+  /** Replicas that must hold a stock take before its order commits (`WAIT`); 0 = don't wait. */
+  redisWaitReplicas: number;
+  /** How long a take waits for those replicas before it is given back and retried. */
+  redisWaitTimeoutMs: number;
   /** A Redis command not answered within this is an outage (a silent path). */
   redisCommandTimeoutMs: number;
   timeZone: string;
@@ -34,6 +42,13 @@ export type Config = Readonly<{
   groupLanes: number;
   /** First port of the workers' /healthz and /metrics servers; 0 turns them off. */
   metricsPort: number;
+}>;
+
+export type RedisClusterSetting = Readonly<{
+  nodes: ReadonlyArray<Readonly<{ host: string; port: number }>>;
+  username?: string;
+  password?: string;
+  tls: boolean;
 }>;
 
 /** A wrong setting: the message names the variable, and the process stops with it. */
@@ -64,6 +79,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     .map((u, i, all) => checkUrl(all.length > 1 ? `AMQP_URL (entry ${i + 1})` : 'AMQP_URL', u.trim(), ['amqp:', 'amqps:']));
   const groupLanes = intSetting(env, 'GROUP_COMMIT_LANES', 2, 1, 1000);
   if (groupLanes > dbPoolSize) throw new ConfigError(`GROUP_COMMIT_LANES: ${groupLanes} lanes need at least as many connections, DB_POOL_SIZE is ${dbPoolSize}`);
+  const redisCluster = clusterSetting(env);
+  if (redisCluster && env.REDIS_URL?.trim()) throw new ConfigError('REDIS_CLUSTER_NODES: set either REDIS_CLUSTER_NODES (a cluster) or REDIS_URL (one Redis), not both');
+  const redisKeyPrefix = env.REDIS_KEY_PREFIX?.trim() ?? '';
+  if (!/^[A-Za-z0-9:_.-]*$/.test(redisKeyPrefix)) throw new ConfigError(`REDIS_KEY_PREFIX: ${JSON.stringify(redisKeyPrefix)} may hold only letters, digits and : _ . - (no hash-tag braces)`);
   return {
     databaseUrl,
     shardUrls,
@@ -73,6 +92,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     amqpHeartbeatSeconds: intSetting(env, 'AMQP_HEARTBEAT_SECONDS', 5, 1, 600),
     quorumInitialGroupSize: intSetting(env, 'QUORUM_INITIAL_GROUP_SIZE', 0, 0, 99),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379/0', ['redis:', 'rediss:']),
+    redisCluster,
+    redisKeyPrefix,
+    // A cluster master may fail over to its replica: a take only counts once a replica holds it (docs/DESIGN.md).
+    redisWaitReplicas: intSetting(env, 'REDIS_WAIT_REPLICAS', redisCluster ? 1 : 0, 0, 16),
+    redisWaitTimeoutMs: intSetting(env, 'REDIS_WAIT_TIMEOUT_MS', 1_000, 1, 60_000),
     redisCommandTimeoutMs: intSetting(env, 'REDIS_COMMAND_TIMEOUT_MS', 2_000, 100, 600_000),
     timeZone,
     logLevel,
@@ -97,6 +121,32 @@ export function withDatabaseSuffix(databaseUrl: string, suffix: string): string 
 
 export function databaseName(databaseUrl: string): string {
   return decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, ''));
+}
+
+/** `host:port,host:port` or `redis[s]://[user:pass@]host:port,...`; credentials and TLS of the first URL apply to every node. */
+function clusterSetting(env: NodeJS.ProcessEnv): RedisClusterSetting | undefined {
+  const raw = env.REDIS_CLUSTER_NODES?.trim();
+  if (!raw) return undefined;
+  let auth: Omit<RedisClusterSetting, 'nodes'> | undefined;
+  const nodes = raw.split(',').map((entry, i) => {
+    const e = entry.trim();
+    const u = (() => {
+      try {
+        return new URL(/^[a-z]+:\/\//i.test(e) ? e : `redis://${e}`);
+      } catch {
+        return undefined;
+      }
+    })();
+    const port = Number(u?.port);
+    if (!u || !['redis:', 'rediss:'].includes(u.protocol) || !u.hostname || !Number.isInteger(port) || port < 1 || port > 65535 || (u.pathname && u.pathname !== '/')) {
+      throw new ConfigError(`REDIS_CLUSTER_NODES: entry ${i + 1} ${JSON.stringify(e)} is not host:port (or redis://[user:pass@]host:port)`);
+    }
+    auth ??= /^[a-z]+:\/\//i.test(e)
+      ? { username: decodeURIComponent(u.username) || undefined, password: decodeURIComponent(u.password) || undefined, tls: u.protocol === 'rediss:' }
+      : undefined;
+    return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port };
+  });
+  return { nodes, tls: false, ...auth };
 }
 
 function url(env: NodeJS.ProcessEnv, name: string, fallback: string, protocols: string[]): string {

@@ -15,7 +15,7 @@ export type Start = (ctx: Context) => Promise<(() => Promise<void>) | void>;
 export async function openContext(name: string, config: Config, poolSize = config.dbPoolSize): Promise<Context & { close(graceMs?: number): Promise<void> }> {
   const log = rootLog.child({ worker: name });
   const dbs = openDatabases(config, { poolSize, name, log });
-  const redis = await connectRedis(config.redisUrl, log, name, config.redisCommandTimeoutMs).catch(async (err) => {
+  const redis = await connectRedis(config, log, name).catch(async (err) => {
     await dbs.close();
     throw err;
   });

@@ -67,7 +67,8 @@ const NETWORK_ERRNOS = new Set([
 ]);
 
 /** Redis error replies that mean the server or cluster is not ready (the first word of the reply is its code). */
-const REDIS_OUTAGE_CODES = new Set(['LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN', 'MASTERDOWN', 'READONLY', 'NOREPLICAS']);
+// MOVED / ASK: a cluster slot moved (a failover, a resharding); the client follows them except inside a pipeline.
+const REDIS_OUTAGE_CODES = new Set(['LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN', 'MASTERDOWN', 'READONLY', 'NOREPLICAS', 'MOVED', 'ASK']);
 
 /** The transient kind of an error by its kind and code, walking `cause` chains; undefined if it is not transient. */
 export function transientKind(err: unknown, depth = 0): TransientKind | undefined {

@@ -1,36 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { begin, sql, type Db, type OpenTransaction, type Tx } from './db';
 import type { Logger } from './log';
-import type { Redis } from './redis';
+import { keyPrefixOf, mastersOf, type Redis } from './redis';
 import type { Databases } from './shards';
+import { legacyKeys, LEGACY_DIRTY_KEY, rebuildLockKey, RESERVED_PATTERN, ReplicaLagError, reservedKey, runScript, runScriptAcked, script, skuOfReservedKey, stockKey, SYNC_LOCK_KEY } from './stock-keys';
 
-/**
- * Live stock of a limited SKU: the Redis counter `activity:stock:{sku}` of units still to sell.
- * Unlimited SKUs have none. Every operation is one Lua script (see docs/DESIGN.md "Stock protocol").
- */
-export const stockKey = (sku: number) => `activity:stock:${sku}`;
-/** Units taken by transactions not yet settled: field `userId \0 outBusinessNo \0 orderId` → Redis time (s). */
-export const reservedKey = (sku: number) => `activity:stock:${sku}:reserved`;
-const rebuildLockKey = (sku: number) => `activity:stock:${sku}:rebuild`;
-/** SKUs whose counter moved since the database surplus was last written. */
-export const DIRTY_KEY = 'activity:stock:dirty';
-const SYNC_LOCK_KEY = 'activity:stock:sync';
-
-type Script = Readonly<{ lua: string; sha: string; keys: number }>;
-
-/** A Lua script sent once per Redis server: EVALSHA, and EVAL only when the server lost it (NOSCRIPT). */
-function script(keys: number, lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex'), keys };
-}
-
-async function runScript(redis: Redis, s: Script, ...keysAndArgs: Array<string | number>): Promise<unknown> {
-  try {
-    return await redis.evalsha(s.sha, s.keys, ...keysAndArgs);
-  } catch (err) {
-    if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-    return redis.eval(s.lua, s.keys, ...keysAndArgs);
-  }
-}
+export { hashTag, legacyKeys, rebuildLockKey, RESERVED_PATTERN, ReplicaLagError, reservedKey, skuOfReservedKey, stockKey } from './stock-keys';
 
 /** A unit taken for one order attempt; released after commit, returned after rollback, else reaped. */
 export type Reservation = Readonly<{ sku: number; field: string }>;
@@ -40,30 +15,50 @@ export type Take =
   | { kind: 'sold-out' }
   | { kind: 'missing' };
 
-// Idempotent per reservation: a command re-sent after a lost reply must not take a second unit.
-const TAKE = script(3, `
+// Idempotent per reservation: a command re-sent after a lost reply must not take a second unit. Such a
+// re-send rewrites its entry, so that a WAIT after it also covers the first take (replication is in order).
+const TAKE = script(2, `
 local v = redis.call('GET', KEYS[1])
 if not v then return -2 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return tonumber(v) end
+local at = redis.call('HGET', KEYS[2], ARGV[1])
+if at then
+  redis.call('HSET', KEYS[2], ARGV[1], at)
+  return tonumber(v)
+end
 if tonumber(v) <= 0 then return -1 end
 redis.call('HSET', KEYS[2], ARGV[1], redis.call('TIME')[1])
-redis.call('SADD', KEYS[3], ARGV[2])
 return redis.call('DECR', KEYS[1])`);
 
 // The reservation decides: a unit comes back only once, and never into a counter rebuilt without it.
-const GIVE_BACK = script(3, `
+const GIVE_BACK = script(2, `
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('INCR', KEYS[1])
-  redis.call('SADD', KEYS[3], ARGV[2])
   return 1
 end
 return 0`);
 
 export const reservationField = (userId: string, outBusinessNo: string, orderId: string) => `${userId}\0${outBusinessNo}\0${orderId}`;
 
+/**
+ * Takes one unit. With `redis.replicaAck` (cluster mode) the unit counts only once that many
+ * replicas hold it; else it is given back and `ReplicaLagError` (transient) thrown, so no order can
+ * commit on a take that a failover could lose (docs/DESIGN.md "Failover").
+ */
 export async function takeStock(redis: Redis, sku: number, userId: string, outBusinessNo: string, orderId: string): Promise<Take> {
   const field = reservationField(userId, outBusinessNo, orderId);
-  const v = Number(await runScript(redis, TAKE, stockKey(sku), reservedKey(sku), DIRTY_KEY, field, sku));
+  const keys = [stockKey(sku), reservedKey(sku), field] as const;
+  const ack = redis.replicaAck;
+  let v: number;
+  if (ack) {
+    const r = await runScriptAcked(redis, ack, TAKE, ...keys);
+    v = Number(r.value);
+    if (v >= 0 && r.acked < ack.replicas) {
+      await giveBackStock(redis, { sku, field });
+      throw new ReplicaLagError(`stock take of sku ${sku}`, ack, r.acked);
+    }
+  } else {
+    v = Number(await runScript(redis, TAKE, ...keys));
+  }
   if (v === -2) return { kind: 'missing' };
   if (v === -1) return { kind: 'sold-out' };
   return { kind: 'taken', remaining: v, reservation: { sku, field } };
@@ -76,21 +71,30 @@ export async function releaseStock(redis: Redis, r: Reservation): Promise<void> 
 
 /** After rollback (or when reaped without an order): true if the unit went back to the counter. */
 export async function giveBackStock(redis: Redis, r: Reservation): Promise<boolean> {
-  return Number(await runScript(redis, GIVE_BACK, stockKey(r.sku), reservedKey(r.sku), DIRTY_KEY, r.field, r.sku)) === 1;
+  return Number(await runScript(redis, GIVE_BACK, stockKey(r.sku), reservedKey(r.sku), r.field)) === 1;
 }
 
 /** Adds `delta` (may be negative, floored at 0) to a live counter; a missing counter stays missing. */
-const ADJUST = script(2, `
+const ADJUST = script(1, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local v = tonumber(redis.call('GET', KEYS[1])) + tonumber(ARGV[1])
 if v < 0 then v = 0 end
 redis.call('SET', KEYS[1], v)
-redis.call('SADD', KEYS[2], ARGV[2])
 return v`);
 
+/**
+ * Moves a live counter by `delta`; undefined if there is none (the caller rebuilds it from the
+ * ledger). A change no replica confirmed is dropped too: the rebuild then reads the new stock.
+ */
 export async function adjustStock(redis: Redis, sku: number, delta: number): Promise<number | undefined> {
-  const v = Number(await runScript(redis, ADJUST, stockKey(sku), DIRTY_KEY, delta, sku));
-  return v < 0 ? undefined : v;
+  const ack = redis.replicaAck;
+  if (!ack) {
+    const v = Number(await runScript(redis, ADJUST, stockKey(sku), delta));
+    return v < 0 ? undefined : v;
+  }
+  const r = await runScriptAcked(redis, ack, ADJUST, stockKey(sku), delta);
+  if (Number(r.value) >= 0 && r.acked < ack.replicas) await redis.del(stockKey(sku));
+  return Number(r.value) < 0 || r.acked < ack.replicas ? undefined : Number(r.value);
 }
 
 /** 64-bit advisory lock key for a text (pg takes a signed bigint). */
@@ -109,10 +113,9 @@ async function countShardOrders(tx: Tx | Db, suffixes: readonly string[], sku: n
 }
 
 // Set only if still missing; reservations left in the hash belong to transactions that have ended.
-const REBUILD = script(3, `
+const REBUILD = script(2, `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   redis.call('DEL', KEYS[2])
-  redis.call('SADD', KEYS[3], ARGV[2])
   return 1
 end
 return 0`);
@@ -168,7 +171,9 @@ async function rebuildLocked(dbs: Databases, redis: Redis, sku: number): Promise
     let value: number | undefined;
     if (stock !== undefined && stock >= 0) {
       value = Math.max(0, stock - sold);
-      await runScript(redis, REBUILD, stockKey(sku), reservedKey(sku), DIRTY_KEY, value, sku);
+      await runScript(redis, REBUILD, stockKey(sku), reservedKey(sku), value);
+      // The old layout's keys of this SKU are dead now (a deployment upgraded in place): drop them.
+      await Promise.all([...legacyKeys(sku).map((k) => redis.del(k)), redis.srem(LEGACY_DIRTY_KEY, String(sku))]).catch(() => undefined); // tidying only
     }
     for (const tx of open) await tx.commit(); // the rest is rolled back below if one fails
     return value;
@@ -188,76 +193,65 @@ export async function warmStock(dbs: Databases, redis: Redis, sku: number, stock
 
 export type Orphan = Readonly<{ sku: number; field: string; userId: string; outBusinessNo: string; orderId: string; ageSeconds: number }>;
 
-/** Reservations at least `minAgeSeconds` old, by Redis time. */
+/** Reservations at least `minAgeSeconds` old, by the Redis time of the server that holds them; every cluster master is scanned. */
 export async function oldReservations(redis: Redis, minAgeSeconds: number): Promise<Orphan[]> {
-  const now = Number((await redis.time())[0]);
+  const prefix = keyPrefixOf(redis);
   const out: Orphan[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', 'activity:stock:*:reserved', 'COUNT', 500);
-    cursor = next;
-    for (const key of keys) {
-      const sku = Number(key.split(':')[2]);
-      if (!Number.isSafeInteger(sku)) continue;
-      const entries = await redis.hgetall(key);
-      for (const [field, at] of Object.entries(entries)) {
-        const [userId, outBusinessNo, orderId] = field.split('\0');
-        const age = now - Number(at);
-        if (userId && outBusinessNo && orderId && age >= minAgeSeconds) out.push({ sku, field, userId, outBusinessNo, orderId, ageSeconds: age });
+  for (const node of mastersOf(redis)) {
+    const now = Number((await node.time())[0]);
+    let cursor = '0';
+    do {
+      // SCAN patterns and the keys SCAN returns carry the prefix; key arguments get it from the client.
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}${RESERVED_PATTERN}`, 'COUNT', 500);
+      cursor = next;
+      for (const key of keys) {
+        const sku = skuOfReservedKey(key.slice(prefix.length));
+        if (sku === undefined) continue;
+        for (const [field, at] of Object.entries(await redis.hgetall(reservedKey(sku)))) {
+          const [userId, outBusinessNo, orderId] = field.split('\0');
+          const age = now - Number(at);
+          if (userId && outBusinessNo && orderId && age >= minAgeSeconds) out.push({ sku, field, userId, outBusinessNo, orderId, ageSeconds: age });
+        }
       }
-    }
-  } while (cursor !== '0');
+    } while (cursor !== '0');
+  }
   return out;
 }
 
-/** Live counters of dirty SKUs, as one atomic snapshot. */
-const SNAPSHOT = script(1, `
-local out = {}
-for _, sku in ipairs(redis.call('SRANDMEMBER', KEYS[1], tonumber(ARGV[1]))) do
-  local v = redis.call('GET', 'activity:stock:' .. sku)
-  if v then table.insert(out, sku); table.insert(out, v) else redis.call('SREM', KEYS[1], sku) end
-end
-return out`);
-
-// Clean only if the counter has not moved since the snapshot: a later take keeps the SKU dirty.
-const SETTLE = script(1, `
-for i = 1, #ARGV, 2 do
-  if redis.call('GET', 'activity:stock:' .. ARGV[i]) == ARGV[i + 1] then redis.call('SREM', KEYS[1], ARGV[i]) end
-end
-return 0`);
-
 /**
- * Writes `stock_count_surplus` = live counter for every dirty SKU in one UPDATE (absolute values,
- * so repeating it is harmless). One worker at a time (Redis lock), so writes never go back in time.
+ * Writes `stock_count_surplus` = live counter for every limited SKU whose surplus differs (absolute
+ * values, so repeating it is harmless). There is no dirty set: the catalog lists the limited SKUs
+ * (few), the database holds the last value written, and a counter lost or restored by a failover is
+ * caught up with like any other. One worker at a time (Redis lock), so writes never go back in time.
  */
 export async function syncStock(dbs: Databases, redis: Redis, batch = 1_000): Promise<number> {
   const token = randomUUID();
   if (!(await redis.set(SYNC_LOCK_KEY, token, 'PX', 10_000, 'NX'))) return 0;
   try {
-    const flat = (await runScript(redis, SNAPSHOT, DIRTY_KEY, batch)) as string[];
-    if (!flat.length) return 0;
-    const skus: string[] = [];
-    const values: number[] = [];
-    for (let i = 0; i < flat.length; i += 2) skus.push(flat[i]!), values.push(Number(flat[i + 1]));
-    await sql(dbs.global, `
-      UPDATE raffle_activity_sku s SET stock_count_surplus = least(greatest(v.n, 0), s.stock_count), update_time = now()
-      FROM unnest($1::bigint[], $2::int[]) AS v(sku, n)
-      WHERE s.sku = v.sku AND s.stock_count >= 0 AND s.stock_count_surplus <> least(greatest(v.n, 0), s.stock_count)`,
-      [skus, values]);
-    await runScript(redis, SETTLE, DIRTY_KEY, ...flat);
-    return skus.length;
+    const { rows } = await sql<{ sku: string; stock_count: number; stock_count_surplus: number }>(dbs.global,
+      'SELECT sku, stock_count, stock_count_surplus FROM raffle_activity_sku WHERE stock_count >= 0 ORDER BY sku');
+    let written = 0;
+    for (let i = 0; i < rows.length; i += batch) {
+      const chunk = rows.slice(i, i + batch);
+      const live = await Promise.all(chunk.map((r) => redis.get(stockKey(Number(r.sku)))));
+      const skus: string[] = [];
+      const values: number[] = [];
+      chunk.forEach((r, j) => {
+        const v = live[j];
+        if (v == null) return; // missing: the next take rebuilds it
+        const n = Math.min(Math.max(Number(v), 0), Number(r.stock_count));
+        if (n !== Number(r.stock_count_surplus)) skus.push(r.sku), values.push(n);
+      });
+      if (!skus.length) continue;
+      const { count } = await sql(dbs.global, `
+        UPDATE raffle_activity_sku s SET stock_count_surplus = least(greatest(v.n, 0), s.stock_count), update_time = now()
+        FROM unnest($1::bigint[], $2::int[]) AS v(sku, n)
+        WHERE s.sku = v.sku AND s.stock_count >= 0 AND s.stock_count_surplus <> least(greatest(v.n, 0), s.stock_count)`,
+        [skus, values]);
+      written += count;
+    }
+    return written;
   } finally {
     await runScript(redis, UNLOCK, SYNC_LOCK_KEY, token).catch(() => undefined);
   }
-}
-
-// A SKU at zero needs no more surplus writes; one whose counter came back above zero stays pending.
-const DROP_PENDING = script(2, `
-local v = redis.call('GET', KEYS[1])
-if not v or tonumber(v) <= 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end
-return 0`);
-
-/** Stock-zero: drops the pending surplus update of a SKU that is at zero. */
-export async function dropPendingSync(redis: Redis, sku: number): Promise<void> {
-  await runScript(redis, DROP_PENDING, stockKey(sku), DIRTY_KEY, sku);
 }

@@ -35,7 +35,7 @@ await runCommand(async () => {
     await dbs.close();
     throw err;
   });
-  const redis = await reach('Redis', [config.redisUrl], () => connectRedis(config.redisUrl, log, 'catalog')).catch(async (err) => {
+  const redis = await reach('Redis', config.redisCluster ? config.redisCluster.nodes.map((n) => `redis://${n.host}:${n.port}`) : [config.redisUrl], () => connectRedis(config, log, 'catalog')).catch(async (err) => {
     await dbs.close();
     throw err;
   });

@@ -8,7 +8,7 @@ import amqplib, { type ChannelModel, type ConfirmChannel, type Channel } from 'a
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../infra/config';
-import { reservedKey } from '../../infra/stock';
+import { RESERVED_PATTERN } from '../../infra/stock';
 import { DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, INPUT_QUEUES } from '../../infra/topology';
 import { checkBooks, type Books, type Inputs, type SeenEvent } from '../support/books';
 import { createTestEnv, type TestEnv } from '../support/env';
@@ -165,7 +165,7 @@ export class World {
     try {
       await redis.connect();
       let n = 0;
-      for (const k of await redis.keys(reservedKey(0).replace(':0:', ':*:'))) n += await redis.hlen(k);
+      for (const k of await redis.keys(RESERVED_PATTERN)) n += await redis.hlen(k);
       return n;
     } finally {
       redis.disconnect();

@@ -1,8 +1,10 @@
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
-import { Redis } from 'ioredis';
 import { validateCatalog } from '../../domain/catalog';
 import { loadCatalog } from '../../infra/catalog';
+import { log } from '../../infra/log';
+import { connectRedis, type Redis } from '../../infra/redis';
 import { sql } from '../../infra/db';
+import { stockKey } from '../../infra/stock';
 import { openDatabases, type Databases } from '../../infra/shards';
 import { connectClient, waitFor, type TestClient } from '../support/client';
 import { createTestEnv, type EnvOptions, type TestEnv } from '../support/env';
@@ -25,8 +27,8 @@ export type World = Readonly<{
 export async function openWorld(workers: WorkerName[], o: EnvOptions = {}): Promise<World> {
   const env = await createTestEnv(o);
   const dbs = await openDatabases(env.config, { poolSize: 3, name: 'test' });
-  const redis = new Redis(env.config.redisUrl);
-  redis.on('error', () => undefined);
+  // The service's own client: one Redis, or the cluster when the world sets REDIS_CLUSTER_NODES.
+  const redis = await connectRedis(env.config, log.child({ worker: 'test' }), 'test');
   const client = await connectClient(env.config.amqpUrl);
   const conn: ChannelModel = await amqplib.connect(env.config.amqpUrl);
   conn.on('error', () => undefined);
@@ -99,7 +101,7 @@ export async function account(w: World, userId: string, activityId: number): Pro
 }
 
 export async function counter(w: World, sku: number): Promise<number | null> {
-  const v = await w.redis.get(`activity:stock:${sku}`);
+  const v = await w.redis.get(stockKey(sku));
   return v === null ? null : Number(v);
 }
 

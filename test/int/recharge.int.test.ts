@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { periodOf } from '../../domain/calendar';
 import { begin, sql } from '../../infra/db';
-import { skuLockKey } from '../../infra/stock';
+import { reservedKey, skuLockKey } from '../../infra/stock';
 import { QUEUES } from '../../infra/topology';
 import { COUNTS, aSku, account, anActivity, counter, drained, load, openWorld, rows, tasks, waitFor, type World } from './recharge-world';
 
@@ -52,7 +52,7 @@ test('credit: order, account, day and month rows, recharge.completed task, one u
   await w.client.waitEvent((e) => e.props.messageId === completed[0]!.message_id, 3_000);
   await waitFor(async () => (await sql<{ state: string }>(ds, 'SELECT state FROM task WHERE message_id = $1', [completed[0]!.message_id])).rows[0]?.state === 'completed', 3_000, 'task completed');
   assert.is(await counter(w, SKU), 999);
-  assert.is(await w.redis.hlen(`activity:stock:${SKU}:reserved`), 0);
+  assert.is(await w.redis.hlen(reservedKey(SKU)), 0);
 });
 
 test('the same message again, then 20 copies at once: one order, one credit, one unit', async () => {
@@ -139,7 +139,7 @@ test('a unit taken for a transaction that fails is given back', async () => {
   const dl = await w.client.waitDeadLetter((d) => d.props.messageId === id, 20_000);
   assert.match(String(dl.props.headers?.['x-error']), 'HANDLER_FAILED');
   assert.is(await counter(w, SKU), before);
-  assert.is(await w.redis.hlen(`activity:stock:${SKU}:reserved`), 0);
+  assert.is(await w.redis.hlen(reservedKey(SKU)), 0);
   assert.is(await account(w, 'boom', OPEN), undefined);
 });
 
@@ -161,7 +161,7 @@ test('a transient database failure is retried: the recharge lands once, one unit
   await drained(w, QUEUES.recharge);
   assert.is((await ordersOf('gina')).length, 1);
   assert.is(await counter(w, SKU), before! - 1);
-  assert.is(await w.redis.hlen(`activity:stock:${SKU}:reserved`), 0);
+  assert.is(await w.redis.hlen(reservedKey(SKU)), 0);
   assert.is((await account(w, 'gina', OPEN))!.total_count, 10);
 });
 
@@ -182,7 +182,7 @@ test('a recharge failing inside a group: its neighbours are credited, the group\
   assert.ok(runs > 3, `3 deliveries, ${runs} runs: at least one ran in a group, then alone`);
   for (const u of neighbours) assert.is((await ordersOf(u)).length, 1, u);
   assert.is(await counter(w, SKU), before - neighbours.length, 'exactly one unit per credited neighbour');
-  assert.is(await w.redis.hlen(`activity:stock:${SKU}:reserved`), 0);
+  assert.is(await w.redis.hlen(reservedKey(SKU)), 0);
   assert.is(await account(w, 'boom-grouped', OPEN), undefined);
 });
 

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql } from '../../infra/db';
 import { log } from '../../infra/log';
-import { DIRTY_KEY, giveBackStock, reservationField, reservedKey, takeStock } from '../../infra/stock';
+import { giveBackStock, legacyKeys, reservationField, reservedKey, stockKey, takeStock } from '../../infra/stock';
 import { QUEUES } from '../../infra/topology';
 import { startWorker, type Running } from '../support/workers';
 import { reapReservations } from '../../workers/recharge/stock-jobs';
@@ -15,11 +15,12 @@ const OPEN = 100301;
 const RUSH = 9021;
 const FLUSHED = 9022;
 const REAPED = 9023;
+const LEGACY = 9024;
 
 const catalog = (reapedStock = 10) => ({
   activities: [anActivity(OPEN)],
   counts: [COUNTS],
-  skus: [aSku(RUSH, OPEN, 50), aSku(FLUSHED, OPEN, 100), aSku(REAPED, OPEN, reapedStock)],
+  skus: [aSku(RUSH, OPEN, 50), aSku(FLUSHED, OPEN, 100), aSku(REAPED, OPEN, reapedStock), aSku(LEGACY, OPEN, 10)],
 });
 
 let second: Running | undefined;
@@ -55,12 +56,13 @@ test('300 concurrent recharges against stock 50: 50 orders, 250 sold out, one st
   await waitFor(async () => (await surplus(w, RUSH)) === 0, 5_000, 'surplus 0');
 });
 
-test('stock-zero worker: surplus 0, pending sync dropped, a redelivery changes nothing, bad body dead-lettered', async () => {
+test('stock-zero worker: surplus 0, a redelivery changes nothing, bad body dead-lettered', async () => {
+  // Without a counter the stock sync leaves the SKU alone, so the surplus moves only by stock-zero.
+  await w.redis.del(stockKey(RUSH));
   await sql(w.dbs.global, 'UPDATE raffle_activity_sku SET stock_count_surplus = 7 WHERE sku = $1', [RUSH]);
   const id = 'stock-zero-msg-1';
   await w.client.publish(QUEUES.stockZero, { sku: RUSH }, { messageId: id, envelope: true });
   await waitFor(async () => (await surplus(w, RUSH)) === 0, 10_000, 'surplus 0');
-  assert.is(await w.redis.sismember(DIRTY_KEY, String(RUSH)), 0);
   await sql(w.dbs.global, 'UPDATE raffle_activity_sku SET stock_count_surplus = 5 WHERE sku = $1', [RUSH]);
   await w.client.publish(QUEUES.stockZero, { sku: RUSH }, { messageId: id, envelope: true });
   await drained(w, QUEUES.stockZero);
@@ -68,7 +70,8 @@ test('stock-zero worker: surplus 0, pending sync dropped, a redelivery changes n
   const bad = await w.client.publish(QUEUES.stockZero, { sku: 'nine' });
   const dl = await w.client.waitDeadLetter((d) => d.props.messageId === bad);
   assert.match(String(dl.props.headers?.['x-error']), 'sku');
-  await sql(w.dbs.global, 'UPDATE raffle_activity_sku SET stock_count_surplus = 0 WHERE sku = $1', [RUSH]);
+  await w.redis.set(stockKey(RUSH), 0); // sold out, as before
+  await waitFor(async () => (await surplus(w, RUSH)) === 0, 5_000, 'the sync writes the counter again');
 });
 
 test('Redis flushed in the middle of a stream: orders never exceed the stock, none leaked', async () => {
@@ -96,7 +99,7 @@ test('surplus follows the live counter in batches and equals stock - orders once
 test('the reaper gives back a crashed attempt\'s unit and only releases one whose order committed', async () => {
   const [committed] = await ordersOf(REAPED);
   const old = Number((await w.redis.time())[0]) - 120;
-  await w.redis.decrby(`activity:stock:${REAPED}`, 2);
+  await w.redis.decrby(stockKey(REAPED), 2);
   await w.redis.hset(reservedKey(REAPED), reservationField('crashed', 'c-1', '111111111111'), old);
   await w.redis.hset(reservedKey(REAPED), reservationField(committed!.user_id, committed!.out_business_no, committed!.order_id), old);
   const fresh = reservationField('inflight', 'i-1', '222222222222');
@@ -108,7 +111,24 @@ test('the reaper gives back a crashed attempt\'s unit and only releases one whos
   assert.is(await counter(w, REAPED), 5); // the committed order's unit stays sold
   assert.equal(await w.redis.hkeys(reservedKey(REAPED)), [fresh]);
   await w.redis.hdel(reservedKey(REAPED), fresh);
-  await w.redis.incr(`activity:stock:${REAPED}`);
+  await w.redis.incr(stockKey(REAPED));
+});
+
+test('upgrade from the untagged key layout: the old counter is ignored, the new one rebuilt from the ledger, old keys dropped', async () => {
+  await publishMany(LEGACY, 'legacy', 3);
+  await settled(LEGACY, 3);
+  const [oldCounter, oldReserved] = legacyKeys(LEGACY);
+  // What the previous version left: its counter (wrong on purpose), a reservation, the dirty set entry.
+  await w.redis.set(oldCounter!, 99);
+  await w.redis.hset(oldReserved!, reservationField('old', 'o-1', '444444444444'), 1);
+  await w.redis.sadd('activity:stock:dirty', String(LEGACY));
+  await w.redis.del(stockKey(LEGACY), reservedKey(LEGACY)); // the new version's keys do not exist yet
+  await publishMany(LEGACY, 'legacy-after', 1);
+  await settled(LEGACY, 4);
+  assert.is((await ordersOf(LEGACY)).length, 4);
+  assert.is(await counter(w, LEGACY), 10 - 4);
+  assert.is(await w.redis.exists(oldCounter!, oldReserved!), 0);
+  assert.is(await w.redis.sismember('activity:stock:dirty', String(LEGACY)), 0);
 });
 
 test('a take re-sent after a lost reply takes no second unit', async () => {

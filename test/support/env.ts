@@ -23,7 +23,14 @@ export type TestEnv = Readonly<{
   cleanup(): Promise<void>;
 }>;
 
-export type EnvOptions = Readonly<{ shards?: number; tables?: number; timeZone?: string; extra?: Record<string, string> }>;
+export type EnvOptions = Readonly<{
+  shards?: number;
+  tables?: number;
+  timeZone?: string;
+  /** PostgreSQL servers (`postgres://user@host:port`) the shard databases are spread over, shard i on server i mod n; default the test base. */
+  shardServers?: readonly string[];
+  extra?: Record<string, string>;
+}>;
 
 let services: Promise<Services> | undefined;
 
@@ -45,9 +52,10 @@ export async function createTestEnv(o: EnvOptions = {}): Promise<TestEnv> {
   await s.rabbitmqctl(['add_vhost', id]);
   await s.rabbitmqctl(['set_permissions', '-p', id, user, '.*', '.*', '.*']);
   const redisDb = await claimRedisDb(s.redis, id);
+  const servers = o.shardServers?.length ? o.shardServers.map((b) => b.replace(/\/+$/, '')) : [s.pg];
   const env: Record<string, string> = {
     DATABASE_URL: `${s.pg}/${id}`,
-    SHARD_DATABASE_URLS: Array.from({ length: shards }, (_, i) => `${s.pg}/${id}_${String(i + 1).padStart(2, '0')}`).join(','),
+    SHARD_DATABASE_URLS: Array.from({ length: shards }, (_, i) => `${servers[i % servers.length]}/${id}_${String(i + 1).padStart(2, '0')}`).join(','),
     SHARD_TABLE_COUNT: String(o.tables ?? 4),
     AMQP_URL: `${s.amqp}/${id}`,
     REDIS_URL: `${s.redis}/${redisDb}`,
@@ -64,18 +72,19 @@ export async function createTestEnv(o: EnvOptions = {}): Promise<TestEnv> {
     env,
     async cleanup() {
       await s.rabbitmqctl(['delete_vhost', id]).catch(() => undefined);
-      const redis = new Redis(config.redisUrl, { lazyConnect: true });
+      // The db index this world claimed (the config may point at a Redis Cluster instead).
+      const redis = new Redis(`${s.redis}/${redisDb}`, { lazyConnect: true });
       redis.on('error', () => undefined);
       await redis.connect().then(() => redis.flushdb()).catch(() => undefined);
       redis.disconnect();
-      const admin = new pg.Client({ connectionString: `${s.pg}/postgres` });
-      admin.on('error', () => undefined);
-      await admin.connect();
+      // Each database on its own server: shards may live on several.
       for (const url of [config.databaseUrl, ...config.shardUrls]) {
-        const name = new URL(url).pathname.slice(1);
-        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`).catch(() => undefined);
+        const admin = new pg.Client({ connectionString: Object.assign(new URL(url), { pathname: '/postgres' }).toString() });
+        admin.on('error', () => undefined);
+        const name = decodeURIComponent(new URL(url).pathname.slice(1));
+        await admin.connect().then(() => admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`)).catch(() => undefined);
+        await admin.end().catch(() => undefined);
       }
-      await admin.end();
     },
   };
 }

@@ -48,6 +48,25 @@ test('a wrong value names its variable', () => {
   refuses({ DELIVERY_LIMIT: '0' }, 'DELIVERY_LIMIT');
   refuses({ GROUP_COMMIT_MAX: '0' }, 'GROUP_COMMIT_MAX');
   refuses({ GROUP_COMMIT_LANES: '4', DB_POOL_SIZE: '3' }, 'GROUP_COMMIT_LANES'); // each lane holds a connection
+  refuses({ REDIS_CLUSTER_NODES: '127.0.0.1:7101,127.0.0.1' }, 'REDIS_CLUSTER_NODES');
+  refuses({ REDIS_CLUSTER_NODES: '127.0.0.1:70000' }, 'REDIS_CLUSTER_NODES');
+  refuses({ REDIS_CLUSTER_NODES: 'redis://h:7000/3' }, 'REDIS_CLUSTER_NODES'); // a cluster has no db index
+  refuses({ REDIS_CLUSTER_NODES: 'http://h:7000' }, 'REDIS_CLUSTER_NODES');
+  refuses({ REDIS_CLUSTER_NODES: 'h:7000', REDIS_URL: 'redis://h:6379/0' }, 'REDIS_CLUSTER_NODES');
+  refuses({ REDIS_KEY_PREFIX: 'a{b}:' }, 'REDIS_KEY_PREFIX'); // would change every key's hash tag
+  refuses({ REDIS_WAIT_TIMEOUT_MS: '0' }, 'REDIS_WAIT_TIMEOUT_MS'); // WAIT 0 would block forever
+});
+
+test('Redis: one server by default; REDIS_CLUSTER_NODES turns cluster mode on, where takes wait for a replica', () => {
+  const single = loadConfig({});
+  assert.is(single.redisCluster, undefined);
+  assert.equal([single.redisWaitReplicas, single.redisKeyPrefix], [0, '']);
+  const c = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, 10.0.0.2:7001,[::1]:7002', REDIS_KEY_PREFIX: 'camp-a:' });
+  assert.equal(c.redisCluster, { nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }, { host: '::1', port: 7002 }], tls: false });
+  assert.equal([c.redisWaitReplicas, c.redisWaitTimeoutMs, c.redisKeyPrefix], [1, 1000, 'camp-a:']);
+  assert.is(loadConfig({ REDIS_CLUSTER_NODES: 'h:7000', REDIS_WAIT_REPLICAS: '0' }).redisWaitReplicas, 0);
+  const auth = loadConfig({ REDIS_CLUSTER_NODES: 'rediss://app:s%40cret@h1:7000,h2:7001' }).redisCluster!;
+  assert.equal(auth, { nodes: [{ host: 'h1', port: 7000 }, { host: 'h2', port: 7001 }], username: 'app', password: 's@cret', tls: true });
 });
 
 test('group commit: 16 messages per transaction and 2 lanes by default; 1 turns grouping off', () => {

@@ -1,11 +1,10 @@
 import type { ConsumeMessage } from 'amqplib';
 import { sql, transaction } from '../../infra/db';
 import { firstDelivery } from '../../infra/inbox';
-import { dropPendingSync } from '../../infra/stock';
 import type { Context } from '../../infra/context';
 import { parseStockZero } from './message';
 
-/** DB surplus of the SKU = 0 and its pending sync dropped; a redelivered event changes nothing. */
+/** DB surplus of the SKU = 0 (the stock sync writes it again if the counter comes back); a redelivered event changes nothing. */
 export async function handleStockZero(ctx: Context, msg: ConsumeMessage): Promise<void> {
   const { messageId, sku } = parseStockZero(msg);
   const applied = await transaction(ctx.dbs.global, async (tx) => {
@@ -15,6 +14,5 @@ export async function handleStockZero(ctx: Context, msg: ConsumeMessage): Promis
     return true;
   });
   if (!applied) return ctx.log.info({ sku, messageId }, 'stock-zero already applied');
-  await dropPendingSync(ctx.redis, sku);
   ctx.log.info({ sku, messageId }, 'sku stock surplus set to zero');
 }
