@@ -1,3 +1,5 @@
+import { idProblem } from './ids';
+
 /** The catalog file of contract §4, validated as a whole: every problem is named, none is applied. */
 
 export type ActivityState = 'create' | 'open' | 'close';
@@ -10,6 +12,8 @@ export type Activity = Readonly<{
   beginTime: Date;
   endTime: Date;
   state: ActivityState;
+  /** Unused raffle orders older than this are cancelled and refunded; absent, they never expire. */
+  raffleOrderTtlSeconds?: number;
 }>;
 export type CountPackage = Readonly<{ activityCountId: number; totalCount: number; dayCount: number; monthCount: number }>;
 /** `stockCount` -1 is unlimited. */
@@ -62,10 +66,11 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
     const beginTime = r.time(a, 'beginTime', at);
     const endTime = r.time(a, 'endTime', at);
     const state = r.oneOf(a, 'state', at, ['create', 'open', 'close'] as const);
+    const ttl = a.raffleOrderTtlSeconds === undefined || a.raffleOrderTtlSeconds === null ? undefined : r.id(a, 'raffleOrderTtlSeconds', at, 2_147_483_647);
     if (beginTime && endTime && beginTime >= endTime) problems.push(`${at}: beginTime must be before endTime`);
     if (activityId !== undefined && activities.some((x) => x.activityId === activityId)) problems.push(`${at}: activityId ${activityId} appears twice`);
     if (activityId !== undefined && name !== undefined && strategyId !== undefined && beginTime && endTime && state) {
-      activities.push({ activityId, name, desc: desc ?? '', strategyId, beginTime, endTime, state });
+      activities.push({ activityId, name, desc: desc ?? '', strategyId, beginTime, endTime, state, ...(ttl === undefined ? {} : { raffleOrderTtlSeconds: ttl }) });
     }
   }
 
@@ -108,7 +113,7 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
   for (const [i, b] of list('behaviorRebates').entries()) {
     const at = `behaviorRebates[${i}]`;
     if (!isObject(b)) { problems.push(`${at} must be an object`); continue; }
-    const behavior = r.text(b, 'behavior', at, 16, true);
+    const behavior = r.identifier(b, 'behavior', at);
     const sku = r.id(b, 'sku', at);
     const desc = r.text(b, 'desc', at, 128, false);
     const state = r.oneOf(b, 'state', at, ['open', 'close'] as const);
@@ -125,10 +130,18 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
 class Reader {
   constructor(private readonly problems: string[]) {}
 
-  id(o: Record<string, unknown>, k: string, at: string): number | undefined {
+  id(o: Record<string, unknown>, k: string, at: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
     const v = o[k];
-    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return v;
-    this.problems.push(`${at}.${k} must be a positive whole number, got ${show(v)}`);
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0 && v <= max) return v;
+    this.problems.push(`${at}.${k} must be a positive whole number${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}, got ${show(v)}`);
+    return undefined;
+  }
+
+  /** A caller-facing identifier (a behavior): the same rule as on the queues (domain/ids.ts). */
+  identifier(o: Record<string, unknown>, k: string, at: string): string | undefined {
+    const problem = idProblem(o[k]);
+    if (problem === undefined) return o[k] as string;
+    this.problems.push(`${at}.${k} ${problem}, got ${show(o[k])}`);
     return undefined;
   }
 

@@ -1,4 +1,5 @@
 import type { ConsumeMessage } from 'amqplib';
+import { idProblem } from '../domain/ids';
 import { PermanentError } from './errors';
 
 /** Largest body a worker parses; anything bigger is dead-lettered unread. */
@@ -12,9 +13,16 @@ export type Inbound = Readonly<{ messageId: string | undefined; timestamp: numbe
  */
 export function readBody(msg: ConsumeMessage): Inbound {
   if (msg.content.length > MAX_BODY_BYTES) throw new PermanentError('INVALID_MESSAGE', `body of ${msg.content.length} bytes is over the ${MAX_BODY_BYTES}-byte limit`);
+  let text: string;
+  try {
+    text = UTF8.decode(msg.content);
+  } catch {
+    // Decoding leniently would store U+FFFD in place of what the caller sent: ids are kept verbatim.
+    throw new PermanentError('INVALID_MESSAGE', 'body is not valid UTF-8');
+  }
   let body: unknown;
   try {
-    body = JSON.parse(msg.content.toString('utf8'));
+    body = JSON.parse(text);
   } catch (err) {
     throw new PermanentError('INVALID_JSON', `body is not JSON: ${(err as Error).message}`);
   }
@@ -27,6 +35,8 @@ export function readBody(msg: ConsumeMessage): Inbound {
   return { messageId: amqpId, timestamp: undefined, data: body };
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -34,10 +44,13 @@ export function isObject(v: unknown): v is Record<string, unknown> {
 /** Field readers for parse(): each throws a PermanentError naming the field. */
 export const field = {
   userId(o: Record<string, unknown>, name = 'userId'): string {
-    const v = o[name];
-    if (typeof v !== 'string' || !v.trim()) throw invalid(`${name} must be a non-empty string`);
-    if (v.length > 128) throw invalid(`${name} is over 128 characters`);
-    return v;
+    return field.identifier(o, name);
+  },
+  /** A caller's id (`userId`, `outBusinessNo`, `behavior`): any printable Unicode, 1–128 characters (domain/ids.ts). */
+  identifier(o: Record<string, unknown>, name: string): string {
+    const problem = idProblem(o[name]);
+    if (problem !== undefined) throw invalid(o[name] === undefined ? `${name} is missing` : `${name} ${problem}`);
+    return o[name] as string;
   },
   string(o: Record<string, unknown>, name: string, max = 128): string {
     const v = o[name];

@@ -6,7 +6,9 @@ export const QUEUES = {
   behavior: 'activity.behavior',
   partake: 'activity.partake',
   accountQuery: 'activity.account.query',
+  accountHistory: 'activity.account.history',
   raffleOrderUsed: 'activity.raffle-order.used',
+  raffleOrderCancel: 'activity.raffle-order.cancel',
   stockZero: 'activity.sku.stock-zero',
   taskReplay: 'activity.task.replay',
 } as const;
@@ -21,6 +23,7 @@ export const TOPICS = {
   rechargeCompleted: 'recharge.completed',
   rechargeRejected: 'recharge.rejected',
   partakeCreated: 'partake.created',
+  raffleOrderCancelled: 'raffle-order.cancelled',
   skuStockZero: 'sku.stock_zero',
 } as const;
 export type Topic = (typeof TOPICS)[keyof typeof TOPICS];

@@ -3,12 +3,13 @@ import { connectBroker } from '../infra/amqp';
 import { drainFastPath } from '../infra/relay';
 import { ConfigError, loadConfig, type Config } from '../infra/config';
 import { serveOps, type OpsServer } from '../infra/health';
+import { newOrderId, systemClock, type Clock } from '../infra/ids';
 import { log as rootLog, type Logger } from '../infra/log';
 import { connectRedis, type Redis } from '../infra/redis';
 import { openDatabases, type Databases } from '../infra/shards';
 
-/** What a worker gets: configuration and open connections. It owns none of them. */
-export type Context = Readonly<{ name: string; config: Config; log: Logger; dbs: Databases; redis: Redis; broker: Broker }>;
+/** What a worker gets: configuration, open connections, the clock and the id source. It owns none of them. */
+export type Context = Readonly<{ name: string; config: Config; log: Logger; dbs: Databases; redis: Redis; broker: Broker; clock: Clock; newOrderId: () => string }>;
 
 /** A worker's `start` registers its consumers and jobs; the returned function stops its jobs. */
 export type Start = (ctx: Context) => Promise<(() => Promise<void>) | void>;
@@ -53,6 +54,8 @@ export async function openContext(name: string, config: Config, poolSize = confi
     dbs,
     redis,
     broker,
+    clock: systemClock,
+    newOrderId,
     async close(graceMs) {
       await broker.close(graceMs, drainFastPath);
       redis.disconnect();
