@@ -9,9 +9,9 @@ import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
 import type { Clock } from '../../infra/ids';
 import type { Logger } from '../../infra/log';
-import { enqueuedTask, taskRow, type EnqueuedTask } from '../../infra/outbox';
-import { holdForFastPath, publishNow } from '../../infra/relay';
-import type { Databases } from '../../infra/shards';
+import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
+import type { Databases, UserShard } from '../../infra/shards';
+import type { OutboxPort } from '../outbox-port';
 import { PARTAKE_QUEUE, ACCOUNT_QUERY_QUEUE, parseAccountRequest, type AccountRequest } from './message';
 import { refused, serve, success, type Reply } from './serve';
 import * as store from './store';
@@ -19,7 +19,9 @@ import * as store from './store';
 /** What the partake worker's handlers and jobs use, and nothing more. */
 export type Deps = Readonly<{
   log: Logger;
-  broker: Broker;
+  /** Replies only; events go through `outbox`. */
+  broker: Pick<Broker, 'reply'>;
+  outbox: OutboxPort;
   dbs: Pick<Databases, 'forUser' | 'shards' | 'suffixes'>;
   catalog: CatalogReader;
   timeZone: string;
@@ -41,11 +43,11 @@ async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
   const now = d.clock();
   const gate = checkActivity(await d.catalog.activity(req.activityId), now);
   if (!gate.ok) return refused(gate);
-  const { ds, suffix, group } = d.dbs.forUser(req.userId);
+  const db = d.dbs.forUser(req.userId);
   for (let attempt = 1; ; attempt++) {
     let out: Partaken;
     try {
-      out = await group.run({ key: req.userId, run: (tx) => partakeIn(d, tx, suffix, req, gate.activity, now) });
+      out = await db.group.run({ key: req.userId, run: (tx) => partakeIn(d, tx, db, req, gate.activity, now) });
       crashPoint('partake-after-commit');
     } catch (err) {
       // An order id clash (or the one-open-order index) rolled back everything: try again.
@@ -64,7 +66,7 @@ async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
       case 'create':
         // Not awaited: the reply need not wait for the event; publishNow never throws, and what it
         // does not publish the cron relay does.
-        void publishNow(d.broker, ds, out.tasks, d.log);
+        void d.outbox.publish(db, out.tasks);
         d.log.debug({ userId: req.userId, activityId: req.activityId, orderId: decision.order.orderId }, 'raffle order created');
         return success(orderData(decision.order));
       default: {
@@ -76,11 +78,12 @@ async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
 }
 
 /** One transaction on the user's shard; the account row lock comes first. */
-async function partakeIn(d: Deps, tx: Tx, suffix: string, req: AccountRequest, activity: Activity, now: Date): Promise<Partaken> {
+async function partakeIn(d: Deps, tx: Tx, db: UserShard, req: AccountRequest, activity: Activity, now: Date): Promise<Partaken> {
+  const { suffix } = db;
   const rows = await store.lockQuota(tx, suffix, req.userId, req.activityId, periodOf(now, d.timeZone));
   const decision = decidePartake(rows, activity, req, d.newOrderId(), now, d.timeZone);
   if (decision.kind !== 'create') return { decision, tasks: [] };
-  const task = taskRow(decision.events[0], now, holdForFastPath());
+  const task = await d.outbox.hold(db, decision.events[0], now);
   const applied = await store.applyPartake(tx, suffix, decision.deduction, decision.order, task);
   if (!applied.ok) throw new Error('a surplus changed under the account lock');
   return { decision, tasks: applied.taskId ? [enqueuedTask(task, applied.taskId)] : [] };

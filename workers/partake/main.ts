@@ -1,4 +1,5 @@
 import { catalogReader } from '../../infra/catalog-read';
+import { outboxPort } from '../outbox-port';
 import type { Start } from '../runtime';
 import { startExpiry } from './expiry';
 import { handleAccountQuery, handlePartake, type Deps } from './handle';
@@ -8,7 +9,7 @@ import { handleRaffleOrderCancel, handleRaffleOrderUsed } from './raffle-order';
 
 export const start: Start = async (ctx) => {
   const { log, broker, dbs, clock, newOrderId } = ctx;
-  const d: Deps = { log, broker, dbs, clock, newOrderId, catalog: catalogReader(dbs.global), timeZone: ctx.config.timeZone };
+  const d: Deps = { log, broker, outbox: outboxPort(broker, log), dbs, clock, newOrderId, catalog: catalogReader(dbs.global), timeZone: ctx.config.timeZone };
   await broker.consume(PARTAKE_QUEUE, (msg) => handlePartake(d, msg));
   await broker.consume(ACCOUNT_QUERY_QUEUE, (msg) => handleAccountQuery(d, msg));
   await broker.consume(ACCOUNT_HISTORY_QUEUE, (msg) => handleAccountHistory(d, msg));

@@ -1,8 +1,8 @@
 import type { ConsumeMessage } from 'amqplib';
 import { decideCancel, refuseChange, type CancelDecision } from '../../domain/raffle-order';
 import type { Tx } from '../../infra/db';
-import { enqueuedTask, taskRow, type EnqueuedTask } from '../../infra/outbox';
-import { holdForFastPath, publishNow } from '../../infra/relay';
+import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
+import type { UserShard } from '../../infra/shards';
 import { orderData, type Deps } from './handle';
 import { RAFFLE_ORDER_CANCEL_QUEUE, RAFFLE_ORDER_USED_QUEUE, parseOrderRequest, type OrderRequest } from './message';
 import { applyCancel, findOrder, lockForCancel, useOrder } from './order-store';
@@ -43,23 +43,24 @@ type Cancelled = Readonly<{ decision: CancelDecision; tasks: EnqueuedTask[] }>;
  * wait on each other in a cycle.
  */
 export async function cancelRaffleOrder(d: Deps, req: OrderRequest, why: 'request' | 'expired'): Promise<CancelDecision> {
-  const { ds, suffix, group } = d.dbs.forUser(req.userId);
+  const db = d.dbs.forUser(req.userId);
   const now = d.clock();
-  const out = await group.run({ key: req.userId, run: (tx) => cancelIn(d, tx, suffix, req, now) });
+  const out = await db.group.run({ key: req.userId, run: (tx) => cancelIn(d, tx, db, req, now) });
   if (out.decision.kind === 'cancel') {
-    void publishNow(d.broker, ds, out.tasks, d.log);
+    void d.outbox.publish(db, out.tasks);
     d.log.debug({ ...req, why, refund: out.decision.refund }, 'raffle order cancelled');
   }
   return out.decision;
 }
 
-async function cancelIn(d: Deps, tx: Tx, suffix: string, req: OrderRequest, now: Date): Promise<Cancelled> {
+async function cancelIn(d: Deps, tx: Tx, db: UserShard, req: OrderRequest, now: Date): Promise<Cancelled> {
+  const { suffix } = db;
   const locked = await lockForCancel(tx, suffix, req.userId, req.orderId);
   const order = locked ?? (await findOrder(tx, suffix, req.userId, req.orderId));
   if (!locked && order?.orderState === 'create') throw new Error(`unused raffle order ${req.orderId} has no account`);
   const decision = decideCancel(order, now, d.timeZone);
   if (decision.kind === 'refused') return { decision, tasks: [] };
-  const task = taskRow(decision.events[0], now, holdForFastPath());
+  const task = await d.outbox.hold(db, decision.events[0], now);
   const applied = await applyCancel(tx, suffix, decision, task, now);
   if (applied.ok) return { decision, tasks: applied.taskId ? [enqueuedTask(task, applied.taskId)] : [] };
   // A use committed between our read and the guarded update: it won, nothing was refunded.

@@ -1,25 +1,24 @@
 import { createHash } from 'node:crypto';
 import type { ConsumeMessage } from 'amqplib';
 import { checkRecharge, decideRecharge, isUnlimited, rebateBizId, type RechargeDecision, type RechargeRequest, type StockResult } from '../../domain/recharge';
-import type { Broker } from '../../infra/amqp';
 import type { CatalogReader, SkuView } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
 import type { Clock } from '../../infra/ids';
 import type { Logger } from '../../infra/log';
-import { enqueue, type EnqueuedTask } from '../../infra/outbox';
+import type { EnqueuedTask } from '../../infra/outbox';
 import type { Redis } from '../../infra/redis';
-import { holdForFastPath, publishNow } from '../../infra/relay';
-import type { Databases } from '../../infra/shards';
+import type { Databases, UserShard } from '../../infra/shards';
 import { ensureStock, skuLockKey } from '../../infra/stock';
 import { stockHold, type StockHold } from '../../infra/stock-hold';
+import type { OutboxPort } from '../outbox-port';
 import { parseBehavior, parseRecharge } from './message';
 import { alreadyHandled, insertOrderAndCredit, insertRebateOrder, insertRejection, lockRequest, type RebateRow } from './store';
 
 /** What the recharge handlers use, and nothing more. */
 export type Deps = Readonly<{
   log: Logger;
-  broker: Broker;
+  outbox: OutboxPort;
   dbs: Databases;
   redis: Redis;
   catalog: CatalogReader;
@@ -74,7 +73,7 @@ async function rechargeOnShard(d: Deps, req: RechargeRequest, view: SkuView | un
       result = await db.group.run({
         key: req.userId,
         async run(tx) {
-          const r = await rechargeIn(d, tx, db.suffix, stock, req, view, now, rebate);
+          const r = await rechargeIn(d, tx, db, stock, req, view, now, rebate);
           crashPoint('recharge-before-commit');
           return r;
         },
@@ -93,13 +92,14 @@ async function rechargeOnShard(d: Deps, req: RechargeRequest, view: SkuView | un
       continue;
     }
     const { tasks, ...outcome } = result;
-    await publishNow(d.broker, db.ds, tasks, d.log);
+    await d.outbox.publish(db, tasks);
     return outcome;
   }
 }
 
 /** Inside the unit's transaction: request lock, dedupe, the decision (after the stock take), its writes. */
-async function rechargeIn(d: Deps, tx: Tx, suffix: string, stock: StockHold, req: RechargeRequest, view: SkuView | undefined, now: Date, rebate?: (orderId: string) => RebateRow): Promise<UnitResult> {
+async function rechargeIn(d: Deps, tx: Tx, db: UserShard, stock: StockHold, req: RechargeRequest, view: SkuView | undefined, now: Date, rebate?: (orderId: string) => RebateRow): Promise<UnitResult> {
+  const { suffix } = db;
   await lockRequest(tx, req.userId, req.outBusinessNo);
   const gate = checkRecharge(view, now);
   const limited = gate.ok && !isUnlimited(gate.sku.stockCount);
@@ -114,14 +114,14 @@ async function rechargeIn(d: Deps, tx: Tx, suffix: string, stock: StockHold, req
     taken = t;
   }
   const decision = decideRecharge(req, gate, taken, orderId, now, d.timeZone);
-  const tasks = await write(tx, suffix, decision, now);
+  const tasks = await write(d, tx, db, decision, now);
   // Written with its recharge, so the dedupe check above also answers for the rebate.
   if (rebate && !(await insertRebateOrder(tx, suffix, rebate(d.newOrderId())))) throw new Error(`rebate order of ${req.outBusinessNo} exists without its recharge`);
   return decision.kind === 'credited' ? { kind: 'credited', orderId, tasks } : { kind: 'rejected', code: decision.rejection.code, tasks };
 }
 
-async function write(tx: Tx, suffix: string, decision: RechargeDecision, now: Date): Promise<EnqueuedTask[]> {
-  if (decision.kind === 'credited') await insertOrderAndCredit(tx, suffix, decision.order, decision.period.day, decision.period.month);
-  else await insertRejection(tx, suffix, decision.rejection);
-  return enqueue(tx, decision.events, now, holdForFastPath());
+async function write(d: Deps, tx: Tx, db: UserShard, decision: RechargeDecision, now: Date): Promise<EnqueuedTask[]> {
+  if (decision.kind === 'credited') await insertOrderAndCredit(tx, db.suffix, decision.order, decision.period.day, decision.period.month);
+  else await insertRejection(tx, db.suffix, decision.rejection);
+  return d.outbox.enqueue(tx, db, decision.events, now);
 }
