@@ -1,6 +1,5 @@
-import type { DataSource } from 'typeorm';
 import type { Activity, CountPackage } from '../domain/catalog';
-import { sql } from './db';
+import { type Db, sql } from './db';
 
 /** A SKU as the recharge path needs it: its activity and count package resolved. */
 export type SkuView = Readonly<{ sku: number; stockCount: number; activity: Activity; counts: CountPackage }>;
@@ -69,7 +68,7 @@ const toActivity = (r: Record<string, any>): Activity => ({
  * activity closing takes effect within that time. Misses are cached too, so unknown ids cost no
  * query storm, and the bound keeps a flood of them from growing the worker.
  */
-export function catalogReader(global: DataSource, o: CacheOptions = {}): CatalogReader {
+export function catalogReader(global: Db, o: CacheOptions = {}): CatalogReader {
   const cache = boundedCache(o);
   const cached = <T>(key: string, load: () => Promise<T>) => cache.get(key, load);
   return {

@@ -4,8 +4,16 @@ export type Config = Readonly<{
   databaseUrl: string;
   shardUrls: readonly string[];
   shardTableCount: number;
+  /** The first broker address; `amqpUrls` has every one of them (a cluster), tried in turn. */
   amqpUrl: string;
+  amqpUrls: readonly string[];
+  /** AMQP heartbeat: a silent broker path is noticed within about twice this. */
+  amqpHeartbeatSeconds: number;
+  /** `x-quorum-initial-group-size` of the queues this service declares; 0 leaves the broker default (every node of the cluster). */
+  quorumInitialGroupSize: number;
   redisUrl: string;
+  /** A Redis command not answered within this is an outage (a silent path). */
+  redisCommandTimeoutMs: number;
   timeZone: string;
   logLevel: string;
   /** Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`). */
@@ -14,6 +22,12 @@ export type Config = Readonly<{
   prefetch: number;
   /** Connections per database (global and each shard) per worker process. */
   dbPoolSize: number;
+  /** Server statement_timeout of the workers' sessions; the client gives up 2 s later (a silent path). */
+  dbStatementTimeoutMs: number;
+  /** Messages a consumer holds in process per failing dependency; the others wait on the park queue. */
+  outageHold: number;
+  /** How long a parked message waits before it is delivered again. */
+  parkMs: number;
   /** Messages of one shard database in one transaction at most (group commit); 1 turns grouping off. */
   groupMax: number;
   /** Group transactions in flight at once per shard database and worker. */
@@ -45,19 +59,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.LOG_LEVEL?.trim() || 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL: ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`);
   const dbPoolSize = intSetting(env, 'DB_POOL_SIZE', 10, 1, 1000);
+  const amqpUrls = (env.AMQP_URL?.trim() || 'amqp://guest:guest@127.0.0.1:5672')
+    .split(',')
+    .map((u, i, all) => checkUrl(all.length > 1 ? `AMQP_URL (entry ${i + 1})` : 'AMQP_URL', u.trim(), ['amqp:', 'amqps:']));
   const groupLanes = intSetting(env, 'GROUP_COMMIT_LANES', 2, 1, 1000);
   if (groupLanes > dbPoolSize) throw new ConfigError(`GROUP_COMMIT_LANES: ${groupLanes} lanes need at least as many connections, DB_POOL_SIZE is ${dbPoolSize}`);
   return {
     databaseUrl,
     shardUrls,
     shardTableCount,
-    amqpUrl: url(env, 'AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
+    amqpUrl: amqpUrls[0]!,
+    amqpUrls,
+    amqpHeartbeatSeconds: intSetting(env, 'AMQP_HEARTBEAT_SECONDS', 5, 1, 600),
+    quorumInitialGroupSize: intSetting(env, 'QUORUM_INITIAL_GROUP_SIZE', 0, 0, 99),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379/0', ['redis:', 'rediss:']),
+    redisCommandTimeoutMs: intSetting(env, 'REDIS_COMMAND_TIMEOUT_MS', 2_000, 100, 600_000),
     timeZone,
     logLevel,
     deliveryLimit: intSetting(env, 'DELIVERY_LIMIT', 10, 1, 1000),
     prefetch: intSetting(env, 'PREFETCH', 32, 1, 10000),
     dbPoolSize,
+    dbStatementTimeoutMs: intSetting(env, 'DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 3_600_000),
+    outageHold: intSetting(env, 'OUTAGE_HOLD', 2, 0, 1000),
+    parkMs: intSetting(env, 'PARK_MS', 5_000, 100, 3_600_000),
     groupMax: intSetting(env, 'GROUP_COMMIT_MAX', 16, 1, 1000),
     groupLanes,
     metricsPort: intSetting(env, 'METRICS_PORT', 9400, 0, 65000),

@@ -1,6 +1,5 @@
-import type { DataSource } from 'typeorm';
-import { transaction, type Tx } from './db';
-import { isTransient } from './errors';
+import { transaction, type Db, type Tx } from './db';
+import { classify } from './errors';
 import type { Logger } from './log';
 import { groupSize } from './metrics';
 
@@ -45,11 +44,12 @@ class CommitOutcomeUnknown extends Error {
  *
  * Per-message outcomes are kept. If a unit fails, the group rolls back, every started unit is undone,
  * and each unit runs again in a transaction of its own, which decides its own result. A transient
- * failure (connection lost, deadlock) is passed to every unit of the group instead: the consumer
- * loop retries each message. If the commit itself fails, every unit gets that error and nothing is
+ * failure of this database (connection lost, circuit open, deadlock) is passed to every unit of the
+ * group instead: the consumer policy holds or parks each message. Another dependency's (Redis) is
+ * a unit failure like any other. If the commit itself fails, every unit gets that error and nothing is
  * undone (its outcome is unknown; redelivery and the stock reaper settle it).
  */
-export function groupCommitter(ds: DataSource, s: GroupSettings, log: Logger): GroupCommitter {
+export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupCommitter {
   const queue: Pending[] = [];
   let busy = 0;
 
@@ -88,7 +88,10 @@ export function groupCommitter(ds: DataSource, s: GroupSettings, log: Logger): G
     try {
       results = await inTransaction(group);
     } catch (err) {
-      if (err instanceof CommitOutcomeUnknown || isTransient(err)) {
+      // This database's own trouble (its scope, or a bare SQLSTATE) concerns every unit; another
+      // dependency's (Redis) only the unit that met it.
+      const f = classify(err);
+      if (err instanceof CommitOutcomeUnknown || (f.kind === 'transient' && (f.scope === ds.scope || f.scope === 'dependency'))) {
         for (const p of group) p.reject(err instanceof CommitOutcomeUnknown ? err.failure : err);
         return;
       }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Broker } from './amqp';
+import { probe } from './db';
 import type { Logger } from './log';
 import { registry, watchOutbox } from './metrics';
 import type { Redis } from './redis';
@@ -11,13 +12,17 @@ type Deps = Readonly<{ broker: Broker; dbs: Databases; redis: Redis; log: Logger
 
 const CHECK_TIMEOUT_MS = 2_000;
 
-/** What /healthz reports: each dependency reachable or the error; `ok` only when all are. */
+/**
+ * What /healthz reports: each dependency reachable or the error, and each queue this worker
+ * consumes (`consumer:<queue>`: ok, or not consuming); `ok` only when all are.
+ */
 export async function checkHealth(d: Deps): Promise<{ ok: boolean; checks: Record<string, string> }> {
   const probes: Array<[string, () => Promise<unknown>]> = [
     ['broker', async () => { if (!d.broker.connected()) throw new Error('not connected'); }],
-    ['db:global', () => d.dbs.global.query('SELECT 1')],
-    ...d.dbs.shards.map((s): [string, () => Promise<unknown>] => [`db:shard${s.shard}`, () => s.ds.query('SELECT 1')]),
+    ['db:global', () => probe(d.dbs.global)],
+    ...d.dbs.shards.map((s): [string, () => Promise<unknown>] => [`db:shard${s.shard}`, () => probe(s.ds)]),
     ['redis', () => d.redis.ping()],
+    ...d.broker.consumers().map((c): [string, () => Promise<unknown>] => [`consumer:${c.queue}`, async () => { if (!c.active) throw new Error('not consuming'); }]),
   ];
   const results = await Promise.all(
     probes.map(async ([name, probe]) => {

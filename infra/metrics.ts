@@ -6,11 +6,9 @@ import type { Shard } from './shards';
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'aq_' });
 
-export type MessageOutcome = 'ack' | 'dead_letter' | 'retry' | 'requeue';
-
 export const messagesTotal = new Counter({
   name: 'aq_messages_total',
-  help: 'Deliveries handled by the consumer loop, by queue and outcome (ack, dead_letter, retry = transient hold, requeue)',
+  help: 'Deliveries handled by the consumer loop, by queue and outcome (ack, dead_letter, retry = a held handler run again, park = sent to wait on the park queue, requeue)',
   labelNames: ['queue', 'outcome'] as const,
   registers: [registry],
 });
@@ -20,6 +18,20 @@ export const handlerDuration = new Histogram({
   help: 'Time one handler call took, by queue',
   labelNames: ['queue'] as const,
   buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+export const consumerActive = new Gauge({
+  name: 'aq_consumer_active',
+  help: 'Whether this process consumes the queue right now (1) or not (0: broker away, consumer cancelled, subscribing again)',
+  labelNames: ['queue'] as const,
+  registers: [registry],
+});
+
+export const circuitOpen = new Gauge({
+  name: 'aq_shard_circuit_open',
+  help: 'Whether the circuit of a database is open or probing (1) or closed (0); shard is the scope: shard:N or global',
+  labelNames: ['shard'] as const,
   registers: [registry],
 });
 

@@ -1,8 +1,10 @@
 import pg from 'pg';
 import type { Config } from './config';
 import { databaseName } from './config';
-import { openDatabases } from './shards';
+import { runMigrations } from './db';
 import { log } from './log';
+import { globalMigrations } from './migrations/global';
+import { shardMigrations } from './migrations/shard';
 
 /** Creates the global and shard databases that are missing, then runs pending migrations on each. */
 export async function migrate(config: Config): Promise<{ created: string[]; applied: string[] }> {
@@ -10,15 +12,10 @@ export async function migrate(config: Config): Promise<{ created: string[]; appl
   for (const url of [config.databaseUrl, ...config.shardUrls]) {
     if (await createDatabaseIfMissing(url)) created.push(databaseName(url));
   }
-  const dbs = await openDatabases(config, { poolSize: 2, name: 'migrate' });
   const applied: string[] = [];
-  try {
-    for (const [label, ds] of [['global', dbs.global], ...dbs.shards.map((s) => [`shard ${s.shard}`, s.ds] as const)] as const) {
-      const ran = await ds.runMigrations({ transaction: 'each' });
-      for (const m of ran) applied.push(`${label}: ${m.name}`);
-    }
-  } finally {
-    await dbs.close();
+  for (const name of await runMigrations(config.databaseUrl, 'migrate:global', globalMigrations)) applied.push(`global: ${name}`);
+  for (const [i, url] of config.shardUrls.entries()) {
+    for (const name of await runMigrations(url, `migrate:shard${i + 1}`, shardMigrations(config.shardTableCount))) applied.push(`shard ${i + 1}: ${name}`);
   }
   return { created, applied };
 }

@@ -1,8 +1,7 @@
-import type { DataSource } from 'typeorm';
 import { UnroutableError, type Broker } from './amqp';
 import { crashPoint } from './crash';
 import { intSetting } from './config';
-import { sql } from './db';
+import { type Db, sql } from './db';
 import type { Logger } from './log';
 import { outboxFailures, outboxPublished } from './metrics';
 import type { EnqueuedTask, Envelope } from './outbox';
@@ -45,7 +44,7 @@ const fastPathInFlight = new Set<Promise<void>>();
  * whatever is not published here is picked up by the cron relay of the task-compensation worker.
  * Held tasks (see `holdForFastPath`) are already reserved for us: published without a claim.
  */
-export function publishNow(broker: Broker, ds: DataSource, tasks: readonly EnqueuedTask[], log: Logger): Promise<void> {
+export function publishNow(broker: Broker, ds: Db, tasks: readonly EnqueuedTask[], log: Logger): Promise<void> {
   if (!tasks.length || !broker.connected()) return Promise.resolve();
   const p = publishTasksNow(broker, ds, tasks, log).finally(() => fastPathInFlight.delete(p));
   fastPathInFlight.add(p);
@@ -58,7 +57,7 @@ export async function drainFastPath(): Promise<void> {
   await Promise.allSettled([...pendingMarks.values()].map((b) => b.done));
 }
 
-async function publishTasksNow(broker: Broker, ds: DataSource, tasks: readonly EnqueuedTask[], log: Logger): Promise<void> {
+async function publishTasksNow(broker: Broker, ds: Db, tasks: readonly EnqueuedTask[], log: Logger): Promise<void> {
   try {
     const settings = (defaults ??= relaySettings());
     const held: Claimed[] = [];
@@ -86,14 +85,14 @@ async function publishTasksNow(broker: Broker, ds: DataSource, tasks: readonly E
 }
 
 type MarkBatch = { ids: string[]; done: Promise<void> };
-const pendingMarks = new Map<DataSource, MarkBatch>();
+const pendingMarks = new Map<Db, MarkBatch>();
 const MARK_BATCH_MS = 5;
 
 /**
  * Marks published tasks `completed`, several deliveries per UPDATE: ids arriving within a few
  * milliseconds on one database share a statement. A crash before it runs only means a republish.
  */
-function markCompleted(ds: DataSource, ids: readonly string[]): Promise<void> {
+function markCompleted(ds: Db, ids: readonly string[]): Promise<void> {
   let batch = pendingMarks.get(ds);
   if (!batch) {
     const b: MarkBatch = { ids: [], done: Promise.resolve() };
@@ -132,7 +131,7 @@ export async function relayAll(broker: Broker, shards: readonly Shard[], setting
  * Claims due tasks in one short statement: SKIP LOCKED keeps concurrent relays apart, and the lease
  * (next_attempt_at pushed ahead) keeps them apart after the row locks are gone.
  */
-export async function claimBatch(ds: DataSource, settings: RelaySettings): Promise<Claimed[]> {
+export async function claimBatch(ds: Db, settings: RelaySettings): Promise<Claimed[]> {
   const { rows } = await sql<Claimed>(
     ds,
     `WITH due AS (
@@ -147,7 +146,7 @@ export async function claimBatch(ds: DataSource, settings: RelaySettings): Promi
 }
 
 /** Publishes claimed tasks (confirms in parallel, publishes in order) and records each outcome. */
-async function deliver(broker: Broker, ds: DataSource, tasks: readonly Claimed[], settings: RelaySettings, log: Logger, path: 'fast' | 'cron'): Promise<number> {
+async function deliver(broker: Broker, ds: Db, tasks: readonly Claimed[], settings: RelaySettings, log: Logger, path: 'fast' | 'cron'): Promise<number> {
   const results = await Promise.allSettled(tasks.map((t) => publishTask(broker, t)));
   const done: string[] = [];
   for (const [i, r] of results.entries()) {

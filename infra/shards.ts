@@ -1,19 +1,16 @@
-import type { DataSource } from 'typeorm';
 import { route, splitSuffix } from '../domain/router';
 import type { Config } from './config';
-import { openDatabase } from './db';
+import { closeDatabase, openDatabase, type Db } from './db';
 import { groupCommitter, type GroupCommitter } from './group-commit';
 import { log as rootLog, type Logger } from './log';
-import { globalMigrations } from './migrations/global';
-import { shardMigrations } from './migrations/shard';
 
 /** A shard database: its pool, and the group committer that shares transactions among messages. */
-export type Shard = Readonly<{ shard: number; ds: DataSource; group: GroupCommitter }>;
+export type Shard = Readonly<{ shard: number; ds: Db; group: GroupCommitter }>;
 /** Where one user's rows live: the shard database and the split-table suffix (`000`…). */
 export type UserShard = Shard & Readonly<{ suffix: string }>;
 
 export type Databases = Readonly<{
-  global: DataSource;
+  global: Db;
   shards: readonly Shard[];
   tableCount: number;
   forUser(userId: string): UserShard;
@@ -22,21 +19,21 @@ export type Databases = Readonly<{
   close(): Promise<void>;
 }>;
 
-export async function openDatabases(config: Config, o: { poolSize?: number; name?: string; log?: Logger } = {}): Promise<Databases> {
+/**
+ * Pools for the global and every shard database. Nothing connects yet: a database that is down
+ * fails only the calls that need it (its circuit opens), so a worker starts and serves the others.
+ */
+export function openDatabases(config: Config, o: { poolSize?: number; name?: string; log?: Logger; statementTimeoutMs?: number } = {}): Databases {
   const name = o.name ?? 'app';
-  const lanes = Math.min(config.groupLanes, o.poolSize ?? config.dbPoolSize);
+  const poolSize = o.poolSize ?? config.dbPoolSize;
+  const lanes = Math.min(config.groupLanes, poolSize);
   const log = o.log ?? rootLog;
-  const global = await openDatabase({ url: config.databaseUrl, name: `${name}:global`, poolSize: o.poolSize, migrations: globalMigrations });
-  const shards: Shard[] = [];
-  try {
-    for (const [i, url] of config.shardUrls.entries()) {
-      const ds = await openDatabase({ url, name: `${name}:shard${i + 1}`, poolSize: o.poolSize, migrations: shardMigrations(config.shardTableCount) });
-      shards.push({ shard: i + 1, ds, group: groupCommitter(ds, { max: config.groupMax, lanes }, log.child({ shard: i + 1 })) });
-    }
-  } catch (err) {
-    await Promise.allSettled([global, ...shards.map((s) => s.ds)].map((ds) => ds.destroy()));
-    throw err;
-  }
+  const statementTimeoutMs = o.statementTimeoutMs ?? config.dbStatementTimeoutMs;
+  const global = openDatabase({ url: config.databaseUrl, name: `${name}:global`, scope: 'global', poolSize, statementTimeoutMs });
+  const shards: Shard[] = config.shardUrls.map((url, i) => {
+    const ds = openDatabase({ url, name: `${name}:shard${i + 1}`, scope: `shard:${i + 1}`, poolSize, statementTimeoutMs });
+    return { shard: i + 1, ds, group: groupCommitter(ds, { max: config.groupMax, lanes }, log.child({ shard: i + 1 })) };
+  });
   const tableCount = config.shardTableCount;
   return {
     global,
@@ -48,7 +45,7 @@ export async function openDatabases(config: Config, o: { poolSize?: number; name
       return { ...shards[r.shard - 1]!, suffix: r.suffix };
     },
     async close() {
-      await Promise.allSettled([global, ...shards.map((s) => s.ds)].map((ds) => ds.destroy()));
+      await Promise.allSettled([global, ...shards.map((s) => s.ds)].map(closeDatabase));
     },
   };
 }

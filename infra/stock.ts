@@ -1,6 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { QueryRunner } from 'typeorm';
-import { sql, type Tx } from './db';
+import { begin, sql, type Db, type OpenTransaction, type Tx } from './db';
 import type { Logger } from './log';
 import type { Redis } from './redis';
 import type { Databases } from './shards';
@@ -103,7 +102,7 @@ export function lockKey(text: string): string {
 export const skuLockKey = (sku: number) => lockKey(`stock-sku:${sku}`);
 
 /** Committed recharge orders of a SKU in one shard's split tables: the ledger, counted per shard by the rebuild. */
-async function countShardOrders(tx: Tx | Databases['global'], suffixes: readonly string[], sku: number): Promise<number> {
+async function countShardOrders(tx: Tx | Db, suffixes: readonly string[], sku: number): Promise<number> {
   const union = suffixes.map((s) => `SELECT count(*) AS n FROM raffle_activity_order_${s} WHERE sku = $1`).join(' UNION ALL ');
   const { rows } = await sql<{ n: string }>(tx, `SELECT coalesce(sum(n), 0)::bigint AS n FROM (${union}) t`, [sku]);
   return Number(rows[0]?.n ?? 0);
@@ -156,16 +155,14 @@ async function stockCountOf(dbs: Databases, sku: number): Promise<number | undef
 
 /** Under the rebuild lock: exclusive SKU lock on every shard in shard order, count, SET NX, commit all. */
 async function rebuildLocked(dbs: Databases, redis: Redis, sku: number): Promise<number | undefined> {
-  const runners: QueryRunner[] = [];
+  const open: OpenTransaction[] = [];
   try {
     let sold = 0;
     for (const { ds } of dbs.shards) {
-      const qr = ds.createQueryRunner();
-      runners.push(qr);
-      await qr.connect();
-      await qr.startTransaction();
-      await sql(qr.manager, 'SELECT pg_advisory_xact_lock($1::bigint)', [skuLockKey(sku)]);
-      sold += await countShardOrders(qr.manager, dbs.suffixes, sku);
+      const tx = await begin(ds);
+      open.push(tx);
+      await sql(tx, 'SELECT pg_advisory_xact_lock($1::bigint)', [skuLockKey(sku)]);
+      sold += await countShardOrders(tx, dbs.suffixes, sku);
     }
     const stock = await stockCountOf(dbs, sku); // read after the locks: the live stock_count, never the lagging surplus
     let value: number | undefined;
@@ -173,13 +170,10 @@ async function rebuildLocked(dbs: Databases, redis: Redis, sku: number): Promise
       value = Math.max(0, stock - sold);
       await runScript(redis, REBUILD, stockKey(sku), reservedKey(sku), DIRTY_KEY, value, sku);
     }
-    for (const qr of runners) await qr.commitTransaction();
+    for (const tx of open) await tx.commit(); // the rest is rolled back below if one fails
     return value;
   } finally {
-    for (const qr of runners) {
-      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-      await qr.release().catch(() => undefined);
-    }
+    for (const tx of open) await tx.rollback();
   }
 }
 

@@ -32,23 +32,45 @@ export type Topic = (typeof TOPICS)[keyof typeof TOPICS];
 const BINDINGS: ReadonlyArray<readonly [InputQueue, Topic]> = [[QUEUES.stockZero, TOPICS.skuStockZero]];
 
 /**
+ * Where a message waits while the dependency it needs is out (docs/DESIGN.md "Partial failures"):
+ * the consumer publishes it to the park exchange with its queue as routing key and acks it; the
+ * park queue holds it for `PARK_MS`, then dead-letters it by that routing key, back into its queue.
+ */
+export const PARK_EXCHANGE = 'activity.park';
+export const PARK_QUEUE = 'activity.park';
+
+export type TopologySettings = Readonly<{ deliveryLimit: number; parkMs: number; quorumInitialGroupSize: number }>;
+
+/**
  * Declares the whole topology; safe to repeat (every declaration is idempotent). Input queues are
  * durable quorum queues: the broker counts deliveries and dead-letters a message past the limit,
  * so a message that crashes its worker cannot loop for ever.
  */
-export async function declareTopology(ch: Channel, deliveryLimit: number): Promise<void> {
+export async function declareTopology(ch: Channel, t: TopologySettings): Promise<void> {
+  const quorum = { 'x-queue-type': 'quorum', ...(t.quorumInitialGroupSize ? { 'x-quorum-initial-group-size': t.quorumInitialGroupSize } : {}) };
   await ch.assertExchange(EVENTS_EXCHANGE, 'topic', { durable: true });
-  await ch.assertQueue(DEAD_LETTER_QUEUE, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-  for (const q of INPUT_QUEUES) {
-    await ch.assertQueue(q, {
-      durable: true,
-      arguments: {
-        'x-queue-type': 'quorum',
-        'x-delivery-limit': deliveryLimit,
-        'x-dead-letter-exchange': '',
-        'x-dead-letter-routing-key': DEAD_LETTER_QUEUE,
-      },
-    });
-  }
-  for (const [q, key] of BINDINGS) await ch.bindQueue(q, EVENTS_EXCHANGE, key);
+  await ch.assertExchange(PARK_EXCHANGE, 'direct', { durable: true });
+  await ch.assertQueue(DEAD_LETTER_QUEUE, { durable: true, arguments: quorum });
+  // At-least-once dead-lettering (needs reject-publish overflow): a parked message is never dropped on its way back.
+  await ch.assertQueue(PARK_QUEUE, {
+    durable: true,
+    arguments: { ...quorum, 'x-message-ttl': t.parkMs, 'x-dead-letter-exchange': '', 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' },
+  });
+  for (const q of INPUT_QUEUES) await declareInputQueue(ch, q, t);
+}
+
+/** One input queue with its bindings (also used to bring back a queue deleted under a running consumer). */
+export async function declareInputQueue(ch: Channel, q: string, t: TopologySettings): Promise<void> {
+  await ch.assertQueue(q, {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'quorum',
+      ...(t.quorumInitialGroupSize ? { 'x-quorum-initial-group-size': t.quorumInitialGroupSize } : {}),
+      'x-delivery-limit': t.deliveryLimit,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': DEAD_LETTER_QUEUE,
+    },
+  });
+  await ch.bindQueue(PARK_QUEUE, PARK_EXCHANGE, q);
+  for (const [bound, key] of BINDINGS) if (bound === q) await ch.bindQueue(q, EVENTS_EXCHANGE, key);
 }

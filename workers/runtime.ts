@@ -1,18 +1,8 @@
-import type { Broker } from '../infra/amqp';
-import { connectBroker } from '../infra/amqp';
-import { drainFastPath } from '../infra/relay';
 import { ConfigError, loadConfig, type Config } from '../infra/config';
+import { openContext, type Start } from '../infra/context';
 import { serveOps, type OpsServer } from '../infra/health';
-import { newOrderId, systemClock, type Clock } from '../infra/ids';
-import { log as rootLog, type Logger } from '../infra/log';
-import { connectRedis, type Redis } from '../infra/redis';
-import { openDatabases, type Databases } from '../infra/shards';
 
-/** What a worker gets: configuration, open connections, the clock and the id source. It owns none of them. */
-export type Context = Readonly<{ name: string; config: Config; log: Logger; dbs: Databases; redis: Redis; broker: Broker; clock: Clock; newOrderId: () => string }>;
-
-/** A worker's `start` registers its consumers and jobs; the returned function stops its jobs. */
-export type Start = (ctx: Context) => Promise<(() => Promise<void>) | void>;
+export { openContext, type Context, type Start } from '../infra/context';
 
 export const WORKERS = ['recharge', 'partake', 'stock-zero', 'task-compensation'] as const;
 export type WorkerName = (typeof WORKERS)[number];
@@ -32,36 +22,6 @@ export async function loadWorker(name: WorkerName): Promise<Start> {
       throw new Error(`unknown worker ${String(_exhaustive)}`);
     }
   }
-}
-
-/** Opens everything a worker needs; `close()` undoes it in reverse order. */
-export async function openContext(name: string, config: Config, poolSize = config.dbPoolSize): Promise<Context & { close(graceMs?: number): Promise<void> }> {
-  const log = rootLog.child({ worker: name });
-  const dbs = await openDatabases(config, { poolSize, name, log });
-  const redis = await connectRedis(config.redisUrl, log, name).catch(async (err) => {
-    await dbs.close();
-    throw err;
-  });
-  const broker = await connectBroker(config, log, name, process.env.AQ_PROBATION === '1').catch(async (err) => {
-    redis.disconnect();
-    await dbs.close();
-    throw err;
-  });
-  return {
-    name,
-    config,
-    log,
-    dbs,
-    redis,
-    broker,
-    clock: systemClock,
-    newOrderId,
-    async close(graceMs) {
-      await broker.close(graceMs, drainFastPath);
-      redis.disconnect();
-      await dbs.close();
-    },
-  };
 }
 
 /** Process entry of one worker: start, then on SIGTERM / SIGINT drain in-flight messages and exit 0. */

@@ -1,10 +1,10 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
+import type { Migration, MigrationRunner } from '../db';
 
 /** Catalog tables of the global database (contract §3). Versioned: add a new class, never edit one. */
-export class GlobalInit1763776800000 implements MigrationInterface {
+export class GlobalInit1763776800000 implements Migration {
   name = 'GlobalInit1763776800000';
 
-  async up(q: QueryRunner): Promise<void> {
+  async up(q: MigrationRunner): Promise<void> {
     await q.query(`
       CREATE TABLE raffle_activity (
         id               bigserial PRIMARY KEY,
@@ -67,7 +67,7 @@ export class GlobalInit1763776800000 implements MigrationInterface {
       )`);
   }
 
-  async down(q: QueryRunner): Promise<void> {
+  async down(q: MigrationRunner): Promise<void> {
     for (const t of ['processed_message', 'daily_behavior_rebate', 'raffle_activity_sku', 'raffle_activity_count', 'raffle_activity']) {
       await q.query(`DROP TABLE IF EXISTS ${t}`);
     }
@@ -75,15 +75,15 @@ export class GlobalInit1763776800000 implements MigrationInterface {
 }
 
 /** Issue 14: an activity's raffle-order TTL; behaviors as long as any caller id (128 characters). */
-export class GlobalLifecycle1767000000000 implements MigrationInterface {
+export class GlobalLifecycle1767000000000 implements Migration {
   name = 'GlobalLifecycle1767000000000';
 
-  async up(q: QueryRunner): Promise<void> {
+  async up(q: MigrationRunner): Promise<void> {
     await q.query(`ALTER TABLE raffle_activity ADD COLUMN raffle_order_ttl_seconds integer CHECK (raffle_order_ttl_seconds > 0)`);
     await q.query(`ALTER TABLE daily_behavior_rebate ALTER COLUMN behavior_type TYPE varchar(128)`);
   }
 
-  async down(q: QueryRunner): Promise<void> {
+  async down(q: MigrationRunner): Promise<void> {
     await q.query(`ALTER TABLE daily_behavior_rebate ALTER COLUMN behavior_type TYPE varchar(16)`);
     await q.query(`ALTER TABLE raffle_activity DROP COLUMN raffle_order_ttl_seconds`);
   }

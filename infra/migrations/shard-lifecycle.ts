@@ -1,4 +1,4 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
+import type { Migration, MigrationRunner } from '../db';
 import { javaHash, splitSuffix } from '../../domain/router';
 
 /**
@@ -6,11 +6,11 @@ import { javaHash, splitSuffix } from '../../domain/router';
  * filled from the outbox's `recharge.rejected` tasks so that purging the outbox keeps idempotency),
  * the expiry and history indexes, and rebate columns wide enough for any caller id.
  */
-export function shardLifecycle(tableCount: number): new () => MigrationInterface {
-  return class ShardLifecycle1767000000000 implements MigrationInterface {
+export function shardLifecycle(tableCount: number): new () => Migration {
+  return class ShardLifecycle1767000000000 implements Migration {
     name = 'ShardLifecycle1767000000000';
 
-    async up(q: QueryRunner): Promise<void> {
+    async up(q: MigrationRunner): Promise<void> {
       for (let t = 0; t < tableCount; t++) {
         const s = splitSuffix(t);
         await q.query(`
@@ -37,7 +37,7 @@ export function shardLifecycle(tableCount: number): new () => MigrationInterface
       await copyRejections(q, tableCount);
     }
 
-    async down(q: QueryRunner): Promise<void> {
+    async down(q: MigrationRunner): Promise<void> {
       for (let t = 0; t < tableCount; t++) {
         const s = splitSuffix(t);
         await q.query(`ALTER TABLE user_behavior_rebate_order_${s} ALTER COLUMN behavior_type TYPE varchar(16), ALTER COLUMN biz_id TYPE varchar(256)`);
@@ -55,7 +55,7 @@ export function shardLifecycle(tableCount: number): new () => MigrationInterface
  * Every recorded rejection (its outbox task) into the user's split table. The suffix is the router's
  * `idx mod T`; shards × tables is a power of two, so T is one too and `idx mod T = h' & (T - 1)`.
  */
-async function copyRejections(q: QueryRunner, tableCount: number): Promise<void> {
+async function copyRejections(q: MigrationRunner, tableCount: number): Promise<void> {
   type Row = { id: string; message_id: string; create_time: Date; data: Record<string, unknown> };
   for (let after = '0'; ; ) {
     const rows: Row[] = await q.query(

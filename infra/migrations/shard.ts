@@ -1,4 +1,4 @@
-import type { MigrationInterface, QueryRunner } from 'typeorm';
+import type { Migration, MigrationRunner } from '../db';
 import { splitSuffix } from '../../domain/router';
 import { shardLifecycle } from './shard-lifecycle';
 
@@ -6,11 +6,11 @@ import { shardLifecycle } from './shard-lifecycle';
  * Tables of one shard database (contract §3): accounts, the outbox, and `tableCount` copies of each
  * split table. Versioned: add a new class, never edit one.
  */
-export function shardMigrations(tableCount: number): Array<new () => MigrationInterface> {
-  class ShardInit1763776800000 implements MigrationInterface {
+export function shardMigrations(tableCount: number): Array<new () => Migration> {
+  class ShardInit1763776800000 implements Migration {
     name = 'ShardInit1763776800000';
 
-    async up(q: QueryRunner): Promise<void> {
+    async up(q: MigrationRunner): Promise<void> {
       await q.query(`
         CREATE TABLE raffle_activity_account (
           id                  bigserial PRIMARY KEY,
@@ -127,7 +127,7 @@ export function shardMigrations(tableCount: number): Array<new () => MigrationIn
       }
     }
 
-    async down(q: QueryRunner): Promise<void> {
+    async down(q: MigrationRunner): Promise<void> {
       for (let t = 0; t < tableCount; t++) {
         const s = splitSuffix(t);
         for (const p of ['user_behavior_rebate_order', 'user_raffle_order', 'raffle_activity_order']) await q.query(`DROP TABLE IF EXISTS ${p}_${s}`);

@@ -1,7 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { DataSource } from 'typeorm';
-import { sql, type Tx } from '../../infra/db';
+import { type Db, sql, type Tx } from '../../infra/db';
 import { groupCommitter, type GroupCommitter, type Unit } from '../../infra/group-commit';
 import { log } from '../../infra/log';
 import { groupSize } from '../../infra/metrics';
@@ -10,7 +9,7 @@ import { createTestEnv, type TestEnv } from '../support/env';
 
 let world: TestEnv;
 let dbs: Databases;
-let ds: DataSource;
+let ds: Db;
 
 test.before(async () => {
   world = await createTestEnv({ shards: 1 });

@@ -88,10 +88,13 @@ async function addTask(userId: string, topic: string): Promise<string> {
   return t!.messageId;
 }
 
-test('/healthz reports every dependency', async () => {
+test('/healthz reports every dependency and every queue the worker consumes', async () => {
   const r = await fetch(`http://127.0.0.1:${port}/healthz`);
   assert.is(r.status, 200);
-  assert.equal(await r.json(), { ok: true, checks: { broker: 'ok', 'db:global': 'ok', 'db:shard1': 'ok', 'db:shard2': 'ok', redis: 'ok' } });
+  assert.equal(await r.json(), {
+    ok: true,
+    checks: { broker: 'ok', 'db:global': 'ok', 'db:shard1': 'ok', 'db:shard2': 'ok', redis: 'ok', [`consumer:${QUEUES.taskReplay}`]: 'ok' },
+  });
   assert.is((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
 });
 

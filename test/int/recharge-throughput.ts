@@ -16,7 +16,7 @@ const w = await openWorld([]);
 try {
   const conn = await amqplib.connect(w.env.config.amqpUrl);
   const ch = await conn.createChannel();
-  await declareTopology(ch, w.env.config.deliveryLimit);
+  await declareTopology(ch, w.env.config);
   await load(w, { activities: [anActivity(100301)], counts: [COUNTS], skus: [aSku(9011, 100301, 1_000_000)] });
   for (let i = 0; i < n; i += 500) {
     await Promise.all(Array.from({ length: Math.min(500, n - i) }, (_, j) => w.client.publish(QUEUES.recharge, { userId: `bench-${i + j}`, sku: 9011, outBusinessNo: `o-${i + j}` })));

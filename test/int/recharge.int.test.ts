@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { periodOf } from '../../domain/calendar';
-import { sql } from '../../infra/db';
+import { begin, sql } from '../../infra/db';
 import { skuLockKey } from '../../infra/stock';
 import { QUEUES } from '../../infra/topology';
 import { COUNTS, aSku, account, anActivity, counter, drained, load, openWorld, rows, tasks, waitFor, type World } from './recharge-world';
@@ -147,18 +147,15 @@ test('a transient database failure is retried: the recharge lands once, one unit
   const db = w.dbs.forUser('gina');
   const before = await counter(w, SKU);
   // Hold the exclusive SKU lock (as a rebuild would), so the worker's transaction waits inside it.
-  const qr = db.ds.createQueryRunner();
-  await qr.connect();
-  await qr.startTransaction();
-  await qr.query('SELECT pg_advisory_xact_lock($1::bigint)', [skuLockKey(SKU)]);
+  const lock = await begin(db.ds);
+  await sql(lock, 'SELECT pg_advisory_xact_lock($1::bigint)', [skuLockKey(SKU)]);
   try {
     await recharge('gina', SKU, 'g-1');
     const waiting = await waitFor(async () => (await sql<{ pid: number }>(db.ds,
       `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%advisory_xact_lock_shared%' AND application_name LIKE 'activity-quota:recharge%'`)).rows, 10_000, 'a waiting recharge');
     for (const { pid } of waiting) await sql(db.ds, 'SELECT pg_terminate_backend($1)', [pid]);
   } finally {
-    await qr.commitTransaction();
-    await qr.release();
+    await lock.commit();
   }
   await waitFor(async () => (await ordersOf('gina')).length === 1, 15_000, 'order after the retry');
   await drained(w, QUEUES.recharge);

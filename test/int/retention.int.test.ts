@@ -1,7 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { route } from '../../domain/router';
-import { sql } from '../../infra/db';
+import { sql, type MigrationRunner } from '../../infra/db';
+import { shardLifecycle } from '../../infra/migrations/shard-lifecycle';
 import { migrate } from '../../infra/migrate';
 import { QUEUES } from '../../infra/topology';
 import { COUNTS, aSku, anActivity, drained, load, openWorld, rows, type World } from './recharge-world';
@@ -21,7 +22,12 @@ test.after(async () => w?.close());
 
 test('rejections recorded only as outbox tasks before the upgrade are moved next to the orders, and dedupe without the outbox', async () => {
   // Back to the schema before issue 14 on every shard: rejections lived only as `recharge.rejected` tasks.
-  for (const { ds } of w.dbs.shards) await ds.undoLastMigration({ transaction: 'each' });
+  const Lifecycle = shardLifecycle(w.dbs.tableCount);
+  for (const { ds } of w.dbs.shards) {
+    const runner = { query: async (text: string, params?: unknown[]) => (await sql(ds, text, params ?? [])).rows } as unknown as MigrationRunner;
+    await new Lifecycle().down(runner);
+    await sql(ds, 'DELETE FROM schema_migrations WHERE name = $1', [new Lifecycle().name]);
+  }
   for (const u of USERS) {
     const { ds } = w.dbs.forUser(u);
     const data = { userId: u, sku: SKU, outBusinessNo: `out-${u}`, code: 'ERR_BIZ_005', info: 'sku stock exhausted' };

@@ -56,4 +56,19 @@ test('group commit: 16 messages per transaction and 2 lanes by default; 1 turns 
   assert.equal([loadConfig({ GROUP_COMMIT_MAX: '1' }).groupMax, loadConfig({ GROUP_COMMIT_LANES: '3', DB_POOL_SIZE: '3' }).groupLanes], [1, 3]);
 });
 
+test('a broker cluster: AMQP_URL as a comma list, every entry checked', () => {
+  const c = loadConfig({ AMQP_URL: 'amqp://u:p@n1:5672/v, amqp://u:p@n2:5673/v' });
+  assert.equal(c.amqpUrls, ['amqp://u:p@n1:5672/v', 'amqp://u:p@n2:5673/v']);
+  assert.is(c.amqpUrl, 'amqp://u:p@n1:5672/v');
+  refuses({ AMQP_URL: 'amqp://n1:5672,http://n2' }, 'AMQP_URL (entry 2)');
+});
+
+test('bounded waits and outage handling have defaults and bounds', () => {
+  const c = loadConfig({});
+  assert.equal([c.amqpHeartbeatSeconds, c.dbStatementTimeoutMs, c.redisCommandTimeoutMs, c.outageHold, c.parkMs, c.quorumInitialGroupSize], [5, 5_000, 2_000, 2, 5_000, 0]);
+  refuses({ AMQP_HEARTBEAT_SECONDS: '0' }, 'AMQP_HEARTBEAT_SECONDS');
+  refuses({ PARK_MS: '5' }, 'PARK_MS');
+  refuses({ OUTAGE_HOLD: '-1' }, 'OUTAGE_HOLD');
+});
+
 test.run();

@@ -1,5 +1,6 @@
 import { expiryCutoff } from '../../domain/raffle-order';
 import type { Expiring } from '../../infra/catalog-read';
+import { begin, sql } from '../../infra/db';
 import type { Shard } from '../../infra/shards';
 import { lockKey } from '../../infra/stock';
 import type { Deps } from './handle';
@@ -10,12 +11,14 @@ import { cancelRaffleOrder } from './raffle-order';
 export const EXPIRY_EVERY_MS = 2_000;
 /** Orders cancelled per activity, split table and batch; a full batch is followed by the next at once. */
 export const EXPIRY_BATCH = 200;
+/** Time one round spends on one split table at most; what is left is the next round's. */
+export const EXPIRY_TABLE_BUDGET_MS = 10_000;
 
 /**
  * Cancels and refunds unused raffle orders older than their activity's `raffleOrderTtlSeconds`
  * (contract §6 Expiry). Each order goes through the same unit as `activity.raffle-order.cancel`,
  * so a racing use or a second instance of this job can never refund twice (the cancel is guarded).
- * Instances share the work: per shard and split table, one holds the session lock at a time.
+ * Instances share the work: per shard and split table, one holds its lock at a time.
  */
 export function startExpiry(d: Deps, everyMs = EXPIRY_EVERY_MS): () => Promise<void> {
   let running: Promise<unknown> | undefined;
@@ -43,28 +46,28 @@ export async function expireAll(d: Deps): Promise<number> {
   return cancelled;
 }
 
+/**
+ * One split table, under a transaction-level try-lock held (idle) on a connection of its own while the
+ * cancels run in their own units: the server drops it with the transaction, also if we die. A round
+ * stops after `EXPIRY_TABLE_BUDGET_MS`, well within the 30 s the server lets a transaction sit idle.
+ */
 async function expireTable(d: Deps, shard: Shard, suffix: string, expiring: readonly Expiring[]): Promise<number> {
-  const qr = shard.ds.createQueryRunner();
-  const key = lockKey(`raffle-order-expiry:${suffix}`);
+  const lock = await begin(shard.ds);
   try {
-    // A session lock on a connection of its own: released by us, or by the server if we die.
-    const [got] = (await qr.query('SELECT pg_try_advisory_lock($1::bigint) AS ok', [key])) as Array<{ ok: boolean }>;
-    if (!got?.ok) return 0;
-    try {
-      let cancelled = 0;
-      for (const a of expiring) cancelled += await expireActivity(d, shard, suffix, a);
-      return cancelled;
-    } finally {
-      await qr.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
-    }
+    const { rows } = await sql<{ ok: boolean }>(lock, 'SELECT pg_try_advisory_xact_lock($1::bigint) AS ok', [lockKey(`raffle-order-expiry:${suffix}`)]);
+    if (!rows[0]?.ok) return 0;
+    const deadline = Date.now() + EXPIRY_TABLE_BUDGET_MS;
+    let cancelled = 0;
+    for (const a of expiring) cancelled += await expireActivity(d, shard, suffix, a, deadline);
+    return cancelled;
   } finally {
-    await qr.release();
+    await lock.rollback();
   }
 }
 
-async function expireActivity(d: Deps, shard: Shard, suffix: string, a: Expiring): Promise<number> {
+async function expireActivity(d: Deps, shard: Shard, suffix: string, a: Expiring, deadline: number): Promise<number> {
   let cancelled = 0;
-  for (;;) {
+  while (Date.now() < deadline) {
     const due = await expiredOrders(shard.ds, suffix, a.activityId, expiryCutoff(a.ttlSeconds, d.clock()), EXPIRY_BATCH);
     const results = await Promise.allSettled(due.map((o) => cancelRaffleOrder(d, o, 'expired')));
     const failed = results.filter((r) => r.status === 'rejected');
@@ -76,4 +79,5 @@ async function expireActivity(d: Deps, shard: Shard, suffix: string, a: Expiring
     }
     if (due.length < EXPIRY_BATCH) return cancelled;
   }
+  return cancelled;
 }

@@ -1,9 +1,8 @@
-import type { ConsumeMessage } from 'amqplib';
 import { periodOf } from '../../domain/calendar';
 import type { Activity } from '../../domain/catalog';
 import { checkActivity, decidePartake, quotaAsOf, type PartakeDecision } from '../../domain/partake';
 import type { RaffleOrder } from '../../domain/raffle-order';
-import type { Broker } from '../../infra/amqp';
+import { requestReply, type Broker, type Handler, type Reply } from '../../infra/amqp';
 import type { CatalogReader } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
@@ -13,7 +12,6 @@ import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
 import type { Databases, UserShard } from '../../infra/shards';
 import type { OutboxPort } from '../outbox-port';
 import { PARTAKE_QUEUE, ACCOUNT_QUERY_QUEUE, parseAccountRequest, type AccountRequest } from './message';
-import { refused, serve, success, type Reply } from './serve';
 import * as store from './store';
 
 /** What the partake worker's handlers and jobs use, and nothing more. */
@@ -29,13 +27,14 @@ export type Deps = Readonly<{
   newOrderId: () => string;
 }>;
 
-export function handlePartake(d: Deps, msg: ConsumeMessage): Promise<void> {
-  return serve(d, msg, PARTAKE_QUEUE, parseAccountRequest, (req) => partake(d, req), true);
-}
+export const success = (data: unknown): Reply => ({ code: '0000', info: 'success', data });
+export const refused = (r: Readonly<{ code: string; info: string }>): Reply => ({ code: r.code, info: r.info });
 
-export function handleAccountQuery(d: Deps, msg: ConsumeMessage): Promise<void> {
-  return serve(d, msg, ACCOUNT_QUERY_QUEUE, parseAccountRequest, (req) => queryAccount(d, req), true);
-}
+export const partakeHandler = (d: Deps): Handler =>
+  requestReply(d.broker, { queue: PARTAKE_QUEUE, parse: parseAccountRequest, run: (req) => partake(d, req), replyRequired: true });
+
+export const accountQueryHandler = (d: Deps): Handler =>
+  requestReply(d.broker, { queue: ACCOUNT_QUERY_QUEUE, parse: parseAccountRequest, run: (req) => queryAccount(d, req), replyRequired: true });
 
 type Partaken = Readonly<{ decision: PartakeDecision; tasks: EnqueuedTask[] }>;
 
@@ -106,6 +105,5 @@ export const orderData = (o: RaffleOrder) => ({
 });
 
 function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: unknown; driverError?: { code?: unknown } } | undefined;
-  return e?.code === '23505' || e?.driverError?.code === '23505';
+  return (err as { code?: unknown } | undefined)?.code === '23505';
 }

@@ -1,5 +1,4 @@
-import type { DataSource } from 'typeorm';
-import { sql } from '../../infra/db';
+import { type Db, sql } from '../../infra/db';
 import type { HistoryRequest } from './message';
 
 /** `activity.account.history` data (contract §5): newest first, each list at most `limit`. */
@@ -18,7 +17,7 @@ type RaffleRow = { order_id: string; order_state: string; order_time: string };
  * Both lists in one statement (one snapshot, so they add up with each other), each an index range
  * scan of `(user_id, activity_id, order_time)` below `before` (exclusive; none = no bound).
  */
-export async function readHistory(ds: DataSource, suffix: string, req: HistoryRequest): Promise<History> {
+export async function readHistory(ds: Db, suffix: string, req: HistoryRequest): Promise<History> {
   const { rows } = await sql<{ recharges: RechargeRow[]; raffle: RaffleRow[] }>(ds,
     `SELECT
        (SELECT coalesce(json_agg(r), '[]') FROM (

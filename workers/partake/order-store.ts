@@ -1,6 +1,5 @@
-import type { DataSource } from 'typeorm';
 import type { CancelDecision, RaffleOrder } from '../../domain/raffle-order';
-import { sql, type Tx } from '../../infra/db';
+import { type Db, sql, type Tx } from '../../infra/db';
 import { TASK_COLUMNS, taskParams, type TaskRow } from '../../infra/outbox';
 import { ORDER_COLUMNS, toOrder, type OrderRow } from './store';
 
@@ -75,7 +74,7 @@ export async function applyCancel(tx: Tx, suffix: string, c: Extract<CancelDecis
 export type Due = Readonly<{ userId: string; orderId: string }>;
 
 /** Unused orders of one activity made at or before `cutoff`, oldest first (partial index `_expiry`). */
-export async function expiredOrders(ds: DataSource, suffix: string, activityId: number, cutoff: Date, limit: number): Promise<Due[]> {
+export async function expiredOrders(ds: Db, suffix: string, activityId: number, cutoff: Date, limit: number): Promise<Due[]> {
   const { rows } = await sql<{ user_id: string; order_id: string }>(ds,
     `SELECT user_id, order_id FROM user_raffle_order_${suffix}
      WHERE order_state = 'create' AND activity_id = $1 AND order_time <= $2

@@ -1,24 +1,26 @@
-import type { ConsumeMessage } from 'amqplib';
 import { decideCancel, refuseChange, type CancelDecision } from '../../domain/raffle-order';
+import { requestReply, type Handler, type Reply } from '../../infra/amqp';
 import type { Tx } from '../../infra/db';
 import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
 import type { UserShard } from '../../infra/shards';
-import { orderData, type Deps } from './handle';
+import { orderData, refused, success, type Deps } from './handle';
 import { RAFFLE_ORDER_CANCEL_QUEUE, RAFFLE_ORDER_USED_QUEUE, parseOrderRequest, type OrderRequest } from './message';
 import { applyCancel, findOrder, lockForCancel, useOrder } from './order-store';
-import { refused, serve, success, type Reply } from './serve';
 
 /** `activity.raffle-order.used` and `.cancel`: a reply if `replyTo` is set, else applied and refusals logged. */
-export function handleRaffleOrderUsed(d: Deps, msg: ConsumeMessage): Promise<void> {
-  return serve(d, msg, RAFFLE_ORDER_USED_QUEUE, parseOrderRequest, (req) => useRaffleOrder(d, req), false);
-}
+export const raffleOrderUsedHandler = (d: Deps): Handler =>
+  requestReply(d.broker, { queue: RAFFLE_ORDER_USED_QUEUE, parse: parseOrderRequest, run: (req) => useRaffleOrder(d, req), replyRequired: false });
 
-export function handleRaffleOrderCancel(d: Deps, msg: ConsumeMessage): Promise<void> {
-  return serve(d, msg, RAFFLE_ORDER_CANCEL_QUEUE, parseOrderRequest, async (req) => {
-    const c = await cancelRaffleOrder(d, req, 'request');
-    return c.kind === 'cancel' ? success({ ...orderData(c.order), refund: c.refund }) : refused(c.refusal);
-  }, false);
-}
+export const raffleOrderCancelHandler = (d: Deps): Handler =>
+  requestReply(d.broker, {
+    queue: RAFFLE_ORDER_CANCEL_QUEUE,
+    parse: parseOrderRequest,
+    replyRequired: false,
+    async run(req) {
+      const c = await cancelRaffleOrder(d, req, 'request');
+      return c.kind === 'cancel' ? success({ ...orderData(c.order), refund: c.refund }) : refused(c.refusal);
+    },
+  });
 
 async function useRaffleOrder(d: Deps, req: OrderRequest): Promise<Reply> {
   const { suffix, group } = d.dbs.forUser(req.userId);

@@ -1,8 +1,7 @@
-import type { DataSource } from 'typeorm';
 import type { Period } from '../../domain/calendar';
 import type { Deduction, LockedQuota, PeriodWrite, QuotaRows } from '../../domain/partake';
 import type { RaffleOrder, RaffleOrderState } from '../../domain/raffle-order';
-import { sql, type Tx } from '../../infra/db';
+import { type Db, sql, type Tx } from '../../infra/db';
 import { TASK_COLUMNS, taskParams, type TaskRow } from '../../infra/outbox';
 
 /** SQL of the partake worker's quota (partake, query). Split-table suffixes come from the router only. */
@@ -92,7 +91,7 @@ export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: Raff
 const createCount = (w: PeriodWrite): number => (w.kind === 'create' ? w.count : 0);
 
 /** Account with today's and this month's rows in one statement (one snapshot). */
-export async function readQuota(ds: DataSource, userId: string, activityId: number, period: Period): Promise<QuotaRows> {
+export async function readQuota(ds: Db, userId: string, activityId: number, period: Period): Promise<QuotaRows> {
   const { rows } = await sql<QuotaRow>(ds,
     `SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count,
             d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus

@@ -1,6 +1,6 @@
 import { catalogReader } from '../../infra/catalog-read';
 import { outboxPort } from '../outbox-port';
-import type { Start } from '../runtime';
+import type { Start } from '../../infra/context';
 import { handleBehavior, handleRecharge, type Deps } from './handle';
 import { BEHAVIOR_QUEUE, RECHARGE_QUEUE } from './message';
 import { startStockJobs } from './stock-jobs';

@@ -2,7 +2,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { sql, transaction } from '../../infra/db';
 import { firstDelivery } from '../../infra/inbox';
 import { dropPendingSync } from '../../infra/stock';
-import type { Context } from '../runtime';
+import type { Context } from '../../infra/context';
 import { parseStockZero } from './message';
 
 /** DB surplus of the SKU = 0 and its pending sync dropped; a redelivered event changes nothing. */

@@ -1,4 +1,4 @@
-import type { Start } from '../runtime';
+import type { Start } from '../../infra/context';
 import { handleStockZero } from './handle';
 import { STOCK_ZERO_QUEUE } from './message';
 

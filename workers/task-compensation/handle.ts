@@ -1,7 +1,7 @@
 import type { ConsumeMessage } from 'amqplib';
 import { publishNow, replayTasks } from '../../infra/relay';
 import type { Topic } from '../../infra/topology';
-import type { Context } from '../runtime';
+import type { Context } from '../../infra/context';
 import { parseReplay } from './message';
 
 /** Re-queues the selected tasks, then publishes them at once (the cron relay covers any failure). */

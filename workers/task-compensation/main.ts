@@ -1,6 +1,6 @@
 import cron from 'node-cron';
 import { relayAll, relaySettings } from '../../infra/relay';
-import type { Start } from '../runtime';
+import type { Start } from '../../infra/context';
 import { handleReplay } from './handle';
 import { REPLAY_QUEUE } from './message';
 

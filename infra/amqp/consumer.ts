@@ -1,0 +1,113 @@
+import type { ConsumeMessage } from 'amqplib';
+import { classify, type Failure } from '../errors';
+import type { Logger } from '../log';
+import { handlerDuration, messagesTotal } from '../metrics';
+import { decide, failuresOf, type Outcome } from './policy';
+import type { Publisher } from './publisher';
+
+/** A handler returns when the message is done, throws to let the policy decide (infra/amqp/policy.ts). */
+export type Handler = (msg: ConsumeMessage, log: Logger) => Promise<void>;
+
+/** The part of a channel the delivery loop needs (a fake one in unit tests). */
+export type Settle = Readonly<{ ack(msg: ConsumeMessage): void; reject(msg: ConsumeMessage, requeue: boolean): void; nack(msg: ConsumeMessage, allUpTo: boolean, requeue: boolean): void }>;
+
+export type DeliveryEnv = Readonly<{
+  queue: string;
+  handler: Handler;
+  publisher: Pick<Publisher, 'park' | 'deadLetter' | 'connected'>;
+  log: Logger;
+  deliveryLimit: number;
+  outageHold: number;
+  stopping(): boolean;
+  /** Deliveries of this consumer held right now, per dependency (shared by its deliveries). */
+  held: Map<string, number>;
+  /** False once the channel that delivered is gone: its deliveries come again, settle nothing. */
+  live(ch: Settle): boolean;
+  sleep(ms: number): Promise<void>;
+}>;
+
+/**
+ * One delivery, from the first handler run to its settlement: run, classify the failure, let the
+ * policy decide, carry the outcome out. Returns the final outcome's kind.
+ */
+export async function runDelivery(env: DeliveryEnv, ch: Settle, msg: ConsumeMessage): Promise<Outcome['kind'] | 'stale'> {
+  const log = env.log.child({ queue: env.queue, messageId: msg.properties.messageId, correlationId: msg.properties.correlationId });
+  const failures = failuresOf(msg.properties.headers);
+  let holding: string | undefined;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const failure = await runHandler(env, msg, log);
+      const outcome = decide(failure, { failures, attempt, holding }, {
+        stopping: env.stopping(), deliveryLimit: env.deliveryLimit, held: env.held, outageHold: env.outageHold, canPark: env.publisher.connected(),
+      });
+      if (failure && outcome.kind !== 'dead-letter') (attempt === 0 ? log.warn : log.debug).call(log, { failure, attempt }, `delivery failed: ${outcome.kind}`);
+      if (outcome.kind === 'hold') {
+        if (holding !== outcome.scope) {
+          if (holding) env.held.set(holding, (env.held.get(holding) ?? 1) - 1);
+          env.held.set(outcome.scope, (env.held.get(outcome.scope) ?? 0) + 1);
+          holding = outcome.scope;
+        }
+        count(env.queue, 'retry');
+        await env.sleep(outcome.delayMs);
+        if (!env.live(ch)) return 'stale';
+        continue;
+      }
+      if (await settle(env, ch, msg, outcome, log)) return outcome.kind;
+      await env.sleep(1_000); // the broker would not take the copy: keep the delivery and try again
+      if (!env.live(ch)) return 'stale';
+    }
+  } finally {
+    if (holding) env.held.set(holding, (env.held.get(holding) ?? 1) - 1);
+  }
+}
+
+async function runHandler(env: DeliveryEnv, msg: ConsumeMessage, log: Logger): Promise<Failure | undefined> {
+  const started = process.hrtime.bigint();
+  try {
+    await env.handler(msg, log);
+    return undefined;
+  } catch (err) {
+    return classify(err);
+  } finally {
+    handlerDuration.observe({ queue: env.queue }, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+}
+
+/** Carries out a final outcome; false when a copy it needed (dead letter, park) was not confirmed. */
+async function settle(env: DeliveryEnv, ch: Settle, msg: ConsumeMessage, o: Exclude<Outcome, { kind: 'hold' }>, log: Logger): Promise<boolean> {
+  try {
+    switch (o.kind) {
+      case 'ack':
+        break;
+      case 'dead-letter':
+        await env.publisher.deadLetter(msg, env.queue, o.code, o.reason);
+        log.warn({ code: o.code, reason: o.reason }, 'message dead-lettered');
+        break;
+      case 'park':
+        await env.publisher.park(msg, env.queue, o.failures, o.scope);
+        break;
+      case 'requeue':
+        await env.sleep(o.delayMs);
+        break;
+      default: {
+        const _exhaustive: never = o;
+        throw new Error(`unknown outcome ${JSON.stringify(_exhaustive)}`);
+      }
+    }
+  } catch (err) {
+    log.warn({ err, outcome: o.kind }, 'could not settle the delivery yet');
+    return false;
+  }
+  count(env.queue, o.kind === 'dead-letter' ? 'dead_letter' : o.kind);
+  if (!env.live(ch)) return true; // the channel died meanwhile: the broker redelivers, handlers are idempotent
+  try {
+    if (o.kind === 'requeue' && o.how === 'reject') ch.reject(msg, true);
+    else if (o.kind === 'requeue') ch.nack(msg, false, true);
+    else ch.ack(msg);
+  } catch (err) {
+    log.debug({ err }, 'stale delivery dropped');
+  }
+  return true;
+}
+
+const count = (queue: string, outcome: string) => messagesTotal.inc({ queue, outcome });

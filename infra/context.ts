@@ -1,0 +1,43 @@
+import { connectBroker, type Broker } from './amqp';
+import type { Config } from './config';
+import { newOrderId, systemClock, type Clock } from './ids';
+import { log as rootLog, type Logger } from './log';
+import { drainFastPath } from './relay';
+import { connectRedis, type Redis } from './redis';
+import { openDatabases, type Databases } from './shards';
+
+/** What a worker gets: configuration, open connections, the clock and the id source. It owns none of them. */
+export type Context = Readonly<{ name: string; config: Config; log: Logger; dbs: Databases; redis: Redis; broker: Broker; clock: Clock; newOrderId: () => string }>;
+
+/** A worker's `start` registers its consumers and jobs; the returned function stops its jobs. */
+export type Start = (ctx: Context) => Promise<(() => Promise<void>) | void>;
+
+/** Opens everything a worker needs; `close()` undoes it in reverse order. */
+export async function openContext(name: string, config: Config, poolSize = config.dbPoolSize): Promise<Context & { close(graceMs?: number): Promise<void> }> {
+  const log = rootLog.child({ worker: name });
+  const dbs = openDatabases(config, { poolSize, name, log });
+  const redis = await connectRedis(config.redisUrl, log, name, config.redisCommandTimeoutMs).catch(async (err) => {
+    await dbs.close();
+    throw err;
+  });
+  const broker = await connectBroker(config, log, name, process.env.AQ_PROBATION === '1').catch(async (err) => {
+    redis.disconnect();
+    await dbs.close();
+    throw err;
+  });
+  return {
+    name,
+    config,
+    log,
+    dbs,
+    redis,
+    broker,
+    clock: systemClock,
+    newOrderId,
+    async close(graceMs) {
+      await broker.close(graceMs, drainFastPath);
+      redis.disconnect();
+      await dbs.close();
+    },
+  };
+}
