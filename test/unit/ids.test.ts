@@ -52,14 +52,14 @@ test('the same rule on every queue: recharge, behavior, partake, query, use, can
     assert.equal(parseHistoryRequest(msg({ userId: id, activityId: 1 })).userId, id);
   }
   const bad = 'a\u0001b';
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: bad, sku: 1, outBusinessNo: 'o' }))), 'userId holds a control character');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u', sku: 1, outBusinessNo: bad }))), 'outBusinessNo holds a control character');
-  assert.match(reasonOf(() => parseBehavior(msg({ userId: 'u', behavior: bad, outBusinessNo: 'o' }))), 'behavior holds a control character');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: bad, sku: 1, outBusinessNo: 'o' }))), /userId .*control character/);
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u', sku: 1, outBusinessNo: bad }))), /outBusinessNo .*control character/);
+  assert.match(reasonOf(() => parseBehavior(msg({ userId: 'u', behavior: bad, outBusinessNo: 'o' }))), /behavior .*control character/);
   assert.match(reasonOf(() => parseBehavior(msg({ userId: 'u', behavior: 'b'.repeat(129), outBusinessNo: 'o' }))), 'behavior is over 128');
-  assert.match(reasonOf(() => parseAccountRequest(msg({ userId: bad, activityId: 1 }))), 'userId holds a control character');
-  assert.match(reasonOf(() => parseOrderRequest(msg({ userId: '', orderId: '1' }))), 'userId must not be empty');
-  assert.match(reasonOf(() => parseHistoryRequest(msg({ userId: 'u\ud800', activityId: 1 }))), 'userId holds a lone surrogate');
-  assert.match(reasonOf(() => parseRecharge(msg({ sku: 1, outBusinessNo: 'o' }))), 'userId is missing');
+  assert.match(reasonOf(() => parseAccountRequest(msg({ userId: bad, activityId: 1 }))), /userId .*control character/);
+  assert.match(reasonOf(() => parseOrderRequest(msg({ userId: '', orderId: '1' }))), /userId .*empty/);
+  assert.match(reasonOf(() => parseHistoryRequest(msg({ userId: 'u\ud800', activityId: 1 }))), /userId .*lone surrogate/);
+  assert.match(reasonOf(() => parseRecharge(msg({ sku: 1, outBusinessNo: 'o' }))), /^userId /);
 });
 
 test('a body that is not valid UTF-8 is refused (not stored with U+FFFD in place of what was sent)', () => {
