@@ -12,8 +12,8 @@ export type FloodResult = Readonly<{ n: number; rss: Array<{ at: string; rss: Re
 
 export async function floodScenario(d: Driver, pgid: number, n: number, runId: string): Promise<FloodResult> {
   const rss: FloodResult['rss'] = [];
-  const sample = async (at: string) => {
-    await sleep(10_000); // let the queues and the fast path settle
+  const sample = async (at: string, settleMs = 10_000) => {
+    await sleep(settleMs); // let the queues, the fast path and the collector settle
     const reads: Array<Record<string, number>> = [];
     for (let i = 0; i < 5; i++, await sleep(1_000)) reads.push(workerRss(pgid));
     const median = (w: string) => round(reads.map((r) => r[w] ?? 0).sort((a, b) => a - b)[2]!);
@@ -21,7 +21,8 @@ export async function floodScenario(d: Driver, pgid: number, n: number, runId: s
     log(`flood: RSS ${at}: ${JSON.stringify(rss[rss.length - 1]!.rss)}`);
   };
   await burst(d, 2_000, runId, 'warm', () => SOAK_ACTIVITY, () => SOAK_SKUS.free);
-  await sample('after 2,000 + 2,000 known ids (before the flood)');
+  // Start-up memory (module loading, first pools) is handed back only after a while: wait longer here.
+  await sample('after 2,000 + 2,000 known ids (before the flood)', 40_000);
   for (const pass of [1, 2]) {
     const random = () => 1_000_000 + Math.floor(Math.random() * 1e12);
     await burst(d, n, runId, `flood${pass}`, random, random);
