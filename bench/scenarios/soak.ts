@@ -14,7 +14,7 @@ import { ACTIVITY_ID, type Pools } from '../world';
 export const SOAK_ACTIVITY = ACTIVITY_ID;
 export const SOAK_TTL_SECONDS = 20;
 export const SOAK_SKUS = { free: 9411, limited: 9412 } as const;
-export const SOAK_RATES = { partake: 130, recharge: 150, useShare: 0.7, duplicateShare: 0.05 } as const;
+export const SOAK_RATES = { partake: 130, recharge: 150, useShare: 0.7, duplicateShare: 0.05, unknownSkuShare: 0.02 } as const;
 export const SOAK_PARTAKE_USERS = 3_000;
 const RECHARGE_USERS = 5_000;
 
@@ -95,7 +95,8 @@ export async function tableRows(pools: Pools, tables: number): Promise<{ rows: R
 export async function soakScenario(d: Driver, pools: Pools, tables: number, pgid: number, minutes: number, runId: string): Promise<SoakResult> {
   let current = bucket();
   const sentAt = new Map<string, number>();
-  await d.listen('activity.events', ['recharge.completed', 'raffle-order.cancelled'], (m) => {
+  // Every event has a consumer, as downstream systems would be (an unroutable event is a failed task).
+  await d.listen('activity.events', ['#'], (m) => {
     const body = parse(m.content);
     if (m.fields.routingKey === 'recharge.completed' && typeof body?.timestamp === 'number') current.recharge.push(Date.now() - body.timestamp);
     const made = body?.data?.orderId && sentAt.get(body.data.orderId);
@@ -160,7 +161,8 @@ async function partakeOne(d: Driver, userId: string, b: () => Bucket, sentAt: Ma
 async function rechargeOne(d: Driver, runId: string, i: number, b: () => Bucket): Promise<void> {
   // A few percent are redeliveries of an earlier request: duplicates, no event.
   const n = Math.random() < SOAK_RATES.duplicateShare && i > 100 ? i - 1 - Math.floor(Math.random() * 100) : i;
-  const sku = n % 2 ? SOAK_SKUS.free : SOAK_SKUS.limited;
+  // Every 50th asks for a SKU that does not exist: a rejection, kept in the rejection table.
+  const sku = n % 50 === 7 ? 9_999_999 : n % 2 ? SOAK_SKUS.free : SOAK_SKUS.limited;
   try {
     await d.publish('', 'activity.recharge', { userId: `soak-r${n % RECHARGE_USERS}`, sku, outBusinessNo: `soak-${runId}-${n}` });
   } catch {
@@ -199,9 +201,9 @@ export function soakGoals(ms: readonly SoakMinute[]): Record<string, string> {
 /** The per-minute table and the goals, as markdown. */
 export function soakMarkdown(r: SoakResult): string {
   const workers = [...new Set(r.perMinute.flatMap((m) => Object.keys(m.rss)))].sort();
-  const rowKeys = ['task create', 'task completed', 'processed_message', 'raffle orders create', 'raffle orders', 'recharge orders', 'rejections'];
+  const rowKeys = ['task create', 'task fail', 'task dead', 'task completed', 'processed_message', 'raffle orders create', 'raffle orders', 'recharge orders', 'rejections'];
   const out = [
-    `Soak: ${r.minutes} min, partake ${r.rates.partake}/s (${r.rates.useShare * 100} % used, the rest expire after ${SOAK_TTL_SECONDS} s), recharge ${r.rates.recharge}/s (${r.rates.duplicateShare * 100} % duplicates).`,
+    `Soak: ${r.minutes} min, partake ${r.rates.partake}/s (${r.rates.useShare * 100} % used, the rest expire after ${SOAK_TTL_SECONDS} s), recharge ${r.rates.recharge}/s (${r.rates.duplicateShare * 100} % duplicates, ${r.rates.unknownSkuShare * 100} % unknown SKUs: rejected).`,
     '',
     `| min | partakes | partake p99 ms | recharge events | event p99 ms | expired | expiry lag p99 s | outbox lag s | errors | ${workers.map((w) => `RSS ${w} MB`).join(' | ')} | ${rowKeys.join(' | ')} |`,
     `|${'---:|'.repeat(9 + workers.length + rowKeys.length)}`,
