@@ -1,13 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type amqplib from 'amqplib';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { connect } from '../infra/client';
 import { now } from './support';
 
 export type Reply = Readonly<{ body: any; at: number }>;
 
 /**
- * The caller's side of the broker, as cheap as amqplib allows: one connection, one confirm channel
- * for publishing (persistent, waits for the confirm like a careful producer), one channel for
- * replies and events (no-ack). Used alike for the pipeline and for the broker ceiling.
+ * The caller's side of the broker, on the package's client (infra/client) with its checks off
+ * (no reply schema check, a plain confirmed publish), so that it costs what a careful amqplib
+ * caller costs: one connection, one confirm channel for publishing and replies, one channel for
+ * events (no-ack). Used alike for the pipeline and for the broker ceiling.
  */
 export type Driver = Readonly<{
   publish(exchange: string, key: string, payload: unknown, props?: amqplib.Options.Publish): Promise<void>;
@@ -20,46 +22,14 @@ export type Driver = Readonly<{
 }>;
 
 export async function connectDriver(url: string): Promise<Driver> {
-  const conn: ChannelModel = await amqplib.connect(url, { noDelay: process.env.BENCH_NODELAY !== '0' });
-  conn.on('error', () => undefined);
-  const pub: ConfirmChannel = await conn.createConfirmChannel();
-  const sub: Channel = await conn.createChannel();
-  pub.on('error', () => undefined);
+  const c = await connect({ url, validate: false, noDelay: process.env.BENCH_NODELAY !== '0', name: 'activity-quota:bench' });
+  const sub = await c.connection.createChannel();
   sub.on('error', () => undefined);
-  const pending = new Map<string, { resolve(r: Reply): void; timer: NodeJS.Timeout }>();
-  const replyq = (await sub.assertQueue('', { exclusive: true, autoDelete: true })).queue;
-  await sub.consume(replyq, (m) => {
-    if (!m) return;
-    const id = String(m.properties.correlationId);
-    const p = pending.get(id);
-    if (!p) return;
-    pending.delete(id);
-    clearTimeout(p.timer);
-    let body: any;
-    try {
-      body = JSON.parse(m.content.toString('utf8'));
-    } catch {
-      body = undefined;
-    }
-    p.resolve({ body, at: now() });
-  }, { noAck: true });
-
-  const publish: Driver['publish'] = (exchange, key, payload, props = {}) =>
-    new Promise<void>((resolve, reject) =>
-      pub.publish(exchange, key, Buffer.from(JSON.stringify(payload)), { persistent: true, contentType: 'application/json', messageId: randomUUID(), ...props }, (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
-
   return {
-    publish,
-    rpc(queue, payload, timeoutMs = 10_000) {
-      const correlationId = randomUUID();
-      const reply = new Promise<Reply>((resolve, reject) => {
-        const timer = setTimeout(() => (pending.delete(correlationId), reject(new Error(`no reply from ${queue} within ${timeoutMs} ms`))), timeoutMs);
-        pending.set(correlationId, { resolve, timer });
-      });
-      return publish('', queue, payload, { replyTo: replyq, correlationId }).then(() => reply);
+    publish: async (exchange, key, payload, props = {}) => void (await c.publish(key, payload, { exchange, mandatory: false, props })),
+    async rpc(queue, payload, timeoutMs = 10_000) {
+      const r = await c.request(queue, payload, { timeoutMs, mandatory: false });
+      return { body: r.body, at: r.at }; // taken on arrival, on the clock of now()
     },
     async listen(exchange, keys, onMessage) {
       const q = (await sub.assertQueue('', { exclusive: true, autoDelete: true })).queue;
@@ -68,10 +38,7 @@ export async function connectDriver(url: string): Promise<Driver> {
       return q;
     },
     sub,
-    async close() {
-      for (const p of pending.values()) clearTimeout(p.timer);
-      await conn.close().catch(() => undefined);
-    },
+    close: () => c.close(),
   };
 }
 

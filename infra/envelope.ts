@@ -1,5 +1,6 @@
 import type { ConsumeMessage } from 'amqplib';
-import { idProblem } from '../domain/ids';
+import { z } from 'zod';
+import { identifier, reasonOf, text, wholeId } from './contract/fields';
 import { PermanentError } from './errors';
 
 /** Largest body a worker parses; anything bigger is dead-lettered unread. */
@@ -41,29 +42,21 @@ export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Field readers for parse(): each throws a PermanentError naming the field. */
+/**
+ * Field readers for a hand-written parse(), on the contract's rules (infra/contract/fields.ts); each
+ * throws a PermanentError naming the field. New parsers use the schemas of infra/contract instead.
+ */
 export const field = {
-  userId(o: Record<string, unknown>, name = 'userId'): string {
-    return field.identifier(o, name);
-  },
-  /** A caller's id (`userId`, `outBusinessNo`, `behavior`): any printable Unicode, 1–128 characters (domain/ids.ts). */
-  identifier(o: Record<string, unknown>, name: string): string {
-    const problem = idProblem(o[name]);
-    if (problem !== undefined) throw invalid(o[name] === undefined ? `${name} is missing` : `${name} ${problem}`);
-    return o[name] as string;
-  },
-  string(o: Record<string, unknown>, name: string, max = 128): string {
-    const v = o[name];
-    if (typeof v !== 'string' || !v) throw invalid(`${name} must be a non-empty string`);
-    if (v.length > max) throw invalid(`${name} is over ${max} characters`);
-    return v;
-  },
+  userId: (o: Record<string, unknown>, name = 'userId'): string => one(o, name, identifier(name)),
+  string: (o: Record<string, unknown>, name: string, max = 128): string => one(o, name, text(max, name)),
   /** A positive whole JSON number (a string is refused, as the contract types ids as numbers). */
-  id(o: Record<string, unknown>, name: string): number {
-    const v = o[name];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw invalid(`${name} must be a positive whole number`);
-    return v;
-  },
+  id: (o: Record<string, unknown>, name: string): number => one(o, name, wholeId(name)),
 };
+
+function one<T>(o: Record<string, unknown>, name: string, schema: z.ZodType<T>): T {
+  const r = z.object({ [name]: schema }).safeParse(o);
+  if (!r.success) throw invalid(reasonOf(r.error));
+  return (r.data as Record<string, T>)[name]!;
+}
 
 export const invalid = (reason: string) => new PermanentError('INVALID_MESSAGE', reason);

@@ -40,20 +40,43 @@ export async function checkHealth(d: Deps): Promise<{ ok: boolean; checks: Recor
   return { ok: results.every(([, r]) => r === 'ok'), checks: Object.fromEntries(results) };
 }
 
-/** Serves `/healthz` (200 or 503 with the checks as JSON) and `/metrics` (Prometheus text) on `port`. */
+/** Whether every consumer of this process is active (the broker connected, each queue's consumer subscribed). */
+export function checkConsumers(d: Pick<Deps, 'broker'>): { ok: boolean; consumers: Record<string, string> } {
+  const list = d.broker.consumers();
+  const consumers = Object.fromEntries(list.map((c) => [c.queue, c.active ? 'active' : 'inactive']));
+  return { ok: d.broker.connected() && list.length > 0 && list.every((c) => c.active), consumers };
+}
+
+/** /readyz: dependencies reachable (as /healthz) and consumers active; a balancer or orchestrator sends work only then. */
+export async function checkReady(d: Deps): Promise<{ ok: boolean; checks: Record<string, string>; consumers: Record<string, string> }> {
+  const health = await checkHealth(d);
+  const consumers = checkConsumers(d);
+  return { ok: health.ok && consumers.ok, checks: health.checks, consumers: consumers.consumers };
+}
+
+/**
+ * Serves on `port`: `/livez` (200 while the process runs: restart it only when this fails),
+ * `/readyz` (200 or 503: dependencies and consumers), `/healthz` (200 or 503: dependencies, as
+ * JSON) and `/metrics` (Prometheus text).
+ */
 export async function serveOps(d: Deps, port: number): Promise<OpsServer> {
   const unwatch = watchOutbox(d.dbs.shards);
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const answer = async () => {
-      if (path === '/healthz') {
+      if (path === '/livez') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, uptimeSeconds: Math.round(process.uptime()) }));
+      } else if (path === '/readyz') {
+        const r = await checkReady(d);
+        res.writeHead(r.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r));
+      } else if (path === '/healthz') {
         const h = await checkHealth(d);
         res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
       } else if (path === '/metrics') {
         const text = await registry.metrics();
         res.writeHead(200, { 'content-type': registry.contentType }).end(text);
       } else {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /livez, /readyz, /healthz or /metrics\n');
       }
     };
     answer().catch((err) => {
@@ -72,7 +95,7 @@ export async function serveOps(d: Deps, port: number): Promise<OpsServer> {
   }
   server.on('error', (err) => d.log.warn({ err }, 'ops server error'));
   const actual = (server.address() as AddressInfo).port;
-  d.log.info({ port: actual }, 'serving /healthz and /metrics');
+  d.log.info({ port: actual }, 'serving /livez, /readyz, /healthz and /metrics');
   return {
     port: actual,
     async close() {

@@ -4,7 +4,7 @@ import type { Shard } from './shards';
 
 /** One registry per process; `/metrics` of every worker serves it (infra/health.ts). */
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'aq_' });
+collectDefaultMetrics({ register: registry });
 
 export const messagesTotal = new Counter({
   name: 'aq_messages_total',

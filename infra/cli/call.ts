@@ -1,149 +1,132 @@
 import { randomUUID } from 'node:crypto';
-import amqplib, { type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import { connect, ContractError, TimeoutError, UnroutableError, type Client, type Event } from '../client';
 import { loadConfig } from '../config';
-import { EVENTS_EXCHANGE, QUEUES, TOPICS } from '../topology';
+import { EVENT_DATA } from '../contract/events';
+import { reasonOf } from '../contract/fields';
+import { TOPICS } from '../topology';
+import { CliError, UsageError, parseCommand, reach, wholeNumber, write } from './args';
 import { runCommand } from './command';
 
-/** `npm run call -- …`: one message sent as an upstream system would; prints the reply or the resulting event. */
+/** `npm run call -- …`: one message sent as an upstream system would, with the typed client; prints the reply or the resulting event. */
 
 const USAGE = `usage: npm run call -- partake USER ACTIVITY
        npm run call -- query USER ACTIVITY
+       npm run call -- history USER ACTIVITY [--limit N] [--before MS]
+       npm run call -- use USER ORDER
+       npm run call -- cancel USER ORDER
        npm run call -- recharge USER SKU [OUT_NO]
-Prints the reply (partake, query) or the recharge.completed / recharge.rejected event (recharge) as JSON.
-Exit 0 on a reply or event, 1 on timeout (CALL_TIMEOUT_MS, default 10000) or broker trouble, 2 on usage error.`;
+       npm run call -- behavior USER BEHAVIOR OUT_NO
+options: --timeout MS (default CALL_TIMEOUT_MS, else 10000), -h, --help
+Prints the reply (partake, query, history, use, cancel) or the recharge.completed / recharge.rejected
+event (recharge, behavior: the first one for that user) as JSON.
+Exit 0 on a reply or event, 1 on timeout, broker trouble or a reply off the contract, 2 on a usage error.`;
 
-type Call =
-  | Readonly<{ kind: 'request'; queue: string; payload: { userId: string; activityId: number } }>
-  | Readonly<{ kind: 'recharge'; payload: { userId: string; sku: number; outBusinessNo: string } }>;
+const OPTIONS = { limit: { type: 'string' }, before: { type: 'string' }, timeout: { type: 'string' } } as const;
 
-function parseArgs(argv: readonly string[]): Call | string {
-  const [verb, user, id, outNo, ...rest] = argv;
-  if (!verb) return 'missing command';
-  if (!user?.trim() || user.length > 128) return 'USER must be a non-empty string of at most 128 characters';
-  const n = Number(id);
-  if (!id || !/^\d+$/.test(id) || !Number.isSafeInteger(n) || n <= 0) return `${verb === 'recharge' ? 'SKU' : 'ACTIVITY'} must be a positive whole number`;
-  if (rest.length) return 'too many arguments';
+type Run = (c: Client, timeoutMs: number) => Promise<unknown>;
+
+function positiveId(v: string | undefined, name: string): number {
+  if (v === undefined) throw new UsageError(`missing ${name}`, USAGE);
+  return wholeNumber(v, name, USAGE)!;
+}
+function text(v: string | undefined, name: string): string {
+  if (v === undefined) throw new UsageError(`missing ${name}`, USAGE);
+  if (!v || [...v].length > 128) throw new UsageError(`${name} must be 1 to 128 characters`, USAGE);
+  return v;
+}
+
+/** The command line as the call to make; a UsageError names what is wrong. */
+export function plan(argv: readonly string[]): Run | 'help' {
+  const { values, positionals } = parseCommand(argv, OPTIONS, USAGE);
+  if (values.help) return 'help';
+  const [verb, user, arg, extra, ...rest] = positionals;
+  if (!verb) throw new UsageError('missing command', USAGE);
+  const argsOf = (n: number) => {
+    const given = positionals.length - 1;
+    if (given > n) throw new UsageError(`too many arguments for ${verb}: ${positionals.slice(n + 1).join(' ')}`, USAGE);
+  };
+  if ((values.limit !== undefined || values.before !== undefined) && verb !== 'history') throw new UsageError('--limit and --before are for history', USAGE);
   switch (verb) {
     case 'partake':
-    case 'query':
-      if (outNo !== undefined) return 'too many arguments';
-      return { kind: 'request', queue: verb === 'partake' ? QUEUES.partake : QUEUES.accountQuery, payload: { userId: user, activityId: n } };
-    case 'recharge':
-      if (outNo !== undefined && (!outNo || outNo.length > 128)) return 'OUT_NO must be a non-empty string of at most 128 characters';
-      return { kind: 'recharge', payload: { userId: user, sku: n, outBusinessNo: outNo ?? randomUUID() } };
+    case 'query': {
+      argsOf(2);
+      const req = { userId: text(user, 'USER'), activityId: positiveId(arg, 'ACTIVITY') };
+      return (c, timeoutMs) => (verb === 'partake' ? c.partake(req, { timeoutMs }) : c.query(req, { timeoutMs }));
+    }
+    case 'history': {
+      argsOf(2);
+      const limit = wholeNumber(values.limit, '--limit', USAGE, 1, 100);
+      const before = wholeNumber(values.before, '--before', USAGE, 0);
+      const req = { userId: text(user, 'USER'), activityId: positiveId(arg, 'ACTIVITY'), ...(limit ? { limit } : {}), ...(before !== undefined ? { before } : {}) };
+      return (c, timeoutMs) => c.history(req, { timeoutMs });
+    }
+    case 'use':
+    case 'cancel': {
+      argsOf(2);
+      const req = { userId: text(user, 'USER'), orderId: text(arg, 'ORDER') };
+      return (c, timeoutMs) => (verb === 'use' ? c.use(req, { timeoutMs }) : c.cancel(req, { timeoutMs }));
+    }
+    case 'recharge': {
+      argsOf(3);
+      const req = { userId: text(user, 'USER'), sku: positiveId(arg, 'SKU'), outBusinessNo: extra === undefined ? randomUUID() : text(extra, 'OUT_NO') };
+      return (c, timeoutMs) => outcome(c, timeoutMs, req.userId, req.outBusinessNo, () => c.recharge(req));
+    }
+    case 'behavior': {
+      argsOf(3);
+      const req = { userId: text(user, 'USER'), behavior: text(arg, 'BEHAVIOR'), outBusinessNo: text(extra, 'OUT_NO') };
+      return (c, timeoutMs) => outcome(c, timeoutMs, req.userId, undefined, () => c.behavior(req));
+    }
     default:
-      return `unknown command ${JSON.stringify(verb)}`;
+      void rest;
+      throw new UsageError(`unknown command ${JSON.stringify(verb)}`, USAGE);
   }
 }
 
-const timeoutMs = (): number => {
+/** Subscribes before sending, so that the event cannot pass by unseen; resolves with the first matching one. */
+async function outcome(c: Client, timeoutMs: number, userId: string, outBusinessNo: string | undefined, send: () => Promise<string>): Promise<unknown> {
+  let found!: (e: Event) => void;
+  const first = new Promise<Event>((resolve) => (found = resolve));
+  const sub = await c.subscribe([TOPICS.rechargeCompleted, TOPICS.rechargeRejected], (e) => {
+    const d = e.data as { userId?: unknown; outBusinessNo?: unknown };
+    if (d?.userId === userId && (outBusinessNo === undefined || d.outBusinessNo === outBusinessNo)) found(e);
+  }, { validate: false, dedupe: false });
+  try {
+    await send();
+    const what = `recharge.completed or recharge.rejected for user ${userId}${outBusinessNo ? `, outBusinessNo ${outBusinessNo}` : ''}`;
+    const e = await Promise.race([first, new Promise<never>((_, reject) => setTimeout(() => reject(new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}: is the service running (npm start)?`)), timeoutMs).unref())]);
+    const checked = EVENT_DATA[e.type].safeParse(e.data);
+    if (!checked.success) throw new ContractError(`${e.type} event does not match the contract: ${reasonOf(checked.error)}`, e);
+    return e;
+  } finally {
+    await sub.close();
+  }
+}
+
+function timeoutMs(option: string | undefined): number {
+  if (option !== undefined) return wholeNumber(option, '--timeout', USAGE)!;
   const n = Number(process.env.CALL_TIMEOUT_MS ?? 10_000);
   return Number.isFinite(n) && n > 0 ? n : 10_000;
-};
-
-const say = (line: string) => process.stderr.write(`${line}\n`);
-
-/** The broker URL without its password, for messages. */
-function shown(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = '***';
-  return u.toString();
-}
-
-async function run(call: Call): Promise<number> {
-  const config = loadConfig();
-  let conn: amqplib.ChannelModel;
-  try {
-    conn = await amqplib.connect(config.amqpUrl);
-  } catch (err) {
-    say(`cannot reach RabbitMQ at ${shown(config.amqpUrl)}: ${(err as Error).message}`);
-    return 1;
-  }
-  conn.on('error', (err: Error) => say(`broker connection error: ${err.message}`));
-  try {
-    const ch = await conn.createConfirmChannel();
-    ch.on('error', (err: Error) => say(`broker channel error: ${err.message}`));
-    const unroutable = new Promise<string>((resolve) => ch.on('return', (m: ConsumeMessage) => resolve(m.fields.routingKey)));
-    const inbox = (await ch.assertQueue('', { exclusive: true, autoDelete: true })).queue;
-    let answer: Promise<unknown>;
-    let queue: string;
-    let what: string;
-    if (call.kind === 'request') {
-      queue = call.queue;
-      what = `a reply from ${queue}`;
-      const correlationId = randomUUID();
-      answer = receive(ch, inbox, (m) => (m.properties.correlationId === correlationId ? parse(m) : undefined));
-      await send(ch, queue, call.payload, { replyTo: inbox, correlationId });
-    } else {
-      queue = QUEUES.recharge;
-      const { userId, outBusinessNo } = call.payload;
-      what = `recharge.completed or recharge.rejected for user ${userId}, outBusinessNo ${outBusinessNo}`;
-      // Bound before publishing, so that the event cannot pass by unseen.
-      await ch.assertExchange(EVENTS_EXCHANGE, 'topic', { durable: true });
-      for (const key of [TOPICS.rechargeCompleted, TOPICS.rechargeRejected]) await ch.bindQueue(inbox, EVENTS_EXCHANGE, key);
-      answer = receive(ch, inbox, (m) => {
-        const body = parse(m) as { id?: unknown; timestamp?: unknown; data?: { userId?: unknown; outBusinessNo?: unknown } } | undefined;
-        const data = body?.data;
-        if (data?.userId !== userId || data?.outBusinessNo !== outBusinessNo) return undefined;
-        return { type: m.fields.routingKey, id: body!.id, timestamp: body!.timestamp, data };
-      });
-      await send(ch, queue, call.payload, {});
-    }
-    const ms = timeoutMs();
-    const outcome = await Promise.race([
-      answer.then((v) => ({ v })),
-      unroutable.then((q) => ({ unroutable: q })),
-      new Promise<{ timeout: true }>((r) => setTimeout(() => r({ timeout: true }), ms).unref()),
-    ]);
-    if ('v' in outcome) {
-      process.stdout.write(`${JSON.stringify(outcome.v, null, 2)}\n`);
-      return 0;
-    }
-    if ('unroutable' in outcome) say(`no queue ${outcome.unroutable} on ${shown(config.amqpUrl)}: is the service installed there (npm start declares it)?`);
-    else say(`timed out after ${ms} ms waiting for ${what}: is the service running (npm start)?`);
-    return 1;
-  } finally {
-    await conn.close().catch(() => undefined);
-  }
-}
-
-function send(ch: ConfirmChannel, queue: string, payload: unknown, props: { replyTo?: string; correlationId?: string }): Promise<void> {
-  return new Promise((resolve, reject) =>
-    ch.publish('', queue, Buffer.from(JSON.stringify(payload)), {
-      ...props,
-      messageId: randomUUID(),
-      contentType: 'application/json',
-      persistent: true,
-      mandatory: true,
-      timestamp: Math.floor(Date.now() / 1000),
-    }, (err) => (err ? reject(new Error(`the broker refused the message: ${err.message ?? err}`)) : resolve())),
-  );
-}
-
-/** Resolves with the first delivery that `pick` turns into a value; the rest are ignored. */
-function receive(ch: ConfirmChannel, queue: string, pick: (m: ConsumeMessage) => unknown): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    ch.consume(queue, (m) => {
-      if (!m) return;
-      const v = pick(m);
-      if (v !== undefined) resolve(v);
-    }, { noAck: true }).catch(reject);
-  });
-}
-
-function parse(m: ConsumeMessage): unknown {
-  try {
-    return JSON.parse(m.content.toString('utf8'));
-  } catch {
-    return { unparsable: m.content.toString('utf8') };
-  }
 }
 
 await runCommand(async () => {
-  const call = parseArgs(process.argv.slice(2));
-  if (typeof call === 'string') {
-    say(`${call}\n${USAGE}`);
-    return 2;
+  const argv = process.argv.slice(2);
+  const run = plan(argv);
+  if (run === 'help') return void write(USAGE);
+  const ms = timeoutMs(parseCommand(argv, OPTIONS, USAGE).values.timeout);
+  const config = loadConfig();
+  const client = await reach('RabbitMQ', [config.amqpUrl], () => connect({ url: config.amqpUrl, timeoutMs: ms, name: `activity-quota:call:${process.pid}` }));
+  try {
+    write(JSON.stringify(await run(client, ms), null, 2));
+    return 0;
+  } catch (err) {
+    if (err instanceof ContractError) {
+      write(JSON.stringify(err.body, null, 2));
+      throw new CliError(err.message);
+    }
+    if (err instanceof TimeoutError) throw new CliError(err.message.replace(/^no reply/, `timed out after ${ms} ms: no reply`));
+    if (err instanceof UnroutableError) throw new CliError(err.message);
+    throw err;
+  } finally {
+    await client.close();
   }
-  return run(call);
 });

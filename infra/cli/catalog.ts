@@ -2,19 +2,25 @@ import fs from 'node:fs';
 import { validateCatalog } from '../../domain/catalog';
 import { loadCatalog, knownIds } from '../catalog';
 import { loadConfig } from '../config';
+import { probe } from '../db';
 import { log } from '../log';
 import { connectRedis } from '../redis';
 import { openDatabases } from '../shards';
+import { UsageError, parseCommand, reach, write } from './args';
 import { runCommand } from './command';
 
-const USAGE = 'usage: npm run catalog -- load FILE';
+const USAGE = `usage: npm run catalog -- load FILE
+  load   validate the whole catalog file (JSON, contract §4), upsert it and warm SKU stock in Redis;
+         a file with any problem is refused whole, each problem named, nothing changed
+options: -h, --help`;
 
 await runCommand(async () => {
-  const [verb, file, ...rest] = process.argv.slice(2);
-  if (verb !== 'load' || !file || rest.length) {
-    process.stderr.write(`${USAGE}\n`);
-    return 2;
-  }
+  const { values, positionals } = parseCommand(process.argv.slice(2), {}, USAGE);
+  const [verb, file, ...rest] = positionals;
+  if (values.help) return void write(USAGE);
+  if (verb !== 'load') throw new UsageError(verb ? `unknown command ${JSON.stringify(verb)}` : 'missing command (load)', USAGE);
+  if (!file) throw new UsageError('missing FILE', USAGE);
+  if (rest.length) throw new UsageError(`unexpected argument ${rest[0]}`, USAGE);
   let input: unknown;
   try {
     input = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -23,8 +29,16 @@ await runCommand(async () => {
     return 1;
   }
   const config = loadConfig();
-  const dbs = await openDatabases(config, { poolSize: 2, name: 'catalog' });
-  const redis = await connectRedis(config.redisUrl, log, 'catalog');
+  const dbs = openDatabases(config, { poolSize: 2, name: 'catalog' });
+  // The pools connect lazily: one probe per database turns a wrong URL into one line naming it.
+  await reach('PostgreSQL', [config.databaseUrl, ...config.shardUrls], () => Promise.all([probe(dbs.global), ...dbs.shards.map((s) => probe(s.ds))])).catch(async (err) => {
+    await dbs.close();
+    throw err;
+  });
+  const redis = await reach('Redis', [config.redisUrl], () => connectRedis(config.redisUrl, log, 'catalog')).catch(async (err) => {
+    await dbs.close();
+    throw err;
+  });
   try {
     const v = validateCatalog(input, await knownIds(dbs));
     if (!v.ok) {

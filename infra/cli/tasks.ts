@@ -1,84 +1,95 @@
 import { loadConfig } from '../config';
-import { sql } from '../db';
+import { probe, sql } from '../db';
 import { replayTasks, type ReplaySelector } from '../relay';
-import { openDatabases } from '../shards';
+import { openDatabases, type Shard } from '../shards';
+import { UsageError, parseCommand, printRows, reach, wholeNumber, write } from './args';
 import { runCommand } from './command';
 
 const USAGE = `usage: npm run tasks -- list [--state create|completed|fail|dead] [--limit N] [--json]
-       npm run tasks -- replay (--id ID ... | --state fail|dead)
-  ID: a message id, SHARD:ID as listed, or a bare task id (matched in every shard)`;
+       npm run tasks -- replay (--id ID ... | --state fail|dead) [--dry-run] [--json]
+  list     outbox tasks of every shard, newest first (--limit, default 100)
+  replay   re-queue tasks for publishing (same message id); --dry-run shows what would be re-queued
+  ID       a message id, SHARD:ID as listed, or a bare task id (matched in every shard)
+options: -h, --help`;
+const HELP: Record<string, string> = {
+  list: 'usage: npm run tasks -- list [--state create|completed|fail|dead] [--limit N] [--json]\nOutbox tasks across all shards, newest first; --limit (1-100000, default 100) caps the whole list.',
+  replay: 'usage: npm run tasks -- replay (--id ID ... | --state fail|dead) [--dry-run] [--json]\nPuts tasks back to create (attempts 0, due now, same message id); tasks already create are left alone.\nID: a message id, SHARD:ID as `tasks list` prints it, or a bare task id (matched in every shard).\nAn id that matches no task is reported as not found.',
+};
 const STATES = ['create', 'completed', 'fail', 'dead'];
+const OPTIONS = { state: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, id: { type: 'string', multiple: true }, 'dry-run': { type: 'boolean' } } as const;
+const COLUMNS = ['shard', 'id', 'message_id', 'topic', 'state', 'attempts', 'next_attempt_at', 'last_error'];
 
 type Row = { shard: number; id: string; message_id: string; topic: string; state: string; attempts: number; next_attempt_at: Date; last_error: string | null; create_time: Date };
+const SELECT = `SELECT id::text AS id, message_id, topic, state, attempts, next_attempt_at, last_error, create_time FROM task`;
 
 await runCommand(async () => {
-  const [verb, ...args] = process.argv.slice(2);
-  const opts = parseArgs(args);
-  if (!opts || (verb !== 'list' && verb !== 'replay')) return usage();
+  const argv = process.argv.slice(2);
+  const { values, positionals } = parseCommand(argv, OPTIONS, USAGE);
+  // `--id A B C` and `--id A --id B` both work: the extra positionals after the verb are ids.
+  const [verb, ...more] = positionals;
+  if (values.help) return void write(verb && HELP[verb] ? HELP[verb] : USAGE);
+  if (!verb) throw new UsageError('missing command (list or replay)', USAGE);
+  if (verb !== 'list' && verb !== 'replay') throw new UsageError(`unknown command ${JSON.stringify(verb)}`, USAGE);
+  const usage = HELP[verb]!;
+  const ids = [...(values.id ?? []), ...(values.id ? more : [])];
+  if (!values.id && more.length) throw new UsageError(`unexpected argument ${more[0]}`, usage);
+  if (verb === 'list') {
+    if (values.id || values['dry-run']) throw new UsageError(`${values.id ? '--id' : '--dry-run'} is for replay`, usage);
+    if (values.state !== undefined && !STATES.includes(values.state)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`, usage);
+  } else {
+    if (values.limit !== undefined) throw new UsageError('--limit is for list', usage);
+    if (!!ids.length === (values.state !== undefined)) throw new UsageError('give exactly one of --id ID ... or --state fail|dead', usage);
+    if (values.state !== undefined && values.state !== 'fail' && values.state !== 'dead') throw new UsageError('--state must be fail or dead', usage);
+  }
+  const limit = wholeNumber(values.limit, '--limit', usage, 1, 100_000) ?? 100;
   const config = loadConfig();
-  const dbs = await openDatabases(config, { poolSize: 2, name: 'tasks-cli' });
+  const dbs = openDatabases(config, { poolSize: 2, name: 'tasks-cli' });
+  // The pools connect lazily: one probe per database turns a wrong URL into one line naming it.
+  await reach('PostgreSQL', [config.databaseUrl, ...config.shardUrls], () => Promise.all([probe(dbs.global), ...dbs.shards.map((s) => probe(s.ds))])).catch(async (err) => {
+    await dbs.close();
+    throw err;
+  });
   try {
     if (verb === 'list') {
-      if (opts.ids.length || (opts.state && !STATES.includes(opts.state))) return usage();
-      const limit = opts.limit ?? 100;
       const rows: Row[] = [];
       for (const s of dbs.shards) {
-        const r = await sql<Omit<Row, 'shard'>>(
-          s.ds,
-          `SELECT id::text AS id, message_id, topic, state, attempts, next_attempt_at, last_error, create_time FROM task
-            WHERE ($1::text IS NULL OR state = $1) ORDER BY create_time DESC, id DESC LIMIT $2`,
-          [opts.state ?? null, limit],
-        );
+        const r = await sql<Omit<Row, 'shard'>>(s.ds, `${SELECT} WHERE ($1::text IS NULL OR state = $1) ORDER BY create_time DESC, id DESC LIMIT $2`, [values.state ?? null, limit]);
         rows.push(...r.rows.map((x) => ({ shard: s.shard, ...x })));
       }
       // Newest first across shards, then the overall limit.
       rows.sort((a, b) => b.create_time.getTime() - a.create_time.getTime());
-      const shown = rows.slice(0, limit);
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify(shown.map(({ create_time, ...r }) => ({ ...r, create_time: create_time.toISOString(), next_attempt_at: r.next_attempt_at.toISOString() })))}\n`);
-      } else {
-        printTable(shown);
-      }
+      const shown = rows.slice(0, limit).map(({ create_time, ...r }) => ({ ...r, create_time: create_time.toISOString(), next_attempt_at: r.next_attempt_at.toISOString() }));
+      printRows(shown, COLUMNS, !!values.json, 'task(s)');
       return 0;
     }
-    const sel: ReplaySelector | undefined = opts.ids.length && !opts.state ? { ids: opts.ids } : !opts.ids.length && (opts.state === 'fail' || opts.state === 'dead') ? { state: opts.state } : undefined;
-    if (!sel || opts.limit !== undefined) return usage();
-    const replayed = await replayTasks(dbs.shards, sel);
-    if (opts.json) process.stdout.write(`${JSON.stringify(replayed)}\n`);
-    else process.stdout.write(`${replayed.length} task(s) re-queued for publishing${replayed.length ? `: ${replayed.map((t) => `${t.shard}:${t.id} ${t.messageId}`).join(', ')}` : ''}\n`);
+    const sel: ReplaySelector = ids.length ? { ids } : { state: values.state as 'fail' | 'dead' };
+    const dry = !!values['dry-run'];
+    const matched = await matching(dbs.shards, sel);
+    const replayed = dry ? matched.filter((t) => t.state !== 'create') : await replayTasks(dbs.shards, sel);
+    const notFound = ids.filter((id) => !matched.some((t) => t.message_id === id || `${t.shard}:${t.id}` === id || t.id === id));
+    const skipped = matched.filter((t) => t.state === 'create');
+    const list = replayed.map((t) => ({ shard: t.shard, id: t.id, messageId: 'messageId' in t ? t.messageId : t.message_id, topic: t.topic }));
+    if (values.json) return void write(JSON.stringify({ dryRun: dry, replayed: list, alreadyQueued: skipped.map((t) => `${t.shard}:${t.id}`), notFound }));
+    write(`${list.length} task(s) ${dry ? 'would be ' : ''}re-queued for publishing${list.length ? `: ${list.map((t) => `${t.shard}:${t.id} ${t.messageId}`).join(', ')}` : ''}`);
+    if (skipped.length) write(`${skipped.length} task(s) already queued (state create), left alone: ${skipped.map((t) => `${t.shard}:${t.id}`).join(', ')}`);
+    for (const id of notFound) write(`not found: ${id}`);
     return 0;
   } finally {
     await dbs.close();
   }
 });
 
-function usage(): number {
-  process.stderr.write(`${USAGE}\n`);
-  return 2;
-}
-
-function parseArgs(args: string[]): { state?: string; limit?: number; json: boolean; ids: string[] } | undefined {
-  const o: { state?: string; limit?: number; json: boolean; ids: string[] } = { json: false, ids: [] };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--json') o.json = true;
-    else if (a === '--state' && args[i + 1]) o.state = args[++i];
-    else if (a === '--limit' && args[i + 1]) {
-      const n = Number(args[++i]);
-      if (!Number.isInteger(n) || n < 1 || n > 100_000) return undefined;
-      o.limit = n;
-    } else if (a === '--id' && args[i + 1]) {
-      // `--id A B C` and `--id A --id B` both work.
-      while (args[i + 1] && !args[i + 1]!.startsWith('--')) o.ids.push(args[++i]!);
-    } else return undefined;
+/** Tasks the selector addresses, in any state (read only): for --dry-run and to report ids not found. */
+async function matching(shards: readonly Shard[], sel: ReplaySelector): Promise<Row[]> {
+  const out: Row[] = [];
+  for (const s of shards) {
+    const byId = 'ids' in sel;
+    const ids = byId ? sel.ids.map(String) : [];
+    const own = ids.flatMap((v) => (/^(\d+):(\d+)$/.exec(v)?.[1] === String(s.shard) ? [v.split(':')[1]!] : /^\d{1,18}$/.test(v) ? [v] : []));
+    const { rows } = byId
+      ? await sql<Omit<Row, 'shard'>>(s.ds, `${SELECT} WHERE message_id = ANY($1::text[]) OR id = ANY($2::bigint[])`, [ids, own])
+      : await sql<Omit<Row, 'shard'>>(s.ds, `${SELECT} WHERE state = $1`, [sel.state]);
+    out.push(...rows.map((r) => ({ shard: s.shard, ...r })));
   }
-  return o;
-}
-
-function printTable(rows: Row[]): void {
-  const head = ['shard', 'id', 'message_id', 'topic', 'state', 'attempts', 'next_attempt_at', 'last_error'];
-  const cells = rows.map((r) => [String(r.shard), r.id, r.message_id, r.topic, r.state, String(r.attempts), r.next_attempt_at.toISOString(), (r.last_error ?? '').slice(0, 80)]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
-  process.stdout.write(`${[line(head), ...cells.map(line)].join('\n')}\n(${rows.length} task(s))\n`);
+  return out;
 }

@@ -98,6 +98,19 @@ test('/healthz reports every dependency and every queue the worker consumes', as
   assert.is((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
 });
 
+test('/livez is the process, /readyz the dependencies and consumers; Node metrics under their usual names', async () => {
+  assert.is((await fetch(`http://127.0.0.1:${port}/livez`)).status, 200);
+  const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+  assert.is(ready.status, 200);
+  const body = (await ready.json()) as { ok: boolean; checks: Record<string, string>; consumers: Record<string, string> };
+  assert.is(body.ok, true);
+  assert.is(body.checks.broker, 'ok');
+  assert.ok(Object.values(body.consumers).length > 0 && Object.values(body.consumers).every((v) => v === 'active' || v === 'connected'), JSON.stringify(body.consumers));
+  const names = [...(await metrics()).keys()];
+  for (const n of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) assert.ok(names.includes(n), n);
+  assert.not.ok(names.some((n) => n.startsWith('aq_process_') || n.startsWith('aq_nodejs_')), 'no aq_ prefix on default metrics');
+});
+
 test('/metrics counters move: messages by queue and outcome, handler durations, published and failed tasks, backlog and lag', async () => {
   const q = QUEUES.taskReplay;
   const ack = `aq_messages_total{queue="${q}",outcome="ack"}`;
@@ -139,6 +152,8 @@ test('/healthz says 503 while the broker is unreachable, 200 again after; SIGTER
   }, 10_000, '503');
   assert.is(down.checks.broker, 'not connected');
   assert.is(down.checks.redis, 'ok');
+  assert.is((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 503);
+  assert.is((await fetch(`http://127.0.0.1:${port}/livez`)).status, 200);
   await listen(new URL(world.config.amqpUrl), at);
   await waitFor(() => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200), 20_000, '200 again');
   const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));

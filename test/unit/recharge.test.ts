@@ -85,7 +85,7 @@ test('parse: every bad field is refused with its name', () => {
   assert.match(reasonOf(() => parseRecharge(msg({ userId: 'x'.repeat(129), sku: 1, outBusinessNo: 'o' }))), 'userId');
   assert.match(reasonOf(() => parseRecharge(msg({ userId: '', sku: 1, outBusinessNo: 'o' }))), 'userId');
   assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1 }))), 'outBusinessNo');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1\u0000', sku: 1, outBusinessNo: 'o' }))), 'userId');
+  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1\u0007', sku: 1, outBusinessNo: 'o' }))), 'userId');
   assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1, outBusinessNo: 'o', payType: 'gold' }))), 'payType');
   assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1, outBusinessNo: 'o', payAmount: '-1' }))), 'payAmount');
   assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1, outBusinessNo: 'o', payAmount: 12.5 }))), 'payAmount');
@@ -93,15 +93,16 @@ test('parse: every bad field is refused with its name', () => {
   assert.match(reasonOf(() => parseRecharge(msg(null, JSON.stringify({ userId: 'u', sku: 1, outBusinessNo: 'x'.repeat(1 << 20) })))), 'limit');
 });
 
-test('parse: SQL text in an id is just text (parameterised SQL stores it verbatim)', () => {
+test('parse: ids with quotes, SQL text, CJK and emoji are taken verbatim', () => {
   const userId = "u1'; DROP TABLE raffle_activity_account; --";
-  assert.is(parseRecharge(msg({ userId, sku: 1, outBusinessNo: 'o' })).userId, userId);
+  assert.is(parseRecharge(msg({ userId, sku: 1, outBusinessNo: '订单-😀' })).userId, userId);
+  assert.is(parseRecharge(msg({ userId, sku: 1, outBusinessNo: '订单-😀' })).outBusinessNo, '订单-😀');
 });
 
-test('parse behavior: behavior up to 128 characters, like every id', () => {
+test('parse behavior: behavior is an id of 1-128 characters', () => {
   assert.equal(parseBehavior(msg({ userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' })), { userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' });
-  assert.is(parseBehavior(msg({ userId: 'u1', behavior: 'x'.repeat(128), outBusinessNo: 'd' })).behavior, 'x'.repeat(128));
-  assert.match(reasonOf(() => parseBehavior(msg({ userId: 'u1', behavior: 'x'.repeat(129), outBusinessNo: 'd' }))), 'behavior');
+  assert.equal(parseBehavior(msg({ userId: 'u1', behavior: 'x'.repeat(128), outBusinessNo: 'd' })).behavior, 'x'.repeat(128));
+  assert.is(reasonOf(() => parseBehavior(msg({ userId: 'u1', behavior: 'x'.repeat(129), outBusinessNo: 'd' }))), 'behavior is over 128 characters');
 });
 
 test('decision: accepted and taken → credited with the order, its period and recharge.completed', () => {

@@ -30,7 +30,7 @@ export async function readHistory(ds: Db, suffix: string, req: HistoryRequest): 
           FROM user_raffle_order_${suffix}
           WHERE user_id = $1 AND activity_id = $2 AND order_time < $3
           ORDER BY order_time DESC, order_id DESC LIMIT $4) o) AS raffle`,
-    [req.userId, req.activityId, req.before ?? 'infinity', req.limit]);
+    [req.userId, req.activityId, req.before === undefined ? 'infinity' : new Date(req.before), req.limit]);
   const r = rows[0]!;
   return {
     recharges: r.recharges.map((x) => ({
