@@ -80,7 +80,7 @@ test('pages: limit caps each list, before (epoch ms, exclusive) continues where 
   assert.equal(pages, full.recharges);
   const newest = Date.parse(full.raffleOrders[0].orderTime);
   assert.equal((await history(w, { userId: u, activityId: A, before: newest })).data.raffleOrders, full.raffleOrders.slice(1));
-  assert.equal((await history(w, { userId: u, activityId: A, before: new Date(newest).toISOString(), limit: 1 })).data.raffleOrders, full.raffleOrders.slice(1, 2));
+  assert.equal((await history(w, { userId: u, activityId: A, before: newest, limit: 1 })).data.raffleOrders, full.raffleOrders.slice(1, 2));
   assert.is((await history(w, { userId: u, activityId: A })).data.raffleOrders.length, 6, 'default limit 20');
 });
 
