@@ -13,11 +13,14 @@ import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ce
 import { BASE, dbCeiling, USERS_PER_CLIENT, VARIANTS, type DbLevel, type Variant } from './scenarios/ceiling-db';
 import { pacedPartake, partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
 import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
+import { floodScenario } from './scenarios/flood';
+import { SOAK_PARTAKE_USERS, soakCatalog, soakMarkdown, soakScenario, soakUser } from './scenarios/soak';
 import { bounded, log, now, rssSampler, sleep } from './support';
 import { ACTIVITY_ID, catalogFor, loadCatalogFile, machine, openPools, preloadAccounts, preloadCeilingAccounts, removeCeilingRows, type Pools } from './world';
 
 const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox|ceilings[,…]] [--n N] [--concurrency 1,16,64]
                         [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--service-dir DIR] [--variants] [--docs|--no-docs] [--keep]
+       npm run bench -- --soak MINUTES | --flood N   [--env KEY=VALUE …] [--service-dir DIR] [--keep]
   --quick        small N and short runs (development, CI smoke)
   --only         run only these scenarios (the pipeline starts only for partake / recharge / outbox)
   --n            recharges to publish (default 20000; quick 1000)
@@ -28,7 +31,11 @@ const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox
   --service-dir  run \`npm start\` in another checkout (compare a branch before / after a change)
   --variants     also run the database ceiling's hot-path variants (unnamed statements, CTE partake, grouped recharge)
   --docs         write docs/benchmarks.{json,svg} and the table in docs/BENCHMARKS.md (default for a full run)
-  --keep         keep the bench world (databases, vhost, Redis db) for inspection`;
+  --keep         keep the bench world (databases, vhost, Redis db) for inspection
+  --soak         only the soak: recharge, partake, use and expiry mixed at about half of peak for MINUTES,
+                 RSS per worker, p99, outbox lag and table rows every minute (bench/scenarios/soak.ts)
+  --flood        only the catalog-cache flood: N partakes with random activity ids and N recharges with
+                 random SKUs, twice, with the workers' RSS before and after (bench/scenarios/flood.ts)`;
 
 const SCENARIOS = ['partake', 'recharge', 'outbox', 'ceilings'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -48,6 +55,8 @@ type Options = {
   outboxRate: number;
   outboxSeconds: number;
   rechargeTimeout: number;
+  soak?: number;
+  flood?: number;
 };
 
 function parseArgs(argv: string[]): Options {
@@ -59,7 +68,7 @@ function parseArgs(argv: string[]): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--only', '--n', '--concurrency', '--duration', '--users', '--env', '--service-dir', '--docs', '--no-docs', '--keep', '--variants']);
+  const known = new Set(['--quick', '--only', '--n', '--concurrency', '--duration', '--users', '--env', '--service-dir', '--docs', '--no-docs', '--keep', '--variants', '--soak', '--flood']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!known.has(a)) fail(`unknown argument ${a}`);
@@ -107,6 +116,8 @@ function parseArgs(argv: string[]): Options {
     outboxRate: quick ? 50 : 100,
     outboxSeconds: quick ? 3 : 5,
     rechargeTimeout: quick ? 60 : 180,
+    soak: get('--soak') === undefined ? undefined : num('--soak', 20, 1, 24 * 60),
+    flood: get('--flood') === undefined ? undefined : Math.round(num('--flood', 40_000, 1, 1_000_000)),
   };
 }
 
@@ -137,6 +148,7 @@ async function main(): Promise<void> {
   log(`world ${world.id}: databases ${world.id}, ${world.id}_01.._${String(world.config.shardUrls.length).padStart(2, '0')}, vhost ${world.id}, ${world.env.REDIS_URL}`);
   const pools = openPools(world.config);
   undo.push(() => pools.close());
+  if (o.soak !== undefined || o.flood !== undefined) return lifecycleBench(o, world, pools, runId);
   const results: Results = {
     meta: { date: new Date().toISOString(), command, options: { ...o, only: [...o.only] }, machine: await machine(pools) },
   };
@@ -414,6 +426,26 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
   }
   rss.stop();
   results.rss = { peaks: rss.peaks(), phases: rss.phasePeaks(), cpu: rss.phaseCpu() };
+}
+
+/** `--soak` / `--flood`: `npm start` under a long mixed load, or a flood of unknown ids; figures printed and kept in bench/out/. */
+async function lifecycleBench(o: Options, world: TestEnv, pools: Pools, runId: string): Promise<void> {
+  await loadCatalogFile(path.join(root, 'bench', 'out', `catalog-${world.id}.json`), soakCatalog(), world.env);
+  await preloadAccounts(pools, world.config, Array.from({ length: SOAK_PARTAKE_USERS }, (_, i) => soakUser(i)));
+  const service = spawnNpm(['start'], world.env, o.serviceDir);
+  undo.push(() => stopService(service));
+  await waitReady(world.config.amqpUrl, service, 90_000);
+  const d = await connectDriver(world.config.amqpUrl);
+  undo.push(() => d.close());
+  const kind = o.soak !== undefined ? 'soak' : 'flood';
+  const result = o.soak !== undefined
+    ? await soakScenario(d, pools, world.config.shardTableCount, service.child.pid!, o.soak, runId)
+    : await floodScenario(d, service.child.pid!, o.flood!, runId);
+  await unwind();
+  const file = path.join(root, 'bench', 'out', `${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  (await import('node:fs')).writeFileSync(file, JSON.stringify({ command: process.argv.slice(2), serviceDir: o.serviceDir, result }, null, 2));
+  process.stdout.write(`\n${'perMinute' in result ? soakMarkdown(result) : result.rss.map((r) => `- ${r.at}: ${JSON.stringify(r.rss)}`).join('\n')}\n\n`);
+  log(`wrote ${path.relative(root, file)}`);
 }
 
 process.on('SIGINT', () => {

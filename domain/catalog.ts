@@ -1,3 +1,5 @@
+import { idProblem } from './ids';
+
 /** The catalog file of contract §4, validated as a whole: every problem is named, none is applied. */
 
 export type ActivityState = 'create' | 'open' | 'close';
@@ -10,6 +12,8 @@ export type Activity = Readonly<{
   beginTime: Date;
   endTime: Date;
   state: ActivityState;
+  /** Unused raffle orders older than this are cancelled and refunded; absent, they never expire. */
+  raffleOrderTtlSeconds?: number;
 }>;
 export type CountPackage = Readonly<{ activityCountId: number; totalCount: number; dayCount: number; monthCount: number }>;
 /** `stockCount` -1 is unlimited. */
@@ -30,29 +34,41 @@ export type Validation = { ok: true; catalog: Catalog } | { ok: false; problems:
 
 const NONE: KnownIds = { activityIds: new Set(), activityCountIds: new Set(), skus: new Set() };
 
+const SECTIONS = ['activities', 'counts', 'skus', 'behaviorRebates'] as const;
+type Lists = Readonly<Record<(typeof SECTIONS)[number], unknown[]>>;
+/** Ids the file declares, even on entries with other problems, so one bad field does not cascade. */
+type Declared = Readonly<{ activityIds: ReadonlySet<number>; countIds: ReadonlySet<number>; skus: ReadonlySet<number> }>;
+
 export function validateCatalog(input: unknown, known: KnownIds = NONE): Validation {
   const problems: string[] = [];
   if (!isObject(input)) return { ok: false, problems: ['the file is not a JSON object'] };
   for (const k of Object.keys(input)) {
-    if (!['activities', 'counts', 'skus', 'behaviorRebates'].includes(k)) problems.push(`unknown top-level key ${JSON.stringify(k)}`);
+    if (!(SECTIONS as readonly string[]).includes(k)) problems.push(`unknown top-level key ${JSON.stringify(k)}`);
   }
-  const lists = new Map<string, unknown[]>();
-  for (const key of ['activities', 'counts', 'skus', 'behaviorRebates']) {
+  const lists = Object.fromEntries(SECTIONS.map((key) => {
     const v = input[key];
     if (v !== undefined && !Array.isArray(v)) problems.push(`${key} must be an array`);
-    lists.set(key, Array.isArray(v) ? v : []);
-  }
-  const list = (key: string): unknown[] => lists.get(key)!;
+    return [key, Array.isArray(v) ? v : []];
+  })) as unknown as Lists;
   const r = new Reader(problems);
-  // Ids the file declares, even on entries with other problems, so one bad field does not cascade.
-  const declared = (key: string, idKey: string) =>
-    new Set(list(key).flatMap((x) => (isObject(x) && typeof x[idKey] === 'number' ? [x[idKey] as number] : [])));
-  const fileActivityIds = declared('activities', 'activityId');
-  const fileCountIds = declared('counts', 'activityCountId');
-  const fileSkus = new Set(list('skus').flatMap((x) => (isObject(x) && (typeof x.sku === 'number' || typeof x.sku === 'string') ? [Number(x.sku)] : [])));
+  const ids = (l: unknown[], idKey: string) => new Set(l.flatMap((x) => (isObject(x) && typeof x[idKey] === 'number' ? [x[idKey] as number] : [])));
+  const declared: Declared = {
+    activityIds: ids(lists.activities, 'activityId'),
+    countIds: ids(lists.counts, 'activityCountId'),
+    skus: new Set(lists.skus.flatMap((x) => (isObject(x) && (typeof x.sku === 'number' || typeof x.sku === 'string') ? [Number(x.sku)] : []))),
+  };
+  const catalog: Catalog = {
+    activities: readActivities(lists.activities, r, problems),
+    counts: readCounts(lists.counts, r, problems),
+    skus: readSkus(lists.skus, r, problems, known, declared),
+    behaviorRebates: readRebates(lists.behaviorRebates, r, problems, known, declared),
+  };
+  return problems.length ? { ok: false, problems } : { ok: true, catalog };
+}
 
+function readActivities(list: unknown[], r: Reader, problems: string[]): Activity[] {
   const activities: Activity[] = [];
-  for (const [i, a] of list('activities').entries()) {
+  for (const [i, a] of list.entries()) {
     const at = `activities[${i}]`;
     if (!isObject(a)) { problems.push(`${at} must be an object`); continue; }
     const activityId = r.id(a, 'activityId', at);
@@ -62,15 +78,19 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
     const beginTime = r.time(a, 'beginTime', at);
     const endTime = r.time(a, 'endTime', at);
     const state = r.oneOf(a, 'state', at, ['create', 'open', 'close'] as const);
+    const ttl = a.raffleOrderTtlSeconds === undefined || a.raffleOrderTtlSeconds === null ? undefined : r.id(a, 'raffleOrderTtlSeconds', at, 2_147_483_647);
     if (beginTime && endTime && beginTime >= endTime) problems.push(`${at}: beginTime must be before endTime`);
     if (activityId !== undefined && activities.some((x) => x.activityId === activityId)) problems.push(`${at}: activityId ${activityId} appears twice`);
     if (activityId !== undefined && name !== undefined && strategyId !== undefined && beginTime && endTime && state) {
-      activities.push({ activityId, name, desc: desc ?? '', strategyId, beginTime, endTime, state });
+      activities.push({ activityId, name, desc: desc ?? '', strategyId, beginTime, endTime, state, ...(ttl === undefined ? {} : { raffleOrderTtlSeconds: ttl }) });
     }
   }
+  return activities;
+}
 
+function readCounts(list: unknown[], r: Reader, problems: string[]): CountPackage[] {
   const counts: CountPackage[] = [];
-  for (const [i, c] of list('counts').entries()) {
+  for (const [i, c] of list.entries()) {
     const at = `counts[${i}]`;
     if (!isObject(c)) { problems.push(`${at} must be an object`); continue; }
     const activityCountId = r.id(c, 'activityCountId', at);
@@ -82,9 +102,12 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
       counts.push({ activityCountId, totalCount, dayCount, monthCount });
     }
   }
+  return counts;
+}
 
+function readSkus(list: unknown[], r: Reader, problems: string[], known: KnownIds, declared: Declared): Sku[] {
   const skus: Sku[] = [];
-  for (const [i, s] of list('skus').entries()) {
+  for (const [i, s] of list.entries()) {
     const at = `skus[${i}]`;
     if (!isObject(s)) { problems.push(`${at} must be an object`); continue; }
     const sku = r.id(s, 'sku', at);
@@ -92,10 +115,10 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
     const activityCountId = r.id(s, 'activityCountId', at);
     const stockCount = r.whole(s, 'stockCount', at, -1);
     const productAmount = r.amount(s, 'productAmount', at);
-    if (activityId !== undefined && !known.activityIds.has(activityId) && !fileActivityIds.has(activityId)) {
+    if (activityId !== undefined && !known.activityIds.has(activityId) && !declared.activityIds.has(activityId)) {
       problems.push(`${at}: activityId ${activityId} is neither in the file nor in the database`);
     }
-    if (activityCountId !== undefined && !known.activityCountIds.has(activityCountId) && !fileCountIds.has(activityCountId)) {
+    if (activityCountId !== undefined && !known.activityCountIds.has(activityCountId) && !declared.countIds.has(activityCountId)) {
       problems.push(`${at}: activityCountId ${activityCountId} is neither in the file nor in the database`);
     }
     if (sku !== undefined && skus.some((x) => x.sku === sku)) problems.push(`${at}: sku ${sku} appears twice`);
@@ -103,32 +126,42 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
       skus.push({ sku, activityId, activityCountId, stockCount, productAmount });
     }
   }
+  return skus;
+}
 
+function readRebates(list: unknown[], r: Reader, problems: string[], known: KnownIds, declared: Declared): BehaviorRebate[] {
   const behaviorRebates: BehaviorRebate[] = [];
-  for (const [i, b] of list('behaviorRebates').entries()) {
+  for (const [i, b] of list.entries()) {
     const at = `behaviorRebates[${i}]`;
     if (!isObject(b)) { problems.push(`${at} must be an object`); continue; }
-    const behavior = r.text(b, 'behavior', at, 16, true);
+    const behavior = r.identifier(b, 'behavior', at);
     const sku = r.id(b, 'sku', at);
     const desc = r.text(b, 'desc', at, 128, false);
     const state = r.oneOf(b, 'state', at, ['open', 'close'] as const);
-    if (sku !== undefined && !known.skus.has(sku) && !fileSkus.has(sku)) problems.push(`${at}: sku ${sku} is neither in the file nor in the database`);
+    if (sku !== undefined && !known.skus.has(sku) && !declared.skus.has(sku)) problems.push(`${at}: sku ${sku} is neither in the file nor in the database`);
     if (behavior !== undefined && sku !== undefined && behaviorRebates.some((x) => x.behavior === behavior && x.sku === sku)) {
       problems.push(`${at}: behavior ${JSON.stringify(behavior)} with sku ${sku} appears twice`);
     }
     if (behavior !== undefined && sku !== undefined && state) behaviorRebates.push({ behavior, sku, desc: desc ?? '', state });
   }
-
-  return problems.length ? { ok: false, problems } : { ok: true, catalog: { activities, counts, skus, behaviorRebates } };
+  return behaviorRebates;
 }
 
 class Reader {
   constructor(private readonly problems: string[]) {}
 
-  id(o: Record<string, unknown>, k: string, at: string): number | undefined {
+  id(o: Record<string, unknown>, k: string, at: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
     const v = o[k];
-    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0) return v;
-    this.problems.push(`${at}.${k} must be a positive whole number, got ${show(v)}`);
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0 && v <= max) return v;
+    this.problems.push(`${at}.${k} must be a positive whole number${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}, got ${show(v)}`);
+    return undefined;
+  }
+
+  /** A caller-facing identifier (a behavior): the same rule as on the queues (domain/ids.ts). */
+  identifier(o: Record<string, unknown>, k: string, at: string): string | undefined {
+    const problem = idProblem(o[k]);
+    if (problem === undefined) return o[k] as string;
+    this.problems.push(`${at}.${k} ${problem}, got ${show(o[k])}`);
     return undefined;
   }
 

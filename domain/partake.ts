@@ -1,5 +1,8 @@
+import { activityRefusal } from './activity';
 import { periodOf, type Period } from './calendar';
 import type { Activity } from './catalog';
+import type { DomainEvent } from './events';
+import { partakeCreatedEvent, type RaffleOrder } from './raffle-order';
 
 /** Spending one chance (contract §6 Partake): pure decisions over rows the caller has locked. */
 
@@ -9,32 +12,31 @@ export type DayQuota = Readonly<{ day: string; count: number; surplus: number }>
 /** A month row (`month` = `YYYY-MM`). */
 export type MonthQuota = Readonly<{ month: string; count: number; surplus: number }>;
 export type QuotaRows = Readonly<{ account?: AccountQuota; day?: DayQuota; month?: MonthQuota }>;
+/** The quota rows under the account lock, with the user's unused raffle order for the activity. */
+export type LockedQuota = QuotaRows & Readonly<{ open?: RaffleOrder }>;
 
 export type RefusalCode = 'ERR_BIZ_003' | 'ERR_BIZ_004' | 'ERR_BIZ_006' | 'ERR_BIZ_007' | 'ERR_BIZ_008' | 'ERR_BIZ_009' | 'ERR_BIZ_010';
 export type Refusal = Readonly<{ ok: false; code: RefusalCode; info: string }>;
 
-const refuse = (code: RefusalCode, info: string): Refusal => ({ ok: false, code, info });
+export const refuse = (code: RefusalCode, info: string): Refusal => ({ ok: false, code, info });
 
-/** Unknown → 010, not open → 003, `now` outside [begin, end] → 004. */
+/** Unknown → 010, not open → 003, `now` outside [begin, end) → 004. */
 export function checkActivity(activity: Activity | undefined, now: Date): Readonly<{ ok: true; activity: Activity }> | Refusal {
   if (!activity) return refuse('ERR_BIZ_010', 'unknown activity');
-  if (activity.state !== 'open') return refuse('ERR_BIZ_003', `activity is ${activity.state}, not open`);
-  if (now < activity.beginTime || now > activity.endTime) return refuse('ERR_BIZ_004', 'now is outside the activity dates');
-  return { ok: true, activity };
+  return activityRefusal(activity, now) ?? { ok: true, activity };
 }
 
 /** What to write for today's day row / this month's month row; `surplus` is the value after the deduction. */
 export type PeriodWrite = Readonly<{ kind: 'create'; count: number; surplus: number } | { kind: 'decrement'; surplus: number }>;
 
-export type PartakeDecision =
-  | Readonly<{ ok: true; period: Period; totalSurplus: number; day: PeriodWrite; month: PeriodWrite }>
-  | Refusal;
+/** The deduction of one chance: the period it is counted in, and the new surpluses. */
+export type Deduction = Readonly<{ ok: true; period: Period; totalSurplus: number; day: PeriodWrite; month: PeriodWrite }>;
 
 /**
  * Total, then this month, then today. A missing row, or a row of another period, counts as the
  * account's `day_count` / `month_count`: a new day or month starts full.
  */
-export function decidePartake(rows: QuotaRows, now: Date, timeZone: string): PartakeDecision {
+export function deductOne(rows: QuotaRows, now: Date, timeZone: string): Deduction | Refusal {
   const { account } = rows;
   if (!account) return refuse('ERR_BIZ_006', 'no account for this activity');
   const period = periodOf(now, timeZone);
@@ -44,6 +46,32 @@ export function decidePartake(rows: QuotaRows, now: Date, timeZone: string): Par
   if (month.surplus < 1) return refuse('ERR_BIZ_007', 'month quota exhausted');
   if (day.surplus < 1) return refuse('ERR_BIZ_008', 'day quota exhausted');
   return { ok: true, period, totalSurplus: account.totalSurplus - 1, day: deduct(day), month: deduct(month) };
+}
+
+export type PartakeRequest = Readonly<{ userId: string; activityId: number }>;
+
+/** The whole outcome of a partake: a refusal, the unused order returned as it is, or a new order with its writes and events. */
+export type PartakeDecision =
+  | Readonly<{ kind: 'refused'; refusal: Refusal }>
+  | Readonly<{ kind: 'existing'; order: RaffleOrder }>
+  | Readonly<{ kind: 'create'; order: RaffleOrder; deduction: Deduction; events: readonly [DomainEvent] }>;
+
+/** While the user has an unused order for the activity it is returned and nothing is deducted. */
+export function decidePartake(rows: LockedQuota, activity: Activity, req: PartakeRequest, orderId: string, now: Date, timeZone: string): PartakeDecision {
+  if (!rows.account) return { kind: 'refused', refusal: refuse('ERR_BIZ_006', 'no account for this activity') };
+  if (rows.open) return { kind: 'existing', order: rows.open };
+  const deduction = deductOne(rows, now, timeZone);
+  if (!deduction.ok) return { kind: 'refused', refusal: deduction };
+  const order: RaffleOrder = {
+    orderId,
+    userId: req.userId,
+    activityId: req.activityId,
+    activityName: activity.name,
+    strategyId: activity.strategyId,
+    orderTime: now,
+    orderState: 'create',
+  };
+  return { kind: 'create', order, deduction, events: [partakeCreatedEvent(order)] };
 }
 
 type Current = Readonly<{ exists: boolean; count: number; surplus: number }>;
@@ -77,24 +105,4 @@ export function quotaAsOf(rows: QuotaRows, now: Date, timeZone: string): QuotaVi
     monthCount: month.count,
     monthCountSurplus: month.surplus,
   };
-}
-
-export type RaffleOrderState = 'create' | 'used' | 'cancel';
-
-/** Why a raffle order cannot be marked used; `undefined` state = no such order. */
-export function refuseUse(state: RaffleOrderState | undefined): Refusal | undefined {
-  switch (state) {
-    case undefined:
-      return refuse('ERR_BIZ_010', 'unknown raffle order');
-    case 'create':
-      return undefined;
-    case 'used':
-      return refuse('ERR_BIZ_009', 'raffle order already used');
-    case 'cancel':
-      return refuse('ERR_BIZ_009', 'raffle order was cancelled');
-    default: {
-      const _exhaustive: never = state;
-      throw new Error(`unknown raffle order state ${String(_exhaustive)}`);
-    }
-  }
 }

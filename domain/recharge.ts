@@ -1,4 +1,7 @@
+import { activityRefusal } from './activity';
+import { periodOf, type Period } from './calendar';
 import type { Activity, CountPackage } from './catalog';
+import type { DomainEvent } from './events';
 
 /** Recharge decisions (contract §5 `activity.recharge`, §6 Recharge). Pure: time and ids come in. */
 
@@ -21,15 +24,10 @@ export type RefusalCode = 'ERR_BIZ_003' | 'ERR_BIZ_004' | 'ERR_BIZ_005' | 'ERR_B
 export type Refusal = Readonly<{ ok: false; code: RefusalCode; info: string }>;
 export type Accepted = Readonly<{ ok: true; sku: RechargeSku }>;
 
-/** Catalog checks before any stock is touched: SKU known, activity open, now within its dates. */
+/** Catalog checks before any stock is touched: SKU known, activity open, now within [begin, end). */
 export function checkRecharge(sku: RechargeSku | undefined, now: Date): Accepted | Refusal {
   if (!sku) return { ok: false, code: 'ERR_BIZ_010', info: 'unknown sku' };
-  const a = sku.activity;
-  if (a.state !== 'open') return { ok: false, code: 'ERR_BIZ_003', info: `activity ${a.activityId} is not open (${a.state})` };
-  if (now < a.beginTime || now >= a.endTime) {
-    return { ok: false, code: 'ERR_BIZ_004', info: `activity ${a.activityId} runs from ${a.beginTime.toISOString()} to ${a.endTime.toISOString()}` };
-  }
-  return { ok: true, sku };
+  return activityRefusal(sku.activity, now) ?? { ok: true, sku };
 }
 
 export const SOLD_OUT: Refusal = { ok: false, code: 'ERR_BIZ_005', info: 'sku stock exhausted' };
@@ -71,6 +69,37 @@ export function rechargeOrder(req: RechargeRequest, sku: RechargeSku, orderId: s
     payAmount: req.payAmount,
     outBusinessNo: req.outBusinessNo,
   };
+}
+
+/** What the stock said for an accepted request: nothing to take, a unit taken (`remaining` after it), or none left. */
+export type StockResult = Readonly<{ kind: 'unlimited' } | { kind: 'taken'; remaining: number } | { kind: 'sold-out' }>;
+
+/** A refusal as it is kept (as long as orders are): a redelivery of the same request finds it and is a duplicate. */
+export type Rejection = Readonly<{ userId: string; sku: number; outBusinessNo: string; code: Refusal['code']; info: string; messageId: string; time: Date }>;
+
+/** The whole outcome of a new recharge request: a rejection, or an order with its credit period; each with its events. */
+export type RechargeDecision =
+  | Readonly<{ kind: 'rejected'; rejection: Rejection; events: readonly DomainEvent[] }>
+  | Readonly<{ kind: 'credited'; order: RechargeOrder; period: Period; events: readonly DomainEvent[] }>;
+
+/**
+ * After the catalog check and, for an accepted limited SKU, the stock take. `id` names the order, or
+ * the rejection's event. A credit's day / month go to today's / this month's rows where they exist.
+ */
+export function decideRecharge(req: RechargeRequest, gate: Accepted | Refusal, stock: StockResult | undefined, id: string, now: Date, timeZone: string): RechargeDecision {
+  if (!gate.ok) return rejected(req, gate, id, now);
+  if (!stock) throw new Error('an accepted recharge is decided with its stock result');
+  if (stock.kind === 'sold-out') return rejected(req, SOLD_OUT, id, now);
+  const order = rechargeOrder(req, gate.sku, id, now);
+  const events: DomainEvent[] = [{ topic: 'recharge.completed', userId: req.userId, data: completedPayload(order) }];
+  if (stock.kind === 'taken' && tookLastUnit(stock.remaining)) events.push({ topic: 'sku.stock_zero', userId: req.userId, data: { sku: gate.sku.sku } });
+  return { kind: 'credited', order, period: periodOf(now, timeZone), events };
+}
+
+function rejected(req: RechargeRequest, r: Refusal, id: string, now: Date): RechargeDecision {
+  const messageId = `recharge.rejected:${id}`;
+  const rejection: Rejection = { userId: req.userId, sku: req.sku, outBusinessNo: req.outBusinessNo, code: r.code, info: r.info, messageId, time: now };
+  return { kind: 'rejected', rejection, events: [{ topic: 'recharge.rejected', userId: req.userId, messageId, data: rejectedPayload(req, r) }] };
 }
 
 /** `recharge.completed` payload (contract §5). */

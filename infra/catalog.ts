@@ -23,11 +23,11 @@ export async function loadCatalog(dbs: Databases, redis: Redis, c: Catalog): Pro
   const changes = await transaction(dbs.global, async (tx) => {
     for (const a of c.activities) {
       await sql(tx, `
-        INSERT INTO raffle_activity (activity_id, activity_name, activity_desc, begin_date_time, end_date_time, strategy_id, state)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        INSERT INTO raffle_activity (activity_id, activity_name, activity_desc, begin_date_time, end_date_time, strategy_id, state, raffle_order_ttl_seconds)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         ON CONFLICT (activity_id) DO UPDATE SET activity_name = $2, activity_desc = $3, begin_date_time = $4,
-          end_date_time = $5, strategy_id = $6, state = $7, update_time = now()`,
-        [a.activityId, a.name, a.desc, a.beginTime, a.endTime, a.strategyId, a.state]);
+          end_date_time = $5, strategy_id = $6, state = $7, raffle_order_ttl_seconds = $8, update_time = now()`,
+        [a.activityId, a.name, a.desc, a.beginTime, a.endTime, a.strategyId, a.state, a.raffleOrderTtlSeconds ?? null]);
     }
     for (const k of c.counts) {
       await sql(tx, `

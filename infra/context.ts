@@ -1,12 +1,13 @@
 import { connectBroker, type Broker } from './amqp';
 import type { Config } from './config';
+import { newOrderId, systemClock, type Clock } from './ids';
 import { log as rootLog, type Logger } from './log';
 import { drainFastPath } from './relay';
 import { connectRedis, type Redis } from './redis';
 import { openDatabases, type Databases } from './shards';
 
-/** What a worker gets: configuration and open connections. It owns none of them. */
-export type Context = Readonly<{ name: string; config: Config; log: Logger; dbs: Databases; redis: Redis; broker: Broker }>;
+/** What a worker gets: configuration, open connections, the clock and the id source. It owns none of them. */
+export type Context = Readonly<{ name: string; config: Config; log: Logger; dbs: Databases; redis: Redis; broker: Broker; clock: Clock; newOrderId: () => string }>;
 
 /** A worker's `start` registers its consumers and jobs; the returned function stops its jobs. */
 export type Start = (ctx: Context) => Promise<(() => Promise<void>) | void>;
@@ -31,6 +32,8 @@ export async function openContext(name: string, config: Config, poolSize = confi
     dbs,
     redis,
     broker,
+    clock: systemClock,
+    newOrderId,
     async close(graceMs) {
       await broker.close(graceMs, drainFastPath);
       redis.disconnect();

@@ -14,9 +14,16 @@ export type Inbound = Readonly<{ messageId: string | undefined; timestamp: numbe
  */
 export function readBody(msg: ConsumeMessage): Inbound {
   if (msg.content.length > MAX_BODY_BYTES) throw new PermanentError('INVALID_MESSAGE', `body of ${msg.content.length} bytes is over the ${MAX_BODY_BYTES}-byte limit`);
+  let text: string;
+  try {
+    text = UTF8.decode(msg.content);
+  } catch {
+    // Decoding leniently would store U+FFFD in place of what the caller sent: ids are kept verbatim.
+    throw new PermanentError('INVALID_MESSAGE', 'body is not valid UTF-8');
+  }
   let body: unknown;
   try {
-    body = JSON.parse(msg.content.toString('utf8'));
+    body = JSON.parse(text);
   } catch (err) {
     throw new PermanentError('INVALID_JSON', `body is not JSON: ${(err as Error).message}`);
   }
@@ -28,6 +35,8 @@ export function readBody(msg: ConsumeMessage): Inbound {
   }
   return { messageId: amqpId, timestamp: undefined, data: body };
 }
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

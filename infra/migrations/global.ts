@@ -74,4 +74,19 @@ export class GlobalInit1763776800000 implements Migration {
   }
 }
 
-export const globalMigrations = [GlobalInit1763776800000];
+/** Issue 14: an activity's raffle-order TTL; behaviors as long as any caller id (128 characters). */
+export class GlobalLifecycle1767000000000 implements Migration {
+  name = 'GlobalLifecycle1767000000000';
+
+  async up(q: MigrationRunner): Promise<void> {
+    await q.query(`ALTER TABLE raffle_activity ADD COLUMN raffle_order_ttl_seconds integer CHECK (raffle_order_ttl_seconds > 0)`);
+    await q.query(`ALTER TABLE daily_behavior_rebate ALTER COLUMN behavior_type TYPE varchar(128)`);
+  }
+
+  async down(q: MigrationRunner): Promise<void> {
+    await q.query(`ALTER TABLE daily_behavior_rebate ALTER COLUMN behavior_type TYPE varchar(16)`);
+    await q.query(`ALTER TABLE raffle_activity DROP COLUMN raffle_order_ttl_seconds`);
+  }
+}
+
+export const globalMigrations = [GlobalInit1763776800000, GlobalLifecycle1767000000000];

@@ -1,5 +1,6 @@
 import type { Migration, MigrationRunner } from '../db';
 import { splitSuffix } from '../../domain/router';
+import { shardLifecycle } from './shard-lifecycle';
 
 /**
  * Tables of one shard database (contract §3): accounts, the outbox, and `tableCount` copies of each
@@ -134,5 +135,5 @@ export function shardMigrations(tableCount: number): Array<new () => Migration> 
       for (const t of ['task', 'raffle_activity_account_month', 'raffle_activity_account_day', 'raffle_activity_account']) await q.query(`DROP TABLE IF EXISTS ${t}`);
     }
   }
-  return [ShardInit1763776800000];
+  return [ShardInit1763776800000, shardLifecycle(tableCount)];
 }

@@ -111,8 +111,10 @@ test('malformed bodies are dead-lettered with a reason, nothing changes, the wor
     ['string sku', JSON.stringify({ userId: 'mal-2', sku: '9011', outBusinessNo: 'x' })],
     ['negative sku', JSON.stringify({ userId: 'mal-3', sku: -9011, outBusinessNo: 'x' })],
     ['long userId', JSON.stringify({ userId: 'u'.repeat(129), sku: SKU, outBusinessNo: 'x' })],
-    ['control character', JSON.stringify({ userId: 'mal-4\u0000', sku: SKU, outBusinessNo: 'x' })],
-    ['lone surrogate', JSON.stringify({ userId: 'mal-7\ud800', sku: SKU, outBusinessNo: 'x' })],
+    ['control character', JSON.stringify({ userId: 'mal-4\u0007', sku: SKU, outBusinessNo: 'x' })],
+    ['lone surrogate', JSON.stringify({ userId: 'mal-7', sku: SKU, outBusinessNo: 'x\ud800' })],
+    ['NUL', JSON.stringify({ userId: 'mal-4\u0000', sku: SKU, outBusinessNo: 'x' })],
+    ['lone surrogate in userId', JSON.stringify({ userId: 'mal-7\ud800', sku: SKU, outBusinessNo: 'x' })],
     ['sql sku', JSON.stringify({ userId: 'mal-5', sku: '9011; DELETE FROM raffle_activity_sku', outBusinessNo: 'x' })],
     ['1 MB', JSON.stringify({ userId: 'mal-6', sku: SKU, outBusinessNo: 'x', pad: 'p'.repeat(1 << 20) })],
   ];

@@ -26,6 +26,24 @@ test('unlimited stock (-1) is allowed, -2 is not', () => {
   assert.not.ok(validateCatalog(c).ok);
 });
 
+test('raffleOrderTtlSeconds: a positive whole number, or absent (never expire); anything else is named', () => {
+  const withTtl = (ttl: unknown) => {
+    const c: any = good();
+    c.activities[0].raffleOrderTtlSeconds = ttl;
+    return validateCatalog(c);
+  };
+  const ok = withTtl(1800);
+  assert.ok(ok.ok && ok.catalog.activities[0]!.raffleOrderTtlSeconds === 1800);
+  const none = validateCatalog(good());
+  assert.ok(none.ok && !('raffleOrderTtlSeconds' in none.catalog.activities[0]!));
+  const nul = withTtl(null);
+  assert.ok(nul.ok && nul.catalog.activities[0]!.raffleOrderTtlSeconds === undefined);
+  for (const bad of [0, -5, 1.5, '30', 2 ** 31, true]) {
+    const v = withTtl(bad);
+    assert.ok(!v.ok && v.problems.some((p) => p.startsWith('activities[0].raffleOrderTtlSeconds must be a positive whole number')), JSON.stringify(bad));
+  }
+});
+
 test('every problem is named at once', () => {
   const c: any = good();
   c.activities[0].endTime = '2025-01-01T00:00:00Z'; // before begin

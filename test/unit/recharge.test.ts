@@ -2,7 +2,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Activity } from '../../domain/catalog';
-import { checkRecharge, completedPayload, rebateBizId, rechargeOrder, rejectedPayload, tookLastUnit, SOLD_OUT, type RechargeSku } from '../../domain/recharge';
+import { checkRecharge, completedPayload, decideRecharge, rebateBizId, rechargeOrder, rejectedPayload, tookLastUnit, SOLD_OUT, type RechargeSku } from '../../domain/recharge';
 import { PermanentError } from '../../infra/errors';
 import { parseBehavior, parseRecharge } from '../../workers/recharge/message';
 
@@ -103,6 +103,35 @@ test('parse behavior: behavior is an id of 1-128 characters', () => {
   assert.equal(parseBehavior(msg({ userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' })), { userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' });
   assert.equal(parseBehavior(msg({ userId: 'u1', behavior: 'x'.repeat(128), outBusinessNo: 'd' })).behavior, 'x'.repeat(128));
   assert.is(reasonOf(() => parseBehavior(msg({ userId: 'u1', behavior: 'x'.repeat(129), outBusinessNo: 'd' }))), 'behavior is over 128 characters');
+});
+
+test('decision: accepted and taken → credited with the order, its period and recharge.completed', () => {
+  const d = decideRecharge(aRecharge, checkRecharge(aSku(), now), { kind: 'taken', remaining: 5 }, '123456789012', now, 'UTC');
+  assert.is(d.kind, 'credited');
+  if (d.kind !== 'credited') return;
+  assert.equal(d.order, rechargeOrder(aRecharge, aSku(), '123456789012', now));
+  assert.equal(d.period, { day: '2026-06-15', month: '2026-06' });
+  assert.equal(d.events.map((e) => [e.topic, e.userId, e.data]), [['recharge.completed', 'xiaofuge', completedPayload(d.order)]]);
+});
+
+test('decision: the take that leaves zero adds sku.stock_zero; unlimited never does', () => {
+  const last = decideRecharge(aRecharge, checkRecharge(aSku(), now), { kind: 'taken', remaining: 0 }, '1', now, 'UTC');
+  assert.equal(last.events.map((e) => [e.topic, e.userId]), [['recharge.completed', 'xiaofuge'], ['sku.stock_zero', 'xiaofuge']]);
+  assert.equal(last.events[1]!.data, { sku: 9011 });
+  const free = decideRecharge(aRecharge, checkRecharge(aSku({ stockCount: -1 }), now), { kind: 'unlimited' }, '1', now, 'UTC');
+  assert.equal(free.events.map((e) => e.topic), ['recharge.completed']);
+});
+
+test('decision: a refused or sold-out request is a rejection kept with its event, under the id given', () => {
+  const closed = decideRecharge(aRecharge, checkRecharge(aSku({}, { state: 'close' }), now), undefined, '42', now, 'UTC');
+  const soldOut = decideRecharge(aRecharge, checkRecharge(aSku(), now), { kind: 'sold-out' }, '43', now, 'UTC');
+  for (const [d, code, id] of [[closed, 'ERR_BIZ_003', '42'], [soldOut, 'ERR_BIZ_005', '43']] as const) {
+    assert.is(d.kind, 'rejected');
+    if (d.kind !== 'rejected') continue;
+    assert.equal({ ...d.rejection, info: 'x' }, { userId: 'xiaofuge', sku: 9011, outBusinessNo: 'out-1', code, info: 'x', messageId: `recharge.rejected:${id}`, time: now });
+    assert.equal(d.events.map((e) => [e.topic, e.messageId, e.data]), [['recharge.rejected', `recharge.rejected:${id}`, rejectedPayload(aRecharge, { ok: false, code, info: d.rejection.info })]]);
+  }
+  assert.throws(() => decideRecharge(aRecharge, checkRecharge(aSku(), now), undefined, '1', now, 'UTC'), 'stock result');
 });
 
 test.run();

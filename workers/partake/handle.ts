@@ -1,125 +1,100 @@
-import { randomInt } from 'node:crypto';
 import { periodOf } from '../../domain/calendar';
 import type { Activity } from '../../domain/catalog';
-import { checkActivity, decidePartake, quotaAsOf, refuseUse, type Refusal } from '../../domain/partake';
-import { requestReply, type Handler, type Reply } from '../../infra/amqp';
+import { checkActivity, decidePartake, quotaAsOf, type PartakeDecision } from '../../domain/partake';
+import type { RaffleOrder } from '../../domain/raffle-order';
+import { requestReply, type Broker, type Handler, type Reply } from '../../infra/amqp';
 import type { CatalogReader } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
-import { enqueuedTask, taskRow, type EnqueuedTask } from '../../infra/outbox';
-import { holdForFastPath, publishNow } from '../../infra/relay';
-import { TOPICS } from '../../infra/topology';
-import type { Context } from '../../infra/context';
-import { PARTAKE_QUEUE, ACCOUNT_QUERY_QUEUE, RAFFLE_ORDER_USED_QUEUE, parseAccountRequest, parseUseRequest, type AccountRequest, type UseRequest } from './message';
+import type { Clock } from '../../infra/ids';
+import type { Logger } from '../../infra/log';
+import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
+import type { Databases, UserShard } from '../../infra/shards';
+import type { OutboxPort } from '../outbox-port';
+import { PARTAKE_QUEUE, ACCOUNT_QUERY_QUEUE, parseAccountRequest, type AccountRequest } from './message';
 import * as store from './store';
-import type { RaffleOrder } from './store';
 
-export type Deps = Readonly<{ ctx: Context; catalog: CatalogReader; clock: () => Date; newOrderId?: () => string }>;
+/** What the partake worker's handlers and jobs use, and nothing more. */
+export type Deps = Readonly<{
+  log: Logger;
+  /** Replies only; events go through `outbox`. */
+  broker: Pick<Broker, 'reply'>;
+  outbox: OutboxPort;
+  dbs: Pick<Databases, 'forUser' | 'shards' | 'suffixes'>;
+  catalog: CatalogReader;
+  timeZone: string;
+  clock: Clock;
+  newOrderId: () => string;
+}>;
 
-const success = (data: unknown): Reply => ({ code: '0000', info: 'success', data });
-const refused = (r: Refusal): Reply => ({ code: r.code, info: r.info });
-
-/** A 12-digit numeric id; uniqueness is enforced by the split table's unique key (a clash is retried). */
-export const newOrderId = (): string => String(randomInt(100_000_000_000, 1_000_000_000_000));
+export const success = (data: unknown): Reply => ({ code: '0000', info: 'success', data });
+export const refused = (r: Readonly<{ code: string; info: string }>): Reply => ({ code: r.code, info: r.info });
 
 export const partakeHandler = (d: Deps): Handler =>
-  requestReply(d.ctx.broker, { queue: PARTAKE_QUEUE, parse: parseAccountRequest, run: (req) => partake(d, req), replyRequired: true });
+  requestReply(d.broker, { queue: PARTAKE_QUEUE, parse: parseAccountRequest, run: (req) => partake(d, req), replyRequired: true });
 
 export const accountQueryHandler = (d: Deps): Handler =>
-  requestReply(d.ctx.broker, { queue: ACCOUNT_QUERY_QUEUE, parse: parseAccountRequest, run: (req) => queryAccount(d, req), replyRequired: true });
+  requestReply(d.broker, { queue: ACCOUNT_QUERY_QUEUE, parse: parseAccountRequest, run: (req) => queryAccount(d, req), replyRequired: true });
 
-export const raffleOrderUsedHandler = (d: Deps): Handler =>
-  requestReply(d.ctx.broker, { queue: RAFFLE_ORDER_USED_QUEUE, parse: parseUseRequest, run: (req) => useRaffleOrder(d, req), replyRequired: false });
-
-type PartakeOutcome =
-  | Readonly<{ kind: 'refused'; refusal: Refusal }>
-  | Readonly<{ kind: 'existing'; order: RaffleOrder }>
-  | Readonly<{ kind: 'created'; order: RaffleOrder; tasks: EnqueuedTask[] }>;
+type Partaken = Readonly<{ decision: PartakeDecision; tasks: EnqueuedTask[] }>;
 
 async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
   const now = d.clock();
   const gate = checkActivity(await d.catalog.activity(req.activityId), now);
   if (!gate.ok) return refused(gate);
-  const { ds, suffix, group } = d.ctx.dbs.forUser(req.userId);
+  const db = d.dbs.forUser(req.userId);
   for (let attempt = 1; ; attempt++) {
-    const orderId = (d.newOrderId ?? newOrderId)();
-    let out: PartakeOutcome;
+    let out: Partaken;
     try {
-      out = await group.run({ key: req.userId, run: (tx) => partakeIn(tx, d.ctx.config.timeZone, suffix, req, gate.activity, orderId, now) });
+      out = await db.group.run({ key: req.userId, run: (tx) => partakeIn(d, tx, db, req, gate.activity, now) });
       crashPoint('partake-after-commit');
     } catch (err) {
       // An order id clash (or the one-open-order index) rolled back everything: try again.
       if (attempt < 3 && isUniqueViolation(err)) {
-        d.ctx.log.warn({ err, userId: req.userId, attempt }, 'partake hit a unique key, retrying');
+        d.log.warn({ err, userId: req.userId, attempt }, 'partake hit a unique key, retrying');
         continue;
       }
       throw err;
     }
-    switch (out.kind) {
+    const { decision } = out;
+    switch (decision.kind) {
       case 'refused':
-        return refused(out.refusal);
+        return refused(decision.refusal);
       case 'existing':
-        return success(orderData(out.order));
-      case 'created':
+        return success(orderData(decision.order));
+      case 'create':
         // Not awaited: the reply need not wait for the event; publishNow never throws, and what it
         // does not publish the cron relay does.
-        void publishNow(d.ctx.broker, ds, out.tasks, d.ctx.log);
-        d.ctx.log.debug({ userId: req.userId, activityId: req.activityId, orderId: out.order.orderId }, 'raffle order created');
-        return success(orderData(out.order));
+        void d.outbox.publish(db, out.tasks);
+        d.log.debug({ userId: req.userId, activityId: req.activityId, orderId: decision.order.orderId }, 'raffle order created');
+        return success(orderData(decision.order));
       default: {
-        const _exhaustive: never = out;
-        throw new Error(`unknown outcome ${JSON.stringify(_exhaustive)}`);
+        const _exhaustive: never = decision;
+        throw new Error(`unknown decision ${JSON.stringify(_exhaustive)}`);
       }
     }
   }
 }
 
 /** One transaction on the user's shard; the account row lock comes first. */
-async function partakeIn(tx: Tx, timeZone: string, suffix: string, req: AccountRequest, activity: Activity, orderId: string, now: Date): Promise<PartakeOutcome> {
-  const { userId, activityId } = req;
-  const period = periodOf(now, timeZone);
-  const rows = await store.lockQuota(tx, suffix, userId, activityId, period);
-  if (!rows.account) return { kind: 'refused', refusal: { ok: false, code: 'ERR_BIZ_006', info: 'no account for this activity' } };
-  if (rows.open) return { kind: 'existing', order: rows.open };
-  const decision = decidePartake(rows, now, timeZone);
-  if (!decision.ok) return { kind: 'refused', refusal: decision };
-
-  const order: RaffleOrder = { orderId, userId, activityId, activityName: activity.name, strategyId: activity.strategyId, orderTime: now, orderState: 'create' };
-  const task = taskRow({
-    topic: TOPICS.partakeCreated,
-    userId,
-    messageId: `partake.created:${orderId}`,
-    data: { orderId, userId, activityId, strategyId: activity.strategyId, orderTime: now.toISOString() },
-  }, now, holdForFastPath());
-  const applied = await store.applyPartake(tx, suffix, period, decision, order, task);
+async function partakeIn(d: Deps, tx: Tx, db: UserShard, req: AccountRequest, activity: Activity, now: Date): Promise<Partaken> {
+  const { suffix } = db;
+  const rows = await store.lockQuota(tx, suffix, req.userId, req.activityId, periodOf(now, d.timeZone));
+  const decision = decidePartake(rows, activity, req, d.newOrderId(), now, d.timeZone);
+  if (decision.kind !== 'create') return { decision, tasks: [] };
+  const task = await d.outbox.hold(db, decision.events[0], now);
+  const applied = await store.applyPartake(tx, suffix, decision.deduction, decision.order, task);
   if (!applied.ok) throw new Error('a surplus changed under the account lock');
-  const tasks = applied.taskId ? [enqueuedTask(task, applied.taskId)] : [];
-  return { kind: 'created', order, tasks };
+  return { decision, tasks: applied.taskId ? [enqueuedTask(task, applied.taskId)] : [] };
 }
 
 async function queryAccount(d: Deps, req: AccountRequest): Promise<Reply> {
   const now = d.clock();
-  const period = periodOf(now, d.ctx.config.timeZone);
-  const rows = await store.readQuota(d.ctx.dbs.forUser(req.userId).ds, req.userId, req.activityId, period);
-  return success(quotaAsOf(rows, now, d.ctx.config.timeZone));
+  const rows = await store.readQuota(d.dbs.forUser(req.userId).ds, req.userId, req.activityId, periodOf(now, d.timeZone));
+  return success(quotaAsOf(rows, now, d.timeZone));
 }
 
-async function useRaffleOrder(d: Deps, req: UseRequest): Promise<Reply> {
-  const { suffix, group } = d.ctx.dbs.forUser(req.userId);
-  const now = d.clock();
-  return group.run({
-    key: req.userId,
-    async run(tx) {
-      const used = await store.useOrder(tx, suffix, req.userId, req.orderId, now);
-      if (used) return success(orderData(used));
-      const refusal = refuseUse((await store.findOrder(tx, suffix, req.userId, req.orderId))?.orderState);
-      // Someone else's 'create' → 'used' cannot be undone; a row still 'create' here means a racing use won.
-      return refused(refusal ?? { ok: false, code: 'ERR_BIZ_009', info: 'raffle order already used' });
-    },
-  });
-}
-
-const orderData = (o: RaffleOrder) => ({
+export const orderData = (o: RaffleOrder) => ({
   orderId: o.orderId,
   userId: o.userId,
   activityId: o.activityId,

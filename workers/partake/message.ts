@@ -1,8 +1,18 @@
 import { QUEUES } from '../../infra/topology';
 
-/** Request/reply queues of contract §5 served by the partake worker; payloads in infra/contract/requests.ts. */
+/** Queues of contract §5 served by the partake worker; payloads in infra/contract/requests.ts. */
 export const PARTAKE_QUEUE = QUEUES.partake;
 export const ACCOUNT_QUERY_QUEUE = QUEUES.accountQuery;
+export const ACCOUNT_HISTORY_QUEUE = QUEUES.accountHistory;
 export const RAFFLE_ORDER_USED_QUEUE = QUEUES.raffleOrderUsed;
+export const RAFFLE_ORDER_CANCEL_QUEUE = QUEUES.raffleOrderCancel;
 
-export { parseAccountRequest, parseUseRequest, type AccountRequest, type OrderRequest as UseRequest } from '../../infra/contract/requests';
+export {
+  HISTORY_LIMIT,
+  parseAccountRequest,
+  parseHistoryRequest,
+  parseOrderRequest,
+  type AccountRequest,
+  type HistoryRequest,
+  type OrderRequest,
+} from '../../infra/contract/requests';

@@ -1,23 +1,14 @@
 import type { Period } from '../../domain/calendar';
-import type { PartakeDecision, PeriodWrite, QuotaRows, RaffleOrderState } from '../../domain/partake';
+import type { Deduction, LockedQuota, PeriodWrite, QuotaRows } from '../../domain/partake';
+import type { RaffleOrder, RaffleOrderState } from '../../domain/raffle-order';
 import { type Db, sql, type Tx } from '../../infra/db';
 import { TASK_COLUMNS, taskParams, type TaskRow } from '../../infra/outbox';
 
-/** SQL of the partake worker. Split-table suffixes come from the router only. */
+/** SQL of the partake worker's quota (partake, query). Split-table suffixes come from the router only. */
 
-export type RaffleOrder = Readonly<{
-  orderId: string;
-  userId: string;
-  activityId: number;
-  activityName: string;
-  strategyId: number;
-  orderTime: Date;
-  orderState: RaffleOrderState;
-}>;
-
-type OrderRow = { order_id: string; user_id: string; activity_id: string; activity_name: string; strategy_id: string; order_time: Date; order_state: RaffleOrderState };
-const ORDER_COLUMNS = 'order_id, user_id, activity_id, activity_name, strategy_id, order_time, order_state';
-const toOrder = (r: OrderRow): RaffleOrder => ({
+export type OrderRow = { order_id: string; user_id: string; activity_id: string; activity_name: string; strategy_id: string; order_time: Date; order_state: RaffleOrderState };
+export const ORDER_COLUMNS = 'order_id, user_id, activity_id, activity_name, strategy_id, order_time, order_state';
+export const toOrder = (r: OrderRow): RaffleOrder => ({
   orderId: r.order_id,
   userId: r.user_id,
   activityId: Number(r.activity_id),
@@ -26,8 +17,6 @@ const toOrder = (r: OrderRow): RaffleOrder => ({
   orderTime: new Date(r.order_time),
   orderState: r.order_state,
 });
-
-export type LockedQuota = QuotaRows & Readonly<{ open?: RaffleOrder }>;
 
 /**
  * One round trip: locks the account row (concurrent partakes by one user serialize here) and reads
@@ -59,7 +48,8 @@ export async function lockQuota(tx: Tx, suffix: string, userId: string, activity
  * raffle order, and its outbox task. `ok` false when a guard matched nothing: a broken invariant,
  * the caller rolls back. `taskId` is absent when the task's message id was already there.
  */
-export async function applyPartake(tx: Tx, suffix: string, period: Period, d: Extract<PartakeDecision, { ok: true }>, o: RaffleOrder, task: TaskRow): Promise<{ ok: boolean; taskId?: string }> {
+export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: RaffleOrder, task: TaskRow): Promise<{ ok: boolean; taskId?: string }> {
+  const { period } = d;
   const { rows } = await sql<{ n: number; task_id: string | null }>(tx,
     `WITH m AS (
        INSERT INTO raffle_activity_account_month AS r (user_id, activity_id, month, month_count, month_count_surplus, create_time, update_time)
@@ -99,20 +89,6 @@ export async function applyPartake(tx: Tx, suffix: string, period: Period, d: Ex
  * the proposed insert is discarded, but CHECKs still see it: hence 0 and `greatest(… - 1, 0)`.
  */
 const createCount = (w: PeriodWrite): number => (w.kind === 'create' ? w.count : 0);
-
-/** `create` → `used`, once: the updated order, or undefined when it was not `create`. */
-export async function useOrder(tx: Tx, suffix: string, userId: string, orderId: string, now: Date): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(tx,
-    `UPDATE user_raffle_order_${suffix} SET order_state = 'used', update_time = $3
-     WHERE user_id = $1 AND order_id = $2 AND order_state = 'create' RETURNING ${ORDER_COLUMNS}`, [userId, orderId, now]);
-  return rows[0] && toOrder(rows[0]);
-}
-
-export async function findOrder(tx: Tx, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(tx,
-    `SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`, [userId, orderId]);
-  return rows[0] && toOrder(rows[0]);
-}
 
 /** Account with today's and this month's rows in one statement (one snapshot). */
 export async function readQuota(ds: Db, userId: string, activityId: number, period: Period): Promise<QuotaRows> {

@@ -1,156 +1,127 @@
-import { createHash, randomInt } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { ConsumeMessage } from 'amqplib';
-import { periodOf } from '../../domain/calendar';
-import {
-  SOLD_OUT,
-  checkRecharge,
-  completedPayload,
-  isUnlimited,
-  rebateBizId,
-  rechargeOrder,
-  rejectedPayload,
-  tookLastUnit,
-  type RechargeRequest,
-  type Refusal,
-} from '../../domain/recharge';
+import { checkRecharge, decideRecharge, isUnlimited, rebateBizId, type RechargeDecision, type RechargeRequest, type StockResult } from '../../domain/recharge';
 import type { CatalogReader, SkuView } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
-import { enqueue, type EnqueuedTask, type OutboundEvent } from '../../infra/outbox';
-import { holdForFastPath, publishNow } from '../../infra/relay';
-import type { UserShard } from '../../infra/shards';
-import { ensureStock, giveBackStock, releaseStock, skuLockKey, takeStock, type Reservation } from '../../infra/stock';
-import { TOPICS } from '../../infra/topology';
-import type { Context } from '../../infra/context';
+import type { Clock } from '../../infra/ids';
+import type { Logger } from '../../infra/log';
+import type { EnqueuedTask } from '../../infra/outbox';
+import type { Redis } from '../../infra/redis';
+import type { Databases, UserShard } from '../../infra/shards';
+import { ensureStock, skuLockKey } from '../../infra/stock';
+import { stockHold, type StockHold } from '../../infra/stock-hold';
+import type { OutboxPort } from '../outbox-port';
 import { parseBehavior, parseRecharge } from './message';
-import { alreadyHandled, insertOrderAndCredit, insertRebateOrder, lockRequest } from './store';
+import { alreadyHandled, insertOrderAndCredit, insertRebateOrder, insertRejection, lockRequest, type RebateRow } from './store';
 
-export type Deps = Context & Readonly<{ catalog: CatalogReader }>;
+/** What the recharge handlers use, and nothing more. */
+export type Deps = Readonly<{
+  log: Logger;
+  outbox: OutboxPort;
+  dbs: Databases;
+  redis: Redis;
+  catalog: CatalogReader;
+  timeZone: string;
+  clock: Clock;
+  newOrderId: () => string;
+}>;
 
-export type Outcome =
-  | { kind: 'credited'; orderId: string; remaining: number | undefined }
-  | { kind: 'rejected'; code: Refusal['code'] }
-  | { kind: 'duplicate' };
+export type Outcome = Readonly<{ kind: 'credited'; orderId: string } | { kind: 'rejected'; code: string } | { kind: 'duplicate' }>;
 
-/** Thrown inside a transaction when the SKU has no counter: roll back, rebuild, try again. */
-class StockMissing extends Error {
-  constructor(readonly sku: number) {
-    super(`stock counter of sku ${sku} is missing`);
-  }
-}
+/** A unit's result: an outcome with the tasks it wrote, or "the SKU has no counter" (nothing written: rebuild, run again). */
+type UnitResult = (Outcome & Readonly<{ tasks: EnqueuedTask[] }>) | Readonly<{ kind: 'stock-missing'; sku: number }>;
 
-/** The deterministic id of a refusal's event: a redelivery writes no second one, and finds it as "handled". */
-export const rejectionMessageId = (userId: string, outBusinessNo: string): string =>
-  `recharge.rejected:${createHash('sha256').update(`${userId}\0${outBusinessNo}`).digest('hex')}`;
-
-const newOrderId = (): string => String(randomInt(100_000_000_000, 1_000_000_000_000));
-
-export async function handleRecharge(deps: Deps, msg: ConsumeMessage): Promise<void> {
+export async function handleRecharge(d: Deps, msg: ConsumeMessage): Promise<void> {
   const req = parseRecharge(msg);
   crashPoint(`recharge-message:${req.outBusinessNo}`);
-  const now = new Date();
-  const view = await deps.catalog.sku(req.sku);
-  const db = deps.dbs.forUser(req.userId);
-  const outcome = await inShardTransaction(deps, db, req.userId, async (tx, held) => {
-    await lockRequest(tx, req.userId, req.outBusinessNo);
-    return recharge(deps, tx, db, held, req, view, now);
-  });
-  deps.log.debug({ userId: req.userId, sku: req.sku, outBusinessNo: req.outBusinessNo, ...outcome }, 'recharge handled');
+  const now = d.clock();
+  const outcome = await rechargeOnShard(d, req, await d.catalog.sku(req.sku), now);
+  d.log.debug({ userId: req.userId, sku: req.sku, outBusinessNo: req.outBusinessNo, ...outcome }, 'recharge handled');
 }
 
-export async function handleBehavior(deps: Deps, msg: ConsumeMessage): Promise<void> {
+export async function handleBehavior(d: Deps, msg: ConsumeMessage): Promise<void> {
   const b = parseBehavior(msg);
-  const rebates = await deps.catalog.rebates(b.behavior);
+  const rebates = await d.catalog.rebates(b.behavior);
   if (!rebates.length) {
-    deps.log.info({ userId: b.userId, behavior: b.behavior, outBusinessNo: b.outBusinessNo }, 'no open rebate for this behavior, nothing granted');
+    d.log.info({ userId: b.userId, behavior: b.behavior, outBusinessNo: b.outBusinessNo }, 'no open rebate for this behavior, nothing granted');
     return;
   }
-  const now = new Date();
-  const db = deps.dbs.forUser(b.userId);
+  const now = d.clock();
   for (const rebate of rebates) {
     const bizId = rebateBizId(b.userId, b.behavior, rebate.sku, b.outBusinessNo);
     // The recharge is keyed by the biz id; a long one is hashed to fit out_business_no (128).
     const outBusinessNo = bizId.length <= 128 ? bizId : `rebate_${createHash('sha256').update(bizId).digest('hex')}`;
     const req: RechargeRequest = { userId: b.userId, sku: rebate.sku, outBusinessNo, payType: 'free', payAmount: '0' };
-    const view = await deps.catalog.sku(rebate.sku);
-    const outcome = await inShardTransaction(deps, db, b.userId, async (tx, held) => {
-      await lockRequest(tx, req.userId, req.outBusinessNo);
-      const row = { userId: b.userId, orderId: newOrderId(), behavior: b.behavior, desc: rebate.desc, sku: rebate.sku, outBusinessNo: b.outBusinessNo, bizId };
-      if (!(await insertRebateOrder(tx, db.suffix, row))) return { kind: 'duplicate', tasks: [] } as const;
-      return recharge(deps, tx, db, held, req, view, now);
-    });
-    deps.log.debug({ userId: b.userId, behavior: b.behavior, bizId, ...outcome }, 'behavior rebate handled');
+    const row = (orderId: string): RebateRow => ({ userId: b.userId, orderId, behavior: b.behavior, desc: rebate.desc, sku: rebate.sku, outBusinessNo: b.outBusinessNo, bizId });
+    const outcome = await rechargeOnShard(d, req, await d.catalog.sku(rebate.sku), now, row);
+    d.log.debug({ userId: b.userId, behavior: b.behavior, bizId, ...outcome }, 'behavior rebate handled');
   }
-}
-
-/** One recharge inside the caller's transaction, which holds the request lock: dedupe, decide, take stock, write. */
-async function recharge(deps: Deps, tx: Tx, db: UserShard, held: Reservation[], req: RechargeRequest, view: SkuView | undefined, now: Date): Promise<Outcome & { tasks: EnqueuedTask[] }> {
-  const rejectionId = rejectionMessageId(req.userId, req.outBusinessNo);
-  const check = checkRecharge(view, now);
-  // A limited SKU's shared lock is taken with the dedupe check, before the stock take.
-  const limited = check.ok && !isUnlimited(check.sku.stockCount);
-  if (await alreadyHandled(tx, db.suffix, req.userId, req.outBusinessNo, rejectionId, limited ? skuLockKey(check.sku.sku) : undefined)) return { kind: 'duplicate', tasks: [] };
-  const reject = async (r: Refusal) => {
-    const tasks = await enqueue(tx, [{ topic: TOPICS.rechargeRejected, userId: req.userId, data: rejectedPayload(req, r), messageId: rejectionId }], now, holdForFastPath());
-    return { kind: 'rejected' as const, code: r.code, tasks };
-  };
-  if (!check.ok) return reject(check);
-  const sku = check.sku;
-  const orderId = newOrderId();
-  let remaining: number | undefined;
-  if (limited) {
-    const take = await takeStock(deps.redis, sku.sku, req.userId, req.outBusinessNo, orderId);
-    if (take.kind === 'missing') throw new StockMissing(sku.sku);
-    if (take.kind === 'sold-out') return reject(SOLD_OUT);
-    held.push(take.reservation);
-    remaining = take.remaining;
-  }
-  const order = rechargeOrder(req, sku, orderId, now);
-  const { day, month } = periodOf(now, deps.config.timeZone);
-  const events: OutboundEvent[] = [{ topic: TOPICS.rechargeCompleted, userId: req.userId, data: completedPayload(order) }];
-  if (remaining !== undefined && tookLastUnit(remaining)) events.push({ topic: TOPICS.skuStockZero, userId: req.userId, data: { sku: sku.sku } });
-  await insertOrderAndCredit(tx, db.suffix, order, day, month);
-  return { kind: 'credited', orderId, remaining, tasks: await enqueue(tx, events, now, holdForFastPath()) };
 }
 
 /**
- * Runs `fn` in a transaction on the user's shard (grouped with other messages', see
- * infra/group-commit.ts) and settles the stock it took: released after commit, given back after a
- * rollback, left to the reaper when the commit's outcome is unknown. A missing counter is rebuilt
- * and the whole transaction tried again.
+ * One recharge as a unit of the user's shard (grouped with other messages', infra/group-commit.ts),
+ * and its stock settled: released after commit, given back after a rollback, left to the reaper
+ * when the commit's outcome is unknown. A missing counter is rebuilt and the unit run again.
  */
-async function inShardTransaction<T extends { tasks: EnqueuedTask[] }>(deps: Deps, db: UserShard, userId: string, fn: (tx: Tx, held: Reservation[]) => Promise<T>): Promise<Omit<T, 'tasks'>> {
+async function rechargeOnShard(d: Deps, req: RechargeRequest, view: SkuView | undefined, now: Date, rebate?: (orderId: string) => RebateRow): Promise<Outcome> {
+  const db = d.dbs.forUser(req.userId);
   for (let attempt = 1; ; attempt++) {
-    let held: Reservation[] = [];
+    const stock = stockHold(d.redis, d.log);
+    let result: UnitResult;
     try {
-      const result = await db.group.run({
-        key: userId,
+      result = await db.group.run({
+        key: req.userId,
         async run(tx) {
-          held = [];
-          const r = await fn(tx, held);
+          const r = await rechargeIn(d, tx, db, stock, req, view, now, rebate);
           crashPoint('recharge-before-commit');
           return r;
         },
-        async undo() {
-          const taken = held;
-          held = [];
-          await Promise.all(taken.map((r) => giveBackStock(deps.redis, r))).catch((e) => deps.log.warn({ err: e }, 'unit not given back, the reaper will'));
-        },
+        undo: () => stock.undo(),
       });
-      crashPoint('recharge-after-commit');
-      await Promise.all(held.map((r) => releaseStock(deps.redis, r))).catch((err) => deps.log.warn({ err }, 'reservation not released, the reaper will'));
-      await publishNow(deps.broker, db.ds, result.tasks, deps.log);
-      const { tasks: _tasks, ...rest } = result;
-      return rest;
     } catch (err) {
       // A rollback gave the units back (undo); any still held belong to a commit of unknown outcome.
-      if (held.length) deps.log.warn({ err }, 'commit outcome unknown, the reaper settles the stock');
-      if (err instanceof StockMissing && attempt <= 5) {
-        const state = await ensureStock(deps.dbs, deps.redis, err.sku, deps.log);
-        if (state === 'unknown') throw new Error(`sku ${err.sku} vanished from the catalog`);
-        continue;
-      }
+      if (stock.holding()) d.log.warn({ err }, 'commit outcome unknown, the reaper settles the stock');
       throw err;
     }
+    crashPoint('recharge-after-commit');
+    await stock.settle();
+    if (result.kind === 'stock-missing') {
+      if (attempt > 5) throw new Error(`stock counter of sku ${result.sku} still missing after ${attempt} rebuilds`);
+      if ((await ensureStock(d.dbs, d.redis, result.sku, d.log)) === 'unknown') throw new Error(`sku ${result.sku} vanished from the catalog`);
+      continue;
+    }
+    const { tasks, ...outcome } = result;
+    await d.outbox.publish(db, tasks);
+    return outcome;
   }
+}
+
+/** Inside the unit's transaction: request lock, dedupe, the decision (after the stock take), its writes. */
+async function rechargeIn(d: Deps, tx: Tx, db: UserShard, stock: StockHold, req: RechargeRequest, view: SkuView | undefined, now: Date, rebate?: (orderId: string) => RebateRow): Promise<UnitResult> {
+  const { suffix } = db;
+  await lockRequest(tx, req.userId, req.outBusinessNo);
+  const gate = checkRecharge(view, now);
+  const limited = gate.ok && !isUnlimited(gate.sku.stockCount);
+  // A limited SKU's shared lock is taken with the dedupe check, before the stock take.
+  if (await alreadyHandled(tx, suffix, req.userId, req.outBusinessNo, limited ? skuLockKey(req.sku) : undefined)) return { kind: 'duplicate', tasks: [] };
+  const orderId = d.newOrderId();
+  let taken: StockResult | undefined;
+  if (gate.ok && !limited) taken = { kind: 'unlimited' };
+  else if (gate.ok) {
+    const t = await stock.take(gate.sku.sku, req.userId, req.outBusinessNo, orderId);
+    if (t.kind === 'missing') return { kind: 'stock-missing', sku: gate.sku.sku };
+    taken = t;
+  }
+  const decision = decideRecharge(req, gate, taken, orderId, now, d.timeZone);
+  const tasks = await write(d, tx, db, decision, now);
+  // Written with its recharge, so the dedupe check above also answers for the rebate.
+  if (rebate && !(await insertRebateOrder(tx, suffix, rebate(d.newOrderId())))) throw new Error(`rebate order of ${req.outBusinessNo} exists without its recharge`);
+  return decision.kind === 'credited' ? { kind: 'credited', orderId, tasks } : { kind: 'rejected', code: decision.rejection.code, tasks };
+}
+
+async function write(d: Deps, tx: Tx, db: UserShard, decision: RechargeDecision, now: Date): Promise<EnqueuedTask[]> {
+  if (decision.kind === 'credited') await insertOrderAndCredit(tx, db.suffix, decision.order, decision.period.day, decision.period.month);
+  else await insertRejection(tx, db.suffix, decision.rejection);
+  return d.outbox.enqueue(tx, db, decision.events, now);
 }

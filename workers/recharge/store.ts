@@ -1,4 +1,4 @@
-import type { RechargeOrder } from '../../domain/recharge';
+import type { RechargeOrder, Rejection } from '../../domain/recharge';
 import { sql, type Tx } from '../../infra/db';
 import { lockKey } from '../../infra/stock';
 
@@ -8,17 +8,24 @@ export async function lockRequest(tx: Tx, userId: string, outBusinessNo: string)
 }
 
 /**
- * Already credited, or already refused (its rejection task is recorded under a deterministic id).
- * With `skuLock` (`skuLockKey` of infra/stock.ts), the same statement takes the shared side of that
- * SKU's lock, held to the end of `tx`: every take of a limited SKU's stock happens under it.
+ * Already credited, or already refused (its rejection is kept next to the orders, as long as they
+ * are). With `skuLock` (`skuLockKey` of infra/stock.ts), the same statement takes the shared side of
+ * that SKU's lock, held to the end of `tx`: every take of a limited SKU's stock happens under it.
  */
-export async function alreadyHandled(tx: Tx, suffix: string, userId: string, outBusinessNo: string, rejectionId: string, skuLock?: string): Promise<boolean> {
+export async function alreadyHandled(tx: Tx, suffix: string, userId: string, outBusinessNo: string, skuLock?: string): Promise<boolean> {
   const seen = `EXISTS (SELECT 1 FROM raffle_activity_order_${suffix} WHERE user_id = $1 AND out_business_no = $2)
-        OR EXISTS (SELECT 1 FROM task WHERE message_id = $3)`;
+        OR EXISTS (SELECT 1 FROM raffle_activity_order_rejection_${suffix} WHERE user_id = $1 AND out_business_no = $2)`;
   const { rows } = skuLock === undefined
-    ? await sql<{ seen: boolean }>(tx, `SELECT ${seen} AS seen`, [userId, outBusinessNo, rejectionId])
-    : await sql<{ seen: boolean }>(tx, `SELECT pg_advisory_xact_lock_shared($4::bigint), ${seen} AS seen`, [userId, outBusinessNo, rejectionId, skuLock]);
+    ? await sql<{ seen: boolean }>(tx, `SELECT ${seen} AS seen`, [userId, outBusinessNo])
+    : await sql<{ seen: boolean }>(tx, `SELECT pg_advisory_xact_lock_shared($3::bigint), ${seen} AS seen`, [userId, outBusinessNo, skuLock]);
   return rows[0]?.seen === true;
+}
+
+/** The refusal, kept so that a redelivery of the same request is a duplicate (its event goes to the outbox with it). */
+export async function insertRejection(tx: Tx, suffix: string, r: Rejection): Promise<void> {
+  await sql(tx, `
+    INSERT INTO raffle_activity_order_rejection_${suffix} (user_id, sku, out_business_no, code, info, message_id, create_time)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)`, [r.userId, r.sku, r.outBusinessNo, r.code, r.info, r.messageId, r.time]);
 }
 
 /**

@@ -1,0 +1,79 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { route } from '../../domain/router';
+import { sql, type MigrationRunner } from '../../infra/db';
+import { shardLifecycle } from '../../infra/migrations/shard-lifecycle';
+import { migrate } from '../../infra/migrate';
+import { QUEUES } from '../../infra/topology';
+import { COUNTS, aSku, anActivity, drained, load, openWorld, rows, type World } from './recharge-world';
+
+const test = suite('retention');
+let w: World;
+
+const A = 100301;
+const SKU = 9011;
+const USERS = ['ret-ann', 'ret-bob', 'ret-cy', 'ret-dee', "ret-o'hara", 'ret-李'];
+
+test.before(async () => {
+  w = await openWorld([]);
+  await load(w, { activities: [anActivity(A)], counts: [COUNTS], skus: [aSku(SKU, A, 1000)] });
+});
+test.after(async () => w?.close());
+
+test('rejections recorded only as outbox tasks before the upgrade are moved next to the orders, and dedupe without the outbox', async () => {
+  // Back to the schema before issue 14 on every shard: rejections lived only as `recharge.rejected` tasks.
+  const Lifecycle = shardLifecycle(w.dbs.tableCount);
+  for (const { ds } of w.dbs.shards) {
+    const runner = { query: async (text: string, params?: unknown[]) => (await sql(ds, text, params ?? [])).rows } as unknown as MigrationRunner;
+    await new Lifecycle().down(runner);
+    await sql(ds, 'DELETE FROM schema_migrations WHERE name = $1', [new Lifecycle().name]);
+  }
+  for (const u of USERS) {
+    const { ds } = w.dbs.forUser(u);
+    const data = { userId: u, sku: SKU, outBusinessNo: `out-${u}`, code: 'ERR_BIZ_005', info: 'sku stock exhausted' };
+    await sql(ds, `INSERT INTO task (user_id, topic, message_id, message, state) VALUES ($1, 'recharge.rejected', $2, $3::jsonb, 'completed')`,
+      [u, `recharge.rejected:old-${u}`, JSON.stringify({ id: `recharge.rejected:old-${u}`, timestamp: 1, data })]);
+  }
+  const { applied } = await migrate(w.env.config);
+  assert.equal(applied.filter((a) => a.includes('ShardLifecycle')).length, w.dbs.shards.length);
+
+  for (const u of USERS) {
+    const r = route(u, w.dbs.shards.length, w.dbs.tableCount);
+    const found: string[] = [];
+    for (const { shard, ds } of w.dbs.shards) {
+      for (const s of w.dbs.suffixes) {
+        const { rows: x } = await sql<any>(ds, `SELECT out_business_no, code, message_id FROM raffle_activity_order_rejection_${s} WHERE user_id = $1`, [u]);
+        if (x.length) found.push(`${shard}:${s}:${x[0].out_business_no}:${x[0].code}:${x[0].message_id}`);
+      }
+    }
+    assert.equal(found, [`${r.shard}:${r.suffix}:out-${u}:ERR_BIZ_005:recharge.rejected:old-${u}`], u);
+  }
+
+  // The outbox is purged (as its retention will); the same requests come again while stock is there.
+  for (const { ds } of w.dbs.shards) await sql(ds, 'DELETE FROM task');
+  const { startWorker } = await import('../support/workers');
+  const worker = await startWorker('recharge', w.env.config);
+  w.workers.set('recharge', worker);
+  for (const u of USERS) await w.client.publish(QUEUES.recharge, { userId: u, sku: SKU, outBusinessNo: `out-${u}` });
+  await w.client.publish(QUEUES.recharge, { userId: 'ret-new', sku: SKU, outBusinessNo: 'fresh' });
+  await w.client.waitEvent((e) => e.key === 'recharge.completed' && e.data?.userId === 'ret-new', 10_000);
+  await drained(w, QUEUES.recharge);
+  assert.equal((await rows(w, 'raffle_activity_order', `user_id LIKE 'ret-%'`)).map((o) => o.user_id), ['ret-new']);
+  assert.equal(w.client.events.filter((e) => USERS.includes(e.data?.userId)).length, 0, 'a duplicate emits no event');
+});
+
+test('a new rejection is kept in the split table in the transaction of its event; a redelivery is a duplicate', async () => {
+  await load(w, { activities: [anActivity(A + 1, { state: 'close' })], counts: [COUNTS], skus: [aSku(9012, A + 1, 10)] });
+  await w.client.publish(QUEUES.recharge, { userId: 'ret-eve', sku: 9012, outBusinessNo: 'e-1' });
+  const ev = await w.client.waitEvent((e) => e.key === 'recharge.rejected' && e.data?.userId === 'ret-eve', 10_000);
+  const kept = await rows(w, 'raffle_activity_order_rejection', 'user_id = $1', ['ret-eve']);
+  assert.equal(kept.map((k) => [k.out_business_no, k.code, k.message_id, Number(k.sku)]), [['e-1', 'ERR_BIZ_003', ev.props.messageId, 9012]]);
+  for (const { ds } of w.dbs.shards) await sql(ds, 'DELETE FROM task');
+  await load(w, { activities: [anActivity(A + 1)], counts: [COUNTS], skus: [aSku(9012, A + 1, 10)] }); // now open
+  await w.client.publish(QUEUES.recharge, { userId: 'ret-eve', sku: 9012, outBusinessNo: 'e-1' });
+  await drained(w, QUEUES.recharge);
+  assert.equal(await rows(w, 'raffle_activity_order', 'user_id = $1', ['ret-eve']), []);
+  assert.is(w.client.events.filter((e) => e.data?.userId === 'ret-eve').length, 1);
+});
+
+test.run();

@@ -1,0 +1,83 @@
+import type { CancelDecision, RaffleOrder } from '../../domain/raffle-order';
+import { type Db, sql, type Tx } from '../../infra/db';
+import { TASK_COLUMNS, taskParams, type TaskRow } from '../../infra/outbox';
+import { ORDER_COLUMNS, toOrder, type OrderRow } from './store';
+
+/** SQL of a raffle order's life after partake: used, cancelled (refunded), expired. Suffixes come from the router only. */
+
+/** `create` → `used`, once: the updated order, or undefined when it was not `create`. */
+export async function useOrder(tx: Tx, suffix: string, userId: string, orderId: string, now: Date): Promise<RaffleOrder | undefined> {
+  const { rows } = await sql<OrderRow>(tx,
+    `UPDATE user_raffle_order_${suffix} SET order_state = 'used', update_time = $3
+     WHERE user_id = $1 AND order_id = $2 AND order_state = 'create' RETURNING ${ORDER_COLUMNS}`, [userId, orderId, now]);
+  return rows[0] && toOrder(rows[0]);
+}
+
+export async function findOrder(tx: Tx, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
+  const { rows } = await sql<OrderRow>(tx,
+    `SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`, [userId, orderId]);
+  return rows[0] && toOrder(rows[0]);
+}
+
+/**
+ * The order, with its account row locked (`FOR UPDATE`): the account comes first, as in partake and
+ * recharge, so a cancel never waits in a cycle with them. Undefined when the order or its account is
+ * missing. The state read here may be overtaken by a racing use: `applyCancel` is guarded.
+ */
+export async function lockForCancel(tx: Tx, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
+  const { rows } = await sql<OrderRow>(tx,
+    `SELECT ${ORDER_COLUMNS.split(', ').map((c) => `o.${c}`).join(', ')}
+     FROM user_raffle_order_${suffix} o
+     JOIN raffle_activity_account a ON a.user_id = o.user_id AND a.activity_id = o.activity_id
+     WHERE o.user_id = $1 AND o.order_id = $2
+     FOR UPDATE OF a`, [userId, orderId]);
+  return rows[0] && toOrder(rows[0]);
+}
+
+/**
+ * The cancel and its refund in one statement, all guarded by `create` → `cancel` matching: a use that
+ * won the race leaves nothing to refund. Total + 1; today's / this month's row + 1 when the refund
+ * says so, with the account's mirrors set from them; the outbox task. `ok` false: the order was no
+ * longer `create`.
+ */
+export async function applyCancel(tx: Tx, suffix: string, c: Extract<CancelDecision, { kind: 'cancel' }>, task: TaskRow, now: Date): Promise<{ ok: boolean; taskId?: string }> {
+  const { rows } = await sql<{ n: number; task_id: string | null }>(tx,
+    `WITH o AS (
+       UPDATE user_raffle_order_${suffix} SET order_state = 'cancel', update_time = $3
+       WHERE user_id = $1 AND order_id = $2 AND order_state = 'create'
+       RETURNING activity_id
+     ), d AS (
+       UPDATE raffle_activity_account_day SET day_count_surplus = day_count_surplus + 1, update_time = $3
+       WHERE $4 AND user_id = $1 AND activity_id = (SELECT activity_id FROM o) AND day = $5
+       RETURNING day_count_surplus AS surplus
+     ), m AS (
+       UPDATE raffle_activity_account_month SET month_count_surplus = month_count_surplus + 1, update_time = $3
+       WHERE $6 AND user_id = $1 AND activity_id = (SELECT activity_id FROM o) AND month = $7
+       RETURNING month_count_surplus AS surplus
+     ), a AS (
+       UPDATE raffle_activity_account SET total_count_surplus = total_count_surplus + 1,
+         day_count_surplus = coalesce((SELECT surplus FROM d), day_count_surplus),
+         month_count_surplus = coalesce((SELECT surplus FROM m), month_count_surplus), update_time = $3
+       WHERE user_id = $1 AND activity_id = (SELECT activity_id FROM o)
+       RETURNING 1
+     ), t AS (
+       INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
+       SELECT $8, $9, $10, $11::jsonb, $12, 'create', $3, $3 FROM a
+       ON CONFLICT (message_id) DO NOTHING
+       RETURNING id
+     )
+     SELECT (SELECT count(*)::int FROM a) AS n, (SELECT id::text FROM t) AS task_id`,
+    [c.order.userId, c.order.orderId, now, c.refund.day === 1, c.period.day, c.refund.month === 1, c.period.month, ...taskParams(task)]);
+  return { ok: rows[0]?.n === 1, taskId: rows[0]?.task_id ?? undefined };
+}
+
+export type Due = Readonly<{ userId: string; orderId: string }>;
+
+/** Unused orders of one activity made at or before `cutoff`, oldest first (partial index `_expiry`). */
+export async function expiredOrders(ds: Db, suffix: string, activityId: number, cutoff: Date, limit: number): Promise<Due[]> {
+  const { rows } = await sql<{ user_id: string; order_id: string }>(ds,
+    `SELECT user_id, order_id FROM user_raffle_order_${suffix}
+     WHERE order_state = 'create' AND activity_id = $1 AND order_time <= $2
+     ORDER BY order_time LIMIT $3`, [activityId, cutoff, limit]);
+  return rows.map((r) => ({ userId: r.user_id, orderId: r.order_id }));
+}

@@ -1,0 +1,71 @@
+import { decideCancel, refuseChange, type CancelDecision } from '../../domain/raffle-order';
+import { requestReply, type Handler, type Reply } from '../../infra/amqp';
+import type { Tx } from '../../infra/db';
+import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
+import type { UserShard } from '../../infra/shards';
+import { orderData, refused, success, type Deps } from './handle';
+import { RAFFLE_ORDER_CANCEL_QUEUE, RAFFLE_ORDER_USED_QUEUE, parseOrderRequest, type OrderRequest } from './message';
+import { applyCancel, findOrder, lockForCancel, useOrder } from './order-store';
+
+/** `activity.raffle-order.used` and `.cancel`: a reply if `replyTo` is set, else applied and refusals logged. */
+export const raffleOrderUsedHandler = (d: Deps): Handler =>
+  requestReply(d.broker, { queue: RAFFLE_ORDER_USED_QUEUE, parse: parseOrderRequest, run: (req) => useRaffleOrder(d, req), replyRequired: false });
+
+export const raffleOrderCancelHandler = (d: Deps): Handler =>
+  requestReply(d.broker, {
+    queue: RAFFLE_ORDER_CANCEL_QUEUE,
+    parse: parseOrderRequest,
+    replyRequired: false,
+    async run(req) {
+      const c = await cancelRaffleOrder(d, req, 'request');
+      return c.kind === 'cancel' ? success({ ...orderData(c.order), refund: c.refund }) : refused(c.refusal);
+    },
+  });
+
+async function useRaffleOrder(d: Deps, req: OrderRequest): Promise<Reply> {
+  const { suffix, group } = d.dbs.forUser(req.userId);
+  const now = d.clock();
+  return group.run({
+    key: req.userId,
+    async run(tx) {
+      const used = await useOrder(tx, suffix, req.userId, req.orderId, now);
+      if (used) return success(orderData(used));
+      const refusal = refuseChange((await findOrder(tx, suffix, req.userId, req.orderId))?.orderState);
+      // Someone else's 'create' → 'used' cannot be undone; a row still 'create' here means a racing use won.
+      return refused(refusal ?? { code: 'ERR_BIZ_009', info: 'raffle order already used' });
+    },
+  });
+}
+
+type Cancelled = Readonly<{ decision: CancelDecision; tasks: EnqueuedTask[] }>;
+
+/**
+ * Cancels one unused order with its refund, as a unit of the user's shard: the same path for the
+ * queue and the expiry job. Only this user's rows are locked, account first, so grouped units never
+ * wait on each other in a cycle.
+ */
+export async function cancelRaffleOrder(d: Deps, req: OrderRequest, why: 'request' | 'expired'): Promise<CancelDecision> {
+  const db = d.dbs.forUser(req.userId);
+  const now = d.clock();
+  const out = await db.group.run({ key: req.userId, run: (tx) => cancelIn(d, tx, db, req, now) });
+  if (out.decision.kind === 'cancel') {
+    void d.outbox.publish(db, out.tasks);
+    d.log.debug({ ...req, why, refund: out.decision.refund }, 'raffle order cancelled');
+  }
+  return out.decision;
+}
+
+async function cancelIn(d: Deps, tx: Tx, db: UserShard, req: OrderRequest, now: Date): Promise<Cancelled> {
+  const { suffix } = db;
+  const locked = await lockForCancel(tx, suffix, req.userId, req.orderId);
+  const order = locked ?? (await findOrder(tx, suffix, req.userId, req.orderId));
+  if (!locked && order?.orderState === 'create') throw new Error(`unused raffle order ${req.orderId} has no account`);
+  const decision = decideCancel(order, now, d.timeZone);
+  if (decision.kind === 'refused') return { decision, tasks: [] };
+  const task = await d.outbox.hold(db, decision.events[0], now);
+  const applied = await applyCancel(tx, suffix, decision, task, now);
+  if (applied.ok) return { decision, tasks: applied.taskId ? [enqueuedTask(task, applied.taskId)] : [] };
+  // A use committed between our read and the guarded update: it won, nothing was refunded.
+  const refusal = refuseChange((await findOrder(tx, suffix, req.userId, req.orderId))?.orderState);
+  return { decision: { kind: 'refused', refusal: refusal ?? { ok: false, code: 'ERR_BIZ_009', info: 'raffle order already used' } }, tasks: [] };
+}
