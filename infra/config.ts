@@ -42,6 +42,8 @@ export type Config = Readonly<{
   groupLanes: number;
   /** First port of the workers' /healthz and /metrics servers; 0 turns them off. */
   metricsPort: number;
+  /** How long `npm run call` (and the client by default) waits for a reply. */
+  callTimeoutMs: number;
 }>;
 
 export type RedisClusterSetting = Readonly<{
@@ -51,65 +53,125 @@ export type RedisClusterSetting = Readonly<{
   tls: boolean;
 }>;
 
-/** A wrong setting: the message names the variable, and the process stops with it. */
-export class ConfigError extends Error {}
+/** Wrong settings: one line per wrong variable, all of them at once; the process stops with them. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly problems: readonly string[];
+  constructor(problems: string | readonly string[]) {
+    const list = typeof problems === 'string' ? [problems] : problems;
+    super(list.join('\n'));
+    this.problems = list;
+  }
+}
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Reads settings, remembering every wrong one (with a fallback so the others are still read). */
+function reader(env: NodeJS.ProcessEnv) {
+  const problems: string[] = [];
+  const get = <T>(read: () => T, fallback: T): T => {
+    try {
+      return read();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+      return fallback;
+    }
+  };
+  return {
+    problems,
+    get,
+    int: (name: string, fallback: number, min: number, max: number) => get(() => intSetting(env, name, fallback, min, max), fallback),
+    url: (name: string, fallback: string, protocols: string[]) => get(() => url(env, name, fallback, protocols), fallback),
+    check: (fn: () => void) => get(fn, undefined),
+  };
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const databaseUrl = url(env, 'DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/activity', ['postgres:', 'postgresql:']);
+  const r = reader(env);
+  const databaseUrl = r.url('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/activity', ['postgres:', 'postgresql:']);
   const shardUrls = env.SHARD_DATABASE_URLS?.trim()
-    ? env.SHARD_DATABASE_URLS.split(',').map((u, i) => checkUrl(`SHARD_DATABASE_URLS (entry ${i + 1})`, u.trim(), ['postgres:', 'postgresql:']))
+    ? env.SHARD_DATABASE_URLS.split(',').map((u, i) => r.get(() => checkUrl(`SHARD_DATABASE_URLS (entry ${i + 1})`, u.trim(), ['postgres:', 'postgresql:']), u.trim()))
     : [1, 2].map((n) => withDatabaseSuffix(databaseUrl, `_${String(n).padStart(2, '0')}`));
-  const shardTableCount = intSetting(env, 'SHARD_TABLE_COUNT', 4, 1, 1000);
+  const shardTableCount = r.int('SHARD_TABLE_COUNT', 4, 1, 1000);
   if (!isPowerOfTwo(shardUrls.length * shardTableCount)) {
-    throw new ConfigError(`SHARD_TABLE_COUNT: ${shardUrls.length} shard databases x ${shardTableCount} tables = ${shardUrls.length * shardTableCount}, which is not a power of two`);
+    r.problems.push(`SHARD_TABLE_COUNT: ${shardUrls.length} shard databases x ${shardTableCount} tables = ${shardUrls.length * shardTableCount}, which is not a power of two`);
   }
   const timeZone = env.ACTIVITY_TIME_ZONE?.trim() || 'UTC';
-  try {
-    new Intl.DateTimeFormat('en-CA', { timeZone });
-  } catch {
-    throw new ConfigError(`ACTIVITY_TIME_ZONE: ${JSON.stringify(timeZone)} is not an IANA time zone`);
-  }
+  r.check(() => {
+    try {
+      new Intl.DateTimeFormat('en-CA', { timeZone });
+    } catch {
+      throw new ConfigError(`ACTIVITY_TIME_ZONE: ${JSON.stringify(timeZone)} is not an IANA time zone`);
+    }
+  });
   const logLevel = env.LOG_LEVEL?.trim() || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL: ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`);
-  const dbPoolSize = intSetting(env, 'DB_POOL_SIZE', 10, 1, 1000);
+  if (!LOG_LEVELS.includes(logLevel)) r.problems.push(`LOG_LEVEL: ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`);
+  const dbPoolSize = r.int('DB_POOL_SIZE', 10, 1, 1000);
   const amqpUrls = (env.AMQP_URL?.trim() || 'amqp://guest:guest@127.0.0.1:5672')
     .split(',')
-    .map((u, i, all) => checkUrl(all.length > 1 ? `AMQP_URL (entry ${i + 1})` : 'AMQP_URL', u.trim(), ['amqp:', 'amqps:']));
-  const groupLanes = intSetting(env, 'GROUP_COMMIT_LANES', 2, 1, 1000);
-  if (groupLanes > dbPoolSize) throw new ConfigError(`GROUP_COMMIT_LANES: ${groupLanes} lanes need at least as many connections, DB_POOL_SIZE is ${dbPoolSize}`);
-  const redisCluster = clusterSetting(env);
-  if (redisCluster && env.REDIS_URL?.trim()) throw new ConfigError('REDIS_CLUSTER_NODES: set either REDIS_CLUSTER_NODES (a cluster) or REDIS_URL (one Redis), not both');
+    .map((u, i, all) => r.get(() => checkUrl(all.length > 1 ? `AMQP_URL (entry ${i + 1})` : 'AMQP_URL', u.trim(), ['amqp:', 'amqps:']), u.trim()));
+  const groupLanes = r.int('GROUP_COMMIT_LANES', 2, 1, 1000);
+  if (groupLanes > dbPoolSize) r.problems.push(`GROUP_COMMIT_LANES: ${groupLanes} lanes need at least as many connections, DB_POOL_SIZE is ${dbPoolSize}`);
+  const redisCluster = r.get(() => clusterSetting(env), undefined);
+  if (redisCluster && env.REDIS_URL?.trim()) r.problems.push('REDIS_CLUSTER_NODES: set either REDIS_CLUSTER_NODES (a cluster) or REDIS_URL (one Redis), not both');
   const redisKeyPrefix = env.REDIS_KEY_PREFIX?.trim() ?? '';
-  if (!/^[A-Za-z0-9:_.-]*$/.test(redisKeyPrefix)) throw new ConfigError(`REDIS_KEY_PREFIX: ${JSON.stringify(redisKeyPrefix)} may hold only letters, digits and : _ . - (no hash-tag braces)`);
-  return {
+  if (!/^[A-Za-z0-9:_.-]*$/.test(redisKeyPrefix)) r.problems.push(`REDIS_KEY_PREFIX: ${JSON.stringify(redisKeyPrefix)} may hold only letters, digits and : _ . - (no hash-tag braces)`);
+  const config: Config = {
     databaseUrl,
     shardUrls,
     shardTableCount,
     amqpUrl: amqpUrls[0]!,
     amqpUrls,
-    amqpHeartbeatSeconds: intSetting(env, 'AMQP_HEARTBEAT_SECONDS', 5, 1, 600),
-    quorumInitialGroupSize: intSetting(env, 'QUORUM_INITIAL_GROUP_SIZE', 0, 0, 99),
-    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379/0', ['redis:', 'rediss:']),
+    amqpHeartbeatSeconds: r.int('AMQP_HEARTBEAT_SECONDS', 5, 1, 600),
+    quorumInitialGroupSize: r.int('QUORUM_INITIAL_GROUP_SIZE', 0, 0, 99),
+    redisUrl: r.url('REDIS_URL', 'redis://127.0.0.1:6379/0', ['redis:', 'rediss:']),
     redisCluster,
     redisKeyPrefix,
     // A cluster master may fail over to its replica: a take only counts once a replica holds it (docs/DESIGN.md).
-    redisWaitReplicas: intSetting(env, 'REDIS_WAIT_REPLICAS', redisCluster ? 1 : 0, 0, 16),
-    redisWaitTimeoutMs: intSetting(env, 'REDIS_WAIT_TIMEOUT_MS', 1_000, 1, 60_000),
-    redisCommandTimeoutMs: intSetting(env, 'REDIS_COMMAND_TIMEOUT_MS', 2_000, 100, 600_000),
+    redisWaitReplicas: r.int('REDIS_WAIT_REPLICAS', redisCluster ? 1 : 0, 0, 16),
+    redisWaitTimeoutMs: r.int('REDIS_WAIT_TIMEOUT_MS', 1_000, 1, 60_000),
+    redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 2_000, 100, 600_000),
     timeZone,
     logLevel,
-    deliveryLimit: intSetting(env, 'DELIVERY_LIMIT', 10, 1, 1000),
-    prefetch: intSetting(env, 'PREFETCH', 32, 1, 10000),
+    deliveryLimit: r.int('DELIVERY_LIMIT', 10, 1, 1000),
+    prefetch: r.int('PREFETCH', 32, 1, 10000),
     dbPoolSize,
-    dbStatementTimeoutMs: intSetting(env, 'DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 3_600_000),
-    outageHold: intSetting(env, 'OUTAGE_HOLD', 2, 0, 1000),
-    parkMs: intSetting(env, 'PARK_MS', 5_000, 100, 3_600_000),
-    groupMax: intSetting(env, 'GROUP_COMMIT_MAX', 16, 1, 1000),
+    dbStatementTimeoutMs: r.int('DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 3_600_000),
+    outageHold: r.int('OUTAGE_HOLD', 2, 0, 1000),
+    parkMs: r.int('PARK_MS', 5_000, 100, 3_600_000),
+    groupMax: r.int('GROUP_COMMIT_MAX', 16, 1, 1000),
     groupLanes,
-    metricsPort: intSetting(env, 'METRICS_PORT', 9400, 0, 65000),
+    metricsPort: r.int('METRICS_PORT', 9400, 0, 65000),
+    callTimeoutMs: r.int('CALL_TIMEOUT_MS', 10_000, 1, 3_600_000),
   };
+  if (r.problems.length) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** Every setting as the service uses it, URLs with their passwords masked: what `npm run config -- check` prints. */
+export function effectiveSettings(c: Config): Record<string, unknown> {
+  const maskAll = (urls: readonly string[]) => urls.map(maskUrl);
+  return {
+    ...c,
+    databaseUrl: maskUrl(c.databaseUrl),
+    shardUrls: maskAll(c.shardUrls),
+    amqpUrl: maskUrl(c.amqpUrl),
+    amqpUrls: maskAll(c.amqpUrls),
+    redisUrl: maskUrl(c.redisUrl),
+    redisCluster: c.redisCluster && { ...c.redisCluster, password: c.redisCluster.password && '***' },
+  };
+}
+
+/** The URL with its password replaced by `***`, for messages and printed settings. */
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(an unparsable URL)';
+  }
 }
 
 /** `postgres://h/activity` + `_01` → `postgres://h/activity_01` (query string kept). */

@@ -1,12 +1,13 @@
 import pg from 'pg';
 import type { Config } from './config';
 import { databaseName } from './config';
-import { runMigrations } from './db';
+import { closeDatabase, openDatabase, runMigrations } from './db';
+import { layoutOf, recordLayout } from './layout';
 import { log } from './log';
 import { globalMigrations } from './migrations/global';
 import { shardMigrations } from './migrations/shard';
 
-/** Creates the global and shard databases that are missing, then runs pending migrations on each. */
+/** Creates the global and shard databases that are missing, then runs pending migrations on each; the first run records the shard layout, later ones refuse another. */
 export async function migrate(config: Config): Promise<{ created: string[]; applied: string[] }> {
   const created: string[] = [];
   for (const url of [config.databaseUrl, ...config.shardUrls]) {
@@ -14,6 +15,13 @@ export async function migrate(config: Config): Promise<{ created: string[]; appl
   }
   const applied: string[] = [];
   for (const name of await runMigrations(config.databaseUrl, 'migrate:global', globalMigrations)) applied.push(`global: ${name}`);
+  // Before any shard is touched: a different layout than the data was written with is refused.
+  const global = openDatabase({ url: config.databaseUrl, name: 'migrate:layout', scope: 'global', poolSize: 1 });
+  try {
+    await recordLayout(global, layoutOf(config));
+  } finally {
+    await closeDatabase(global);
+  }
   for (const [i, url] of config.shardUrls.entries()) {
     for (const name of await runMigrations(url, `migrate:shard${i + 1}`, shardMigrations(config.shardTableCount))) applied.push(`shard ${i + 1}: ${name}`);
   }

@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig, type Config } from '../infra/config';
 import { openContext, type Start } from '../infra/context';
 import { serveOps, type OpsServer } from '../infra/health';
+import { checkLayout, layoutOf } from '../infra/layout';
 
 export { openContext, type Context, type Start } from '../infra/context';
 
@@ -31,12 +32,19 @@ export async function runWorker(name: WorkerName): Promise<void> {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`configuration error: ${err.message}\n`);
+      process.stderr.write(err.problems.map((p) => `configuration error: ${p}\n`).join(''));
       process.exit(2);
     }
     throw err;
   }
   const ctx = await openContext(name, config);
+  // Exit 2 (a setting to fix, not a crash to retry): the supervisor stops instead of restarting.
+  await checkLayout(ctx.dbs.global, layoutOf(config)).catch(async (err) => {
+    if (!(err instanceof ConfigError)) return ctx.log.warn({ err }, 'shard layout not checked: the global database did not answer');
+    process.stderr.write(`configuration error: ${err.message}\n`);
+    await ctx.close(0);
+    process.exit(2);
+  });
   const stopJobs = await (await loadWorker(name))(ctx);
   // Several workers run side by side under `npm start`: each takes METRICS_PORT + its index in WORKERS.
   let ops: OpsServer | undefined;

@@ -16,7 +16,7 @@ try {
   loadConfig(); // one clear line about a bad setting, instead of four crashing children
 } catch (err) {
   if (err instanceof ConfigError) {
-    process.stderr.write(`configuration error: ${err.message}\n`);
+    process.stderr.write(err.problems.map((p) => `configuration error: ${p}\n`).join(''));
     process.exit(2);
   }
   throw err;
@@ -44,6 +44,12 @@ function launch(slot: Slot, afterCrash = false): void {
   child.on('exit', (code, signal) => {
     slot.child = undefined;
     if (stopping) return;
+    if (code === 2) {
+      // A wrong setting (e.g. another shard layout than the data's): restarting cannot help.
+      log.fatal({ name: slot.name }, 'worker refused its configuration; stopping all workers');
+      void stop('SIGTERM', 2);
+      return;
+    }
     // A worker that ran for a minute earns a fresh backoff.
     if (Date.now() - slot.startedAt > 60_000) slot.restarts = 0;
     // Short: a message that crashes its worker blocks that worker's queues until it has been
@@ -55,7 +61,7 @@ function launch(slot: Slot, afterCrash = false): void {
   });
 }
 
-async function stop(signal: NodeJS.Signals): Promise<void> {
+async function stop(signal: NodeJS.Signals, exitCode = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'stopping workers');
@@ -69,7 +75,7 @@ async function stop(signal: NodeJS.Signals): Promise<void> {
   await Promise.all(exits);
   clearTimeout(timeout);
   log.info('all workers stopped');
-  process.exit(0);
+  process.exit(exitCode);
 }
 
 process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -36,15 +36,9 @@ export function wholeNumber(value: string | undefined, name: string, usage: stri
 }
 
 /** The URL with its password replaced by `***`, for messages. */
-export function masked(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(an unparsable URL)';
-  }
-}
+import { maskUrl as masked } from '../config';
+
+export { masked };
 
 /** Refused logins and missing databases (SQLSTATE), besides what isTransient knows: the service is not usable as configured. */
 const UNREACHABLE_CODES = new Set(['28P01', '28000', '3D000', 'ACCESS-REFUSED', 'NOAUTH', 'WRONGPASS']);

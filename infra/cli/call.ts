@@ -102,18 +102,14 @@ async function outcome(c: Client, timeoutMs: number, userId: string, outBusiness
   }
 }
 
-function timeoutMs(option: string | undefined): number {
-  if (option !== undefined) return wholeNumber(option, '--timeout', USAGE)!;
-  const n = Number(process.env.CALL_TIMEOUT_MS ?? 10_000);
-  return Number.isFinite(n) && n > 0 ? n : 10_000;
-}
 
 await runCommand(async () => {
   const argv = process.argv.slice(2);
   const run = plan(argv);
   if (run === 'help') return void write(USAGE);
-  const ms = timeoutMs(parseCommand(argv, OPTIONS, USAGE).values.timeout);
+  const timeout = parseCommand(argv, OPTIONS, USAGE).values.timeout;
   const config = loadConfig();
+  const ms = timeout === undefined ? config.callTimeoutMs : wholeNumber(timeout, '--timeout', USAGE)!;
   const client = await reach('RabbitMQ', [config.amqpUrl], () => connect({ url: config.amqpUrl, timeoutMs: ms, name: `activity-quota:call:${process.pid}` }));
   try {
     write(JSON.stringify(await run(client, ms), null, 2));

@@ -16,7 +16,7 @@ export async function runCommand(body: () => Promise<void | number>): Promise<ne
       process.stderr.write(`${err.message}\n${err.usage}\n`);
       process.exit(2);
     }
-    if (err instanceof ConfigError) process.stderr.write(`configuration error: ${err.message}\n`);
+    if (err instanceof ConfigError) process.stderr.write(err.problems.map((p) => `configuration error: ${p}\n`).join(''));
     else if (err instanceof CliError) process.stderr.write(`${err.message}\n`);
     else process.stderr.write(`failed: ${(err as Error)?.message ?? String(err)}\n`);
     log.debug({ err }, 'command failed');

@@ -89,4 +89,23 @@ export class GlobalLifecycle1767000000000 implements Migration {
   }
 }
 
-export const globalMigrations = [GlobalInit1763776800000, GlobalLifecycle1767000000000];
+/** Issue 17: the shard layout the data was written with (one row, recorded by the first migrate). */
+export class GlobalLayout1767200000000 implements Migration {
+  name = 'GlobalLayout1767200000000';
+
+  async up(q: MigrationRunner): Promise<void> {
+    await q.query(`
+      CREATE TABLE shard_layout (
+        id             smallint    PRIMARY KEY CHECK (id = 1),
+        database_count integer     NOT NULL CHECK (database_count > 0),
+        table_count    integer     NOT NULL CHECK (table_count > 0),
+        recorded_at    timestamptz NOT NULL DEFAULT now()
+      )`);
+  }
+
+  async down(q: MigrationRunner): Promise<void> {
+    await q.query(`DROP TABLE IF EXISTS shard_layout`);
+  }
+}
+
+export const globalMigrations = [GlobalInit1763776800000, GlobalLifecycle1767000000000, GlobalLayout1767200000000];

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, loadConfig } from '../../infra/config';
+import { ConfigError, effectiveSettings, loadConfig } from '../../infra/config';
 
 test('defaults follow the contract', () => {
   const c = loadConfig({});
@@ -91,3 +91,29 @@ test('bounded waits and outage handling have defaults and bounds', () => {
 });
 
 test.run();
+
+test('every wrong setting is reported at once, one line each, in the order read', () => {
+  try {
+    loadConfig({ DATABASE_URL: 'mysql://h/x', PREFETCH: 'many', LOG_LEVEL: 'loud', CALL_TIMEOUT_MS: '-1' });
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    const problems = (err as ConfigError).problems;
+    assert.equal(problems.map((p) => p.split(':')[0]), ['DATABASE_URL', 'LOG_LEVEL', 'PREFETCH', 'CALL_TIMEOUT_MS']);
+    assert.is((err as Error).message.split('\n').length, 4);
+    return;
+  }
+  assert.unreachable('wrong settings were accepted');
+});
+
+test('effective settings mask every password and keep the rest', () => {
+  const c = loadConfig({
+    DATABASE_URL: 'postgres://app:s3cret@db:5432/camp',
+    AMQP_URL: 'amqp://u:hunter2@n1:5672,amqp://u:hunter2@n2:5672',
+    REDIS_CLUSTER_NODES: 'redis://app:pw@h1:7000,h2:7001',
+  });
+  const shown = JSON.stringify(effectiveSettings(c));
+  for (const secret of ['s3cret', 'hunter2', ':pw@', '"pw"']) assert.not.ok(shown.includes(secret), `${secret} shown in ${shown}`);
+  assert.ok(shown.includes('postgres://app:***@db:5432/camp'), shown);
+  assert.is(effectiveSettings(c).prefetch, 32);
+  assert.is(c.callTimeoutMs, 10_000);
+});
