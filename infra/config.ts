@@ -32,6 +32,8 @@ export type Config = Readonly<{
   dbPoolSize: number;
   /** Server statement_timeout of the workers' sessions; the client gives up 2 s later (a silent path). */
   dbStatementTimeoutMs: number;
+  /** How long a new PostgreSQL connection (TCP + startup + auth) or a wait for a pooled one may take. */
+  dbConnectTimeoutMs: number;
   /** Messages a consumer holds in process per failing dependency; the others wait on the park queue. */
   outageHold: number;
   /** How long a parked message waits before it is delivered again. */
@@ -138,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     prefetch: r.int('PREFETCH', 32, 1, 10000),
     dbPoolSize,
     dbStatementTimeoutMs: r.int('DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 3_600_000),
+    dbConnectTimeoutMs: r.int('DB_CONNECT_TIMEOUT_MS', 5_000, 100, 600_000),
     outageHold: r.int('OUTAGE_HOLD', 2, 0, 1000),
     parkMs: r.int('PARK_MS', 5_000, 100, 3_600_000),
     groupMax: r.int('GROUP_COMMIT_MAX', 16, 1, 1000),

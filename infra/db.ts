@@ -29,6 +29,8 @@ export type OpenOptions = Readonly<{
   poolSize?: number;
   /** Server-side statement_timeout; the client gives up 2 s later (a silent network path). 0: no limit. */
   statementTimeoutMs?: number;
+  /** Client-side bound on opening a connection (TCP, startup, auth) and on waiting for a pooled one. */
+  connectTimeoutMs?: number;
 }>;
 
 /** Connections that failed below SQL (lost, timed out): released with an error, so the pool drops them. */
@@ -40,7 +42,7 @@ export function openDatabase(o: OpenOptions): Db {
     connectionString: o.url,
     application_name: `activity-quota:${o.name}`,
     max: o.poolSize ?? 10,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 5_000,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,

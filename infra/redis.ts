@@ -30,6 +30,10 @@ export async function connectRedis(s: RedisSettings, log: Logger, name: string):
     autoResendUnfulfilledCommands: false,
     connectTimeout: 5_000,
     commandTimeout: s.redisCommandTimeoutMs,
+    // A command timeout alone leaves the connection in place: on a silent path (packets dropped, no
+    // RST) every later command would time out too, for as long as TCP takes to notice (minutes).
+    // No byte within this while a reply is due: the socket is destroyed and ioredis reconnects.
+    socketTimeout: s.redisCommandTimeoutMs,
     keepAlive: 10_000,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   };

@@ -29,9 +29,10 @@ export function openDatabases(config: Config, o: { poolSize?: number; name?: str
   const lanes = Math.min(config.groupLanes, poolSize);
   const log = o.log ?? rootLog;
   const statementTimeoutMs = o.statementTimeoutMs ?? config.dbStatementTimeoutMs;
-  const global = openDatabase({ url: config.databaseUrl, name: `${name}:global`, scope: 'global', poolSize, statementTimeoutMs });
+  const connectTimeoutMs = config.dbConnectTimeoutMs;
+  const global = openDatabase({ url: config.databaseUrl, name: `${name}:global`, scope: 'global', poolSize, statementTimeoutMs, connectTimeoutMs });
   const shards: Shard[] = config.shardUrls.map((url, i) => {
-    const ds = openDatabase({ url, name: `${name}:shard${i + 1}`, scope: `shard:${i + 1}`, poolSize, statementTimeoutMs });
+    const ds = openDatabase({ url, name: `${name}:shard${i + 1}`, scope: `shard:${i + 1}`, poolSize, statementTimeoutMs, connectTimeoutMs });
     return { shard: i + 1, ds, group: groupCommitter(ds, { max: config.groupMax, lanes }, log.child({ shard: i + 1 })) };
   });
   const tableCount = config.shardTableCount;

@@ -89,6 +89,29 @@ t('down refuses new connections until restore', async ({ proxy }) => {
   ok.sock.destroy();
 });
 
+t('drop swallows bytes both ways without closing anything; after restore only connections that lost nothing work', async ({ proxy }) => {
+  const idle = await open(proxy.port);
+  const busy = await open(proxy.port);
+  busy.sock.write('one');
+  assert.ok(await until(() => busy.got() === 'one'));
+  proxy.drop();
+  busy.sock.write('two');
+  const late = await open(proxy.port); // accepted (no refusal), then silent
+  late.sock.write('three');
+  assert.not.ok(await until(() => busy.got().length > 3 || late.got().length > 0 || busy.closed() || late.closed() || idle.closed(), 400), 'a byte or a close got through');
+  proxy.restore();
+  idle.sock.write('four');
+  busy.sock.write('five');
+  assert.ok(await until(() => idle.got() === 'four'), `an idle connection did not come back: ${JSON.stringify(idle.got())}`);
+  assert.not.ok(await until(() => busy.got().length > 3 || late.got().length > 0, 400), 'a connection that lost bytes spoke again');
+  const fresh = await open(proxy.port);
+  fresh.sock.write('six');
+  assert.ok(await until(() => fresh.got() === 'six'));
+  busy.sock.destroy();
+  assert.ok(await until(() => proxy.connections() === 3), `a client closing a silent connection ends the pair (${proxy.connections()} open)`);
+  for (const c of [idle, late, fresh]) c.sock.destroy();
+});
+
 t('a PostgreSQL client through the proxy sees a cut as a connection error and reconnects', async () => {
   const p = await startProxy({ host: '127.0.0.1', port: 5432 });
   try {

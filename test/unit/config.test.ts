@@ -84,7 +84,7 @@ test('a broker cluster: AMQP_URL as a comma list, every entry checked', () => {
 
 test('bounded waits and outage handling have defaults and bounds', () => {
   const c = loadConfig({});
-  assert.equal([c.amqpHeartbeatSeconds, c.dbStatementTimeoutMs, c.redisCommandTimeoutMs, c.outageHold, c.parkMs, c.quorumInitialGroupSize], [5, 5_000, 2_000, 2, 5_000, 0]);
+  assert.equal([c.amqpHeartbeatSeconds, c.dbStatementTimeoutMs, c.dbConnectTimeoutMs, c.redisCommandTimeoutMs, c.outageHold, c.parkMs, c.quorumInitialGroupSize], [5, 5_000, 5_000, 2_000, 2, 5_000, 0]);
   refuses({ AMQP_HEARTBEAT_SECONDS: '0' }, 'AMQP_HEARTBEAT_SECONDS');
   refuses({ PARK_MS: '5' }, 'PARK_MS');
   refuses({ OUTAGE_HOLD: '-1' }, 'OUTAGE_HOLD');
