@@ -1,5 +1,5 @@
 import { QUEUES } from '../../infra/topology';
-import type { PartakeInput, RechargeInput } from '../support/books';
+import type { PartakeInput, RechargeInput, UseInput } from '../support/books';
 import { sleep, type Reply, type World } from './world';
 
 export const ACTIVITY = 100301;
@@ -72,26 +72,38 @@ export function progress(): { tick: (n: number) => void; reached: (n: number) =>
 }
 
 /**
- * One logical partake as a careful caller makes it: retry after each timeout, and once a reply has
- * come, wait for the replies of the earlier attempts too (they must all name the same order).
+ * One logical partake as a careful caller makes it: retry after each timeout or `0001` (nothing
+ * changed), and once a reply has come, wait for the replies of the earlier attempts too (they must
+ * all name the same order). `sentAt` / `okAt` are the test's own clock around the call.
  */
 export async function partakeCall(w: World, userId: string, o: { timeoutMs?: number; lateMs?: number; maxAttempts?: number } = {}): Promise<PartakeInput> {
   const replies: Array<{ code: string; orderId?: string }> = [];
+  const sentAt = Date.now();
+  let okAt: number | undefined;
+  const record = (r: Reply) => {
+    replies.push({ code: r.code, orderId: r.data?.orderId !== undefined ? String(r.data.orderId) : undefined });
+    if (r.code === '0000') okAt ??= Date.now();
+  };
   for (let a = 0; a < (o.maxAttempts ?? 50); a++) {
-    const record = (r: Reply) => replies.push({ code: r.code, orderId: r.data?.orderId !== undefined ? String(r.data.orderId) : undefined });
     const r = await w.caller.rpc(QUEUES.partake, { userId, activityId: ACTIVITY }, o.timeoutMs ?? 10_000, record).then((x) => (record(x), x)).catch(() => undefined);
-    if (r) break;
+    if (r && r.code !== '0001') break;
+    if (r) await sleep(200);
   }
   // Late replies to the attempts that timed out are recorded too: all must name the same order.
   if (o.lateMs) await sleep(o.lateMs);
-  return { userId, activityId: ACTIVITY, replies };
+  return { userId, activityId: ACTIVITY, replies, sentAt, okAt };
 }
 
-/** Marks a raffle order used (request/reply, retried after timeouts; a repeat says ERR_BIZ_009). */
-export async function useOrder(w: World, userId: string, orderId: string, timeoutMs = 10_000): Promise<string> {
-  for (let a = 0; a < 50; a++) {
-    const r = await w.caller.rpc(QUEUES.raffleOrderUsed, { userId, orderId }, timeoutMs).catch(() => undefined);
-    if (r) return r.code;
+/** Marks a raffle order used (request/reply, retried after timeouts and `0001`; late replies recorded). */
+export async function useOrder(w: World, userId: string, orderId: string, timeoutMs = 10_000): Promise<UseInput> {
+  const replies: Array<{ code: string }> = [];
+  const record = (r: Reply) => replies.push({ code: r.code });
+  let attempts = 0;
+  while (attempts < 50) {
+    attempts++;
+    const r = await w.caller.rpc(QUEUES.raffleOrderUsed, { userId, orderId }, timeoutMs, record).then((x) => (record(x), x)).catch(() => undefined);
+    if (r && r.code !== '0001') break;
+    if (r) await sleep(200);
   }
-  throw new Error(`raffle-order.used for ${orderId} never answered`);
+  return { userId, orderId, replies, attempts };
 }

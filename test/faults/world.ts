@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../infra/config';
 import { RESERVED_PATTERN } from '../../infra/stock';
 import { DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, INPUT_QUEUES } from '../../infra/topology';
-import { checkBooks, type Books, type Inputs, type SeenEvent } from '../support/books';
+import { checkBooks, type Books, type CatalogFile, type History, type SeenEvent } from '../support/books';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { startProxy, type FaultProxy } from '../support/proxy';
 
@@ -36,6 +36,8 @@ export class World {
   /** The environment given to service processes (URLs through proxies where asked). */
   serviceEnv: Record<string, string> = {};
   caller!: Caller;
+  /** The catalog last loaded: the books judge rejections and stock by it. */
+  catalog?: CatalogFile;
   private constructor(readonly env: TestEnv) {}
 
   get config(): Config {
@@ -71,7 +73,8 @@ export class World {
     }
   }
 
-  async loadCatalog(catalog: unknown): Promise<void> {
+  async loadCatalog(catalog: CatalogFile): Promise<void> {
+    this.catalog = catalog;
     const file = path.join(this.dir, 'catalog.json');
     fs.writeFileSync(file, JSON.stringify(catalog, null, 2));
     const r = await this.npmOnce(['run', 'catalog', '--', 'load', file]);
@@ -196,13 +199,14 @@ export class World {
   }
 
   /** Runs the books checker, re-reading for up to `settleMs` while only eventually-consistent mirrors disagree. */
-  async check(inputs: Omit<Inputs, 'events' | 'deadLetters'>, settleMs = 8_000): Promise<Books> {
+  async check(history: Omit<History, 'events' | 'deadLetters' | 'catalog'>, settleMs = 8_000): Promise<Books> {
+    if (!this.catalog) throw new Error('no catalog loaded: the books need it');
     const end = Date.now() + settleMs;
     for (;;) {
       const events = await this.caller.drainEvents();
       const deadLetters = await this.caller.drainDeadLetters();
-      const books = await checkBooks(this.config, { ...inputs, events, deadLetters });
-      const settling = books.violations.every((v) => /stock_count_surplus|Redis counter|never arrived|still (create|fail)/.test(v));
+      const books = await checkBooks(this.config, { ...history, catalog: this.catalog, events, deadLetters });
+      const settling = books.violations.every((v) => /^\[(sku-surplus|redis-stock|lost-event|task-pending|undersold)\]/.test(v));
       if (!books.violations.length || !settling || Date.now() > end) return books;
       await sleep(1_000);
     }
