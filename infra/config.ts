@@ -46,6 +46,20 @@ export type Config = Readonly<{
   metricsPort: number;
   /** How long `npm run call` (and the client by default) waits for a reply. */
   callTimeoutMs: number;
+  /** The outbox relay (`OUTBOX_*`). */
+  outbox: OutboxSettings;
+}>;
+
+export type OutboxSettings = Readonly<{
+  /** Failed publishes before a task is `dead`. */
+  maxAttempts: number;
+  /** Wait after failure n: backoffMs * 2^(n-1), capped at backoffMaxMs. */
+  backoffMs: number;
+  backoffMaxMs: number;
+  /** How long a claim keeps other relays off a task (a crashed relay's claim expires). */
+  leaseMs: number;
+  /** Tasks claimed per round and shard. */
+  batchSize: number;
 }>;
 
 export type RedisClusterSetting = Readonly<{
@@ -67,6 +81,32 @@ export class ConfigError extends Error {
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+const rawLogLevel = (env: NodeJS.ProcessEnv): string => env.LOG_LEVEL?.trim() || 'info';
+
+/** The root logger's level, needed before the configuration is read: a wrong LOG_LEVEL means info until loadConfig reports it. */
+export function initialLogLevel(env: NodeJS.ProcessEnv = process.env): string {
+  const level = rawLogLevel(env);
+  return LOG_LEVELS.includes(level) ? level : 'info';
+}
+
+/**
+ * Switches that are not settings: `AQ_PROBATION=1` is set by the supervisor on a worker it restarts
+ * after a crash; `AQ_CRASH_AT` by the fault suite (infra/crash.ts).
+ */
+export function processSwitches(env: NodeJS.ProcessEnv = process.env): Readonly<{ probation: boolean; crashAt: string | undefined }> {
+  return { probation: env.AQ_PROBATION === '1', crashAt: env.AQ_CRASH_AT?.trim() || undefined };
+}
+
+/** The environment of a worker process the supervisor starts: its own, plus the probation switch after a crash. */
+export function workerEnv(probation: boolean, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return probation ? { ...env, AQ_PROBATION: '1' } : env;
+}
+
+/** The broker the typed client connects to when not told: AMQP_URL as it is, else the local default. */
+export function clientAmqpUrl(env: NodeJS.ProcessEnv = process.env): string {
+  return env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+}
 
 /** Reads settings, remembering every wrong one (with a fallback so the others are still read). */
 function reader(env: NodeJS.ProcessEnv) {
@@ -107,7 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       throw new ConfigError(`ACTIVITY_TIME_ZONE: ${JSON.stringify(timeZone)} is not an IANA time zone`);
     }
   });
-  const logLevel = env.LOG_LEVEL?.trim() || 'info';
+  const logLevel = rawLogLevel(env);
   if (!LOG_LEVELS.includes(logLevel)) r.problems.push(`LOG_LEVEL: ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`);
   const dbPoolSize = r.int('DB_POOL_SIZE', 10, 1, 1000);
   const amqpUrls = (env.AMQP_URL?.trim() || 'amqp://guest:guest@127.0.0.1:5672')
@@ -147,6 +187,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     groupLanes,
     metricsPort: r.int('METRICS_PORT', 9400, 0, 65000),
     callTimeoutMs: r.int('CALL_TIMEOUT_MS', 10_000, 1, 3_600_000),
+    outbox: {
+      maxAttempts: r.int('OUTBOX_MAX_ATTEMPTS', 10, 1, 1000),
+      backoffMs: r.int('OUTBOX_BACKOFF_MS', 1_000, 10, 3_600_000),
+      backoffMaxMs: r.int('OUTBOX_BACKOFF_MAX_MS', 300_000, 10, 86_400_000),
+      // Longer than a publish can take (10 s confirm timeout) so that a live claim never expires.
+      leaseMs: r.int('OUTBOX_LEASE_MS', 30_000, 5_000, 3_600_000),
+      batchSize: r.int('OUTBOX_BATCH', 100, 1, 10_000),
+    },
   };
   if (r.problems.length) throw new ConfigError(r.problems);
   return config;

@@ -1,13 +1,13 @@
 import { connectBroker, type Broker } from './amqp';
-import type { Config } from './config';
+import { processSwitches, type Config } from './config';
 import { newOrderId, systemClock, type Clock } from './ids';
 import { log as rootLog, type Logger } from './log';
-import { drainFastPath } from './relay';
+import { createRelay, type Relay } from './relay';
 import { connectRedis, type Redis } from './redis';
 import { openDatabases, type Databases } from './shards';
 
-/** What a worker gets: configuration, open connections, the clock and the id source. It owns none of them. */
-export type Context = Readonly<{ name: string; config: Config; log: Logger; dbs: Databases; redis: Redis; broker: Broker; clock: Clock; newOrderId: () => string }>;
+/** What a worker gets: configuration, open connections, its outbox relay, the clock and the id source. It owns none of them. */
+export type Context = Readonly<{ name: string; config: Config; log: Logger; dbs: Databases; redis: Redis; broker: Broker; relay: Relay; clock: Clock; newOrderId: () => string }>;
 
 /** A worker's `start` registers its consumers and jobs; the returned function stops its jobs. */
 export type Start = (ctx: Context) => Promise<(() => Promise<void>) | void>;
@@ -20,11 +20,12 @@ export async function openContext(name: string, config: Config, poolSize = confi
     await dbs.close();
     throw err;
   });
-  const broker = await connectBroker(config, log, name, process.env.AQ_PROBATION === '1').catch(async (err) => {
+  const broker = await connectBroker(config, log, name, processSwitches().probation).catch(async (err) => {
     redis.disconnect();
     await dbs.close();
     throw err;
   });
+  const relay = createRelay(broker, config.outbox, log);
   return {
     name,
     config,
@@ -32,10 +33,11 @@ export async function openContext(name: string, config: Config, poolSize = confi
     dbs,
     redis,
     broker,
+    relay,
     clock: systemClock,
     newOrderId,
     async close(graceMs) {
-      await broker.close(graceMs, drainFastPath);
+      await broker.close(graceMs, relay.drain);
       redis.disconnect();
       await dbs.close();
     },

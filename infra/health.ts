@@ -4,6 +4,7 @@ import type { Broker } from './amqp';
 import { probe } from './db';
 import type { Logger } from './log';
 import { registry, watchOutbox } from './metrics';
+import { countOpenTasks, outboxLagSeconds } from './outbox';
 import type { Redis } from './redis';
 import type { Databases } from './shards';
 
@@ -60,7 +61,7 @@ export async function checkReady(d: Deps): Promise<{ ok: boolean; checks: Record
  * JSON) and `/metrics` (Prometheus text).
  */
 export async function serveOps(d: Deps, port: number): Promise<OpsServer> {
-  const unwatch = watchOutbox(d.dbs.shards);
+  const unwatch = watchOutbox(d.dbs.shards.map((s) => ({ shard: s.shard, counts: () => countOpenTasks(s.ds), lagSeconds: () => outboxLagSeconds(s.ds) })));
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const answer = async () => {

@@ -1,6 +1,4 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { sql } from './db';
-import type { Shard } from './shards';
 
 /** One registry per process; `/metrics` of every worker serves it (infra/health.ts). */
 export const registry = new Registry();
@@ -56,8 +54,18 @@ export const outboxFailures = new Counter({
   registers: [registry],
 });
 
-// Outbox gauges are read from the shards on scrape; every process that opened shards adds them.
-const outboxSources = new Set<readonly Shard[]>();
+/** The outbox of one shard as the gauges read it on scrape (infra/outbox.ts answers; metrics imports no SQL). */
+export type OutboxReader = Readonly<{
+  shard: number;
+  /** Tasks not yet completed, by state. */
+  counts(): Promise<Record<string, number>>;
+  /** Age of the oldest task still to be published, in seconds. */
+  lagSeconds(): Promise<number>;
+}>;
+
+// Outbox gauges are read from the shards on scrape; every process that serves /metrics adds its shards.
+const outboxSources = new Set<readonly OutboxReader[]>();
+const OPEN_STATES = ['create', 'fail', 'dead'];
 
 new Gauge({
   name: 'aq_outbox_tasks',
@@ -68,10 +76,8 @@ new Gauge({
     this.reset();
     for (const shards of outboxSources) {
       for (const s of shards) {
-        const counts: Record<string, number> = { create: 0, fail: 0, dead: 0 };
-        const { rows } = await sql<{ state: string; n: string }>(s.ds, `SELECT state, count(*) AS n FROM task WHERE state <> 'completed' GROUP BY state`).catch(() => ({ rows: [] }));
-        for (const r of rows) counts[r.state] = Number(r.n);
-        for (const [state, n] of Object.entries(counts)) this.set({ shard: String(s.shard), state }, n);
+        const counts = await s.counts().catch((): Record<string, number> => ({}));
+        for (const state of OPEN_STATES) this.set({ shard: String(s.shard), state }, counts[state] ?? 0);
       }
     }
   },
@@ -85,19 +91,13 @@ new Gauge({
   async collect() {
     this.reset();
     for (const shards of outboxSources) {
-      for (const s of shards) {
-        const { rows } = await sql<{ age: number | null }>(
-          s.ds,
-          `SELECT EXTRACT(EPOCH FROM now() - min(create_time))::float8 AS age FROM task WHERE state IN ('create', 'fail')`,
-        ).catch(() => ({ rows: [] as Array<{ age: number | null }> }));
-        this.set({ shard: String(s.shard) }, Math.max(0, Number(rows[0]?.age ?? 0)));
-      }
+      for (const s of shards) this.set({ shard: String(s.shard) }, await s.lagSeconds().catch(() => 0));
     }
   },
 });
 
 /** Adds the outbox gauges of these shards to `/metrics`; the returned function removes them. */
-export function watchOutbox(shards: readonly Shard[]): () => void {
+export function watchOutbox(shards: readonly OutboxReader[]): () => void {
   outboxSources.add(shards);
   return () => void outboxSources.delete(shards);
 }

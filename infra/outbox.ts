@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import type { OutboxSettings } from './config';
+import { type Db, sql, type Tx } from './db';
 import type { Topic } from './topology';
-import { sql, type Tx } from './db';
+
+/**
+ * Every statement on the `task` table (the outbox, contract §6): the insert (alone or as a CTE of a
+ * caller's statement), the relay's claims and outcomes, replay, and the reads of the CLI and the
+ * metrics. A task's state changes only here: grep `UPDATE task`.
+ */
 
 /** An event to publish, written in the transaction of its cause (contract §6). */
 export type OutboundEvent = Readonly<{
@@ -25,8 +32,21 @@ export function taskRow(e: OutboundEvent, now: Date, holdMs = 0): TaskRow {
 }
 
 /** The columns a `task` insert sets from a row (`state` and the times aside), and their parameters in that order. */
-export const TASK_COLUMNS = 'user_id, topic, message_id, message, next_attempt_at';
+const TASK_COLUMNS = 'user_id, topic, message_id, message, next_attempt_at';
 export const taskParams = (r: TaskRow): unknown[] => [r.event.userId, r.event.topic, r.envelope.id, JSON.stringify(r.envelope), r.due];
+
+/**
+ * The task insert as the last CTE of a caller's own statement (one round trip with its cause): one
+ * row per row of `source`, the row's `taskParams` from `$first` on, create and update time `$now`.
+ * It returns the new task's `id`, or nothing when the message id was already there.
+ */
+export function insertTaskFrom(source: string, first: number, now: number): string {
+  const p = (i: number) => `$${first + i}`;
+  return `INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
+       SELECT ${p(0)}, ${p(1)}, ${p(2)}, ${p(3)}::jsonb, ${p(4)}, 'create', $${now}, $${now} FROM ${source}
+       ON CONFLICT (message_id) DO NOTHING
+       RETURNING id`;
+}
 
 /** The written task, once its row id is known. */
 export const enqueuedTask = (r: TaskRow, id: string): EnqueuedTask => ({ id, messageId: r.envelope.id, topic: r.event.topic, envelope: r.envelope, held: r.held });
@@ -34,8 +54,8 @@ export const enqueuedTask = (r: TaskRow, id: string): EnqueuedTask => ({ id, mes
 /**
  * Writes one `task` row per event inside `tx`. Returns the rows actually inserted: an event whose
  * message id is already there is skipped (ON CONFLICT DO NOTHING). With `holdMs`, the rows are due
- * only after that long: the writer publishes them itself right after commit (`publishNow`) without
- * claiming them first, and the cron relay takes over only if it never does (a crash).
+ * only after that long: the writer publishes them itself right after commit (the relay's
+ * `publishNow`) without claiming them first, and the cron relay takes over only if it never does (a crash).
  */
 export async function enqueue(tx: Tx, events: readonly OutboundEvent[], now: Date, holdMs = 0): Promise<EnqueuedTask[]> {
   const out: EnqueuedTask[] = [];
@@ -52,4 +72,158 @@ export async function enqueue(tx: Tx, events: readonly OutboundEvent[], now: Dat
     if (rows[0]) out.push(enqueuedTask(row, String(rows[0].id)));
   }
   return out;
+}
+
+/** A task a relay holds a claim (a lease) on, ready to publish. */
+export type ClaimedTask = { id: string; topic: string; message_id: string; message: Envelope; attempts: number };
+const CLAIMED_COLUMNS = 't.id::text AS id, t.topic, t.message_id, t.message, t.attempts';
+
+/**
+ * Claims due tasks in one short statement: SKIP LOCKED keeps concurrent relays apart, and the lease
+ * (next_attempt_at pushed ahead) keeps them apart after the row locks are gone.
+ */
+export async function claimDue(ds: Db, s: Pick<OutboxSettings, 'batchSize' | 'leaseMs'>): Promise<ClaimedTask[]> {
+  const { rows } = await sql<ClaimedTask>(
+    ds,
+    `WITH due AS (
+       SELECT id FROM task WHERE state IN ('create', 'fail') AND next_attempt_at <= now()
+        ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+     UPDATE task t SET next_attempt_at = now() + $2 * interval '1 millisecond', update_time = now()
+       FROM due WHERE t.id = due.id
+     RETURNING ${CLAIMED_COLUMNS}`,
+    [s.batchSize, s.leaseMs],
+  );
+  return rows;
+}
+
+/**
+ * Claims these tasks for the fast path, only those nobody holds: a claim sets next_attempt_at a lease
+ * (>= 5 s) past update_time, while enqueue, replay and a release leave them equal. No clock
+ * comparison, so no skew to allow for.
+ */
+export async function claimUnheld(ds: Db, ids: readonly string[], leaseMs: number): Promise<ClaimedTask[]> {
+  const { rows } = await sql<ClaimedTask>(
+    ds,
+    `UPDATE task t SET next_attempt_at = now() + $2 * interval '1 millisecond', update_time = now()
+      WHERE t.id = ANY($1::bigint[]) AND t.state = 'create' AND t.next_attempt_at <= t.update_time + interval '1 second'
+      RETURNING ${CLAIMED_COLUMNS}`,
+    [ids, leaseMs],
+  );
+  return rows;
+}
+
+/** Published and confirmed: `completed`. */
+export async function markCompleted(ds: Db, ids: readonly string[]): Promise<void> {
+  await sql(ds, `UPDATE task SET state = 'completed', update_time = now() WHERE id = ANY($1::bigint[]) AND state IN ('create', 'fail')`, [ids]);
+}
+
+/** Not published because the broker is away: no attempt counted, due again at once. */
+export async function releaseTask(ds: Db, id: string, error: string): Promise<void> {
+  await sql(ds, `UPDATE task SET next_attempt_at = now(), last_error = $2, update_time = now() WHERE id = $1 AND state IN ('create', 'fail')`, [id, error]);
+}
+
+export type FailedTask = Readonly<{ state: string; attempts: number; next_attempt_at: Date }>;
+
+/** A failed publish: attempts + 1, backed off exponentially; past the limit the task is `dead`. */
+export async function failTask(ds: Db, id: string, error: string, s: OutboxSettings): Promise<FailedTask | undefined> {
+  const { rows } = await sql<FailedTask>(
+    ds,
+    `UPDATE task SET attempts = attempts + 1,
+            state = CASE WHEN attempts + 1 >= $3 THEN 'dead' ELSE 'fail' END,
+            last_error = $2,
+            next_attempt_at = now() + LEAST($5::float8, $4::float8 * power(2, attempts)) * interval '1 millisecond',
+            update_time = now()
+      WHERE id = $1 AND state IN ('create', 'fail')
+      RETURNING state, attempts, next_attempt_at`,
+    [id, error.slice(0, 1_000), s.maxAttempts, s.backoffMs, s.backoffMaxMs],
+  );
+  return rows[0];
+}
+
+/** A shard database as the outbox statements need it. */
+type ShardDb = Readonly<{ shard: number; ds: Db }>;
+
+export type ReplaySelector = Readonly<{ ids: readonly (string | number)[] }> | Readonly<{ state: 'fail' | 'dead' }>;
+export type ReplayedTask = Readonly<{ shard: number; id: string; messageId: string; topic: string }>;
+
+/** Task ids of `shard` among the ids: `SHARD:ID` of this shard, or a bare number (task ids are per shard). */
+function taskIdsOf(ids: readonly string[], shard: number): string[] {
+  return ids.flatMap((v) => {
+    const qualified = /^(\d+):(\d+)$/.exec(v);
+    if (qualified) return Number(qualified[1]) === shard ? [qualified[2]!] : [];
+    return /^\d{1,18}$/.test(v) ? [v] : [];
+  });
+}
+
+/**
+ * Puts tasks back to `create` with attempts 0, due now, same message id. Ids: a message id (unique
+ * across shards, preferred), `SHARD:ID` (a task id as `tasks list` prints it), or a bare number
+ * (a task id, matched in every shard, as task ids are per shard). Tasks already `create` are left
+ * alone (a relay may be publishing them); by id any other state is replayed, `completed` included.
+ */
+export async function replayTasks(shards: readonly ShardDb[], sel: ReplaySelector): Promise<ReplayedTask[]> {
+  const out: ReplayedTask[] = [];
+  for (const s of shards) {
+    let where = 'state = $1';
+    let params: unknown[] = ['state' in sel ? sel.state : undefined];
+    if ('ids' in sel) {
+      const taskIds = taskIdsOf(sel.ids.map(String), s.shard);
+      const messageIds = sel.ids.filter((raw): raw is string => typeof raw === 'string' && !/^(\d+):(\d+)$/.test(raw));
+      if (!messageIds.length && !taskIds.length) continue;
+      where = `state <> 'create' AND (message_id = ANY($1::text[]) OR id = ANY($2::bigint[]))`;
+      params = [messageIds, taskIds];
+    }
+    const { rows } = await sql<{ id: string; message_id: string; topic: string }>(
+      s.ds,
+      `UPDATE task SET state = 'create', attempts = 0, next_attempt_at = now(), update_time = now()
+        WHERE ${where} RETURNING id::text AS id, message_id, topic`,
+      params,
+    );
+    for (const r of rows) out.push({ shard: s.shard, id: r.id, messageId: r.message_id, topic: r.topic });
+  }
+  return out;
+}
+
+/** A task as `tasks list` shows it. */
+export type ListedTask = { shard: number; id: string; message_id: string; topic: string; state: string; attempts: number; next_attempt_at: Date; last_error: string | null; create_time: Date };
+const LISTED = `SELECT id::text AS id, message_id, topic, state, attempts, next_attempt_at, last_error, create_time FROM task`;
+
+async function listed(s: ShardDb, where: string, params: unknown[]): Promise<ListedTask[]> {
+  const { rows } = await sql<Omit<ListedTask, 'shard'>>(s.ds, `${LISTED} ${where}`, params);
+  return rows.map((r) => ({ shard: s.shard, ...r }));
+}
+
+/** The newest tasks (of one state, or all) across the shards, newest first, at most `limit`. */
+export async function listTasks(shards: readonly ShardDb[], state: string | undefined, limit: number): Promise<ListedTask[]> {
+  const rows: ListedTask[] = [];
+  for (const s of shards) rows.push(...(await listed(s, 'WHERE ($1::text IS NULL OR state = $1) ORDER BY create_time DESC, id DESC LIMIT $2', [state ?? null, limit])));
+  rows.sort((a, b) => b.create_time.getTime() - a.create_time.getTime());
+  return rows.slice(0, limit);
+}
+
+/** Tasks the selector addresses, in any state (read only): for a dry run and to report ids not found. */
+export async function findTasks(shards: readonly ShardDb[], sel: ReplaySelector): Promise<ListedTask[]> {
+  const out: ListedTask[] = [];
+  for (const s of shards) {
+    if ('state' in sel) out.push(...(await listed(s, 'WHERE state = $1', [sel.state])));
+    else {
+      const ids = sel.ids.map(String);
+      out.push(...(await listed(s, 'WHERE message_id = ANY($1::text[]) OR id = ANY($2::bigint[])', [ids, taskIdsOf(ids, s.shard)])));
+    }
+  }
+  return out;
+}
+
+/** Tasks not yet completed, by state (create, fail, dead; each present, 0 when none). */
+export async function countOpenTasks(ds: Db): Promise<Record<string, number>> {
+  const counts: Record<string, number> = { create: 0, fail: 0, dead: 0 };
+  const { rows } = await sql<{ state: string; n: string }>(ds, `SELECT state, count(*) AS n FROM task WHERE state <> 'completed' GROUP BY state`);
+  for (const r of rows) counts[r.state] = Number(r.n);
+  return counts;
+}
+
+/** Age in seconds of the oldest task still to be published (create or fail); 0 when none. */
+export async function outboxLagSeconds(ds: Db): Promise<number> {
+  const { rows } = await sql<{ age: number | null }>(ds, `SELECT EXTRACT(EPOCH FROM now() - min(create_time))::float8 AS age FROM task WHERE state IN ('create', 'fail')`);
+  return Math.max(0, Number(rows[0]?.age ?? 0));
 }

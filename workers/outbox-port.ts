@@ -1,8 +1,6 @@
-import type { Broker } from '../infra/amqp';
 import type { Tx } from '../infra/db';
-import type { Logger } from '../infra/log';
 import { enqueue, taskRow, type EnqueuedTask, type OutboundEvent, type TaskRow } from '../infra/outbox';
-import { holdForFastPath, publishNow } from '../infra/relay';
+import type { Relay } from '../infra/relay';
 import type { Shard } from '../infra/shards';
 
 /**
@@ -17,10 +15,10 @@ export type OutboxPort = Readonly<{
   publish(db: Shard, tasks: readonly EnqueuedTask[]): Promise<void>;
 }>;
 
-export function outboxPort(broker: Broker, log: Logger): OutboxPort {
+export function outboxPort(relay: Relay): OutboxPort {
   return {
-    hold: async (_db, e, now) => taskRow(e, now, holdForFastPath()),
-    enqueue: (tx, _db, events, now) => enqueue(tx, events, now, holdForFastPath()),
-    publish: (db, tasks) => publishNow(broker, db.ds, tasks, log),
+    hold: async (_db, e, now) => taskRow(e, now, relay.holdMs),
+    enqueue: (tx, _db, events, now) => enqueue(tx, events, now, relay.holdMs),
+    publish: (db, tasks) => relay.publishNow(db.ds, tasks),
   };
 }

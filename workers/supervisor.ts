@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig } from '../infra/config';
+import { ConfigError, loadConfig, workerEnv } from '../infra/config';
 import { log as rootLog } from '../infra/log';
 import { WORKERS, type WorkerName } from './runtime';
 
@@ -36,7 +36,7 @@ let stopping = false;
 /** `afterCrash`: the worker starts on probation (one message at a time until a window is acked). */
 function launch(slot: Slot, afterCrash = false): void {
   slot.startedAt = Date.now();
-  const env = afterCrash ? { ...process.env, AQ_PROBATION: '1' } : process.env;
+  const env = workerEnv(afterCrash);
   const child = spawn(process.execPath, [...nodeArgs, slot.name], { stdio: ['ignore', 'inherit', 'inherit'], env });
   slot.child = child;
   log.info({ name: slot.name, pid: child.pid }, 'worker launched');

@@ -1,7 +1,7 @@
 import { loadConfig } from '../config';
-import { probe, sql } from '../db';
-import { replayTasks, type ReplaySelector } from '../relay';
-import { openDatabases, type Shard } from '../shards';
+import { probe } from '../db';
+import { findTasks, listTasks, replayTasks, type ReplaySelector } from '../outbox';
+import { openDatabases } from '../shards';
 import { UsageError, parseCommand, printRows, reach, wholeNumber, write } from './args';
 import { runCommand } from './command';
 
@@ -18,9 +18,6 @@ const HELP: Record<string, string> = {
 const STATES = ['create', 'completed', 'fail', 'dead'];
 const OPTIONS = { state: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, id: { type: 'string', multiple: true }, 'dry-run': { type: 'boolean' } } as const;
 const COLUMNS = ['shard', 'id', 'message_id', 'topic', 'state', 'attempts', 'next_attempt_at', 'last_error'];
-
-type Row = { shard: number; id: string; message_id: string; topic: string; state: string; attempts: number; next_attempt_at: Date; last_error: string | null; create_time: Date };
-const SELECT = `SELECT id::text AS id, message_id, topic, state, attempts, next_attempt_at, last_error, create_time FROM task`;
 
 await runCommand(async () => {
   const argv = process.argv.slice(2);
@@ -51,20 +48,14 @@ await runCommand(async () => {
   });
   try {
     if (verb === 'list') {
-      const rows: Row[] = [];
-      for (const s of dbs.shards) {
-        const r = await sql<Omit<Row, 'shard'>>(s.ds, `${SELECT} WHERE ($1::text IS NULL OR state = $1) ORDER BY create_time DESC, id DESC LIMIT $2`, [values.state ?? null, limit]);
-        rows.push(...r.rows.map((x) => ({ shard: s.shard, ...x })));
-      }
       // Newest first across shards, then the overall limit.
-      rows.sort((a, b) => b.create_time.getTime() - a.create_time.getTime());
-      const shown = rows.slice(0, limit).map(({ create_time, ...r }) => ({ ...r, create_time: create_time.toISOString(), next_attempt_at: r.next_attempt_at.toISOString() }));
+      const shown = (await listTasks(dbs.shards, values.state, limit)).map(({ create_time, ...r }) => ({ ...r, create_time: create_time.toISOString(), next_attempt_at: r.next_attempt_at.toISOString() }));
       printRows(shown, COLUMNS, !!values.json, 'task(s)');
       return 0;
     }
     const sel: ReplaySelector = ids.length ? { ids } : { state: values.state as 'fail' | 'dead' };
     const dry = !!values['dry-run'];
-    const matched = await matching(dbs.shards, sel);
+    const matched = await findTasks(dbs.shards, sel);
     const replayed = dry ? matched.filter((t) => t.state !== 'create') : await replayTasks(dbs.shards, sel);
     const notFound = ids.filter((id) => !matched.some((t) => t.message_id === id || `${t.shard}:${t.id}` === id || t.id === id));
     const skipped = matched.filter((t) => t.state === 'create');
@@ -78,18 +69,3 @@ await runCommand(async () => {
     await dbs.close();
   }
 });
-
-/** Tasks the selector addresses, in any state (read only): for --dry-run and to report ids not found. */
-async function matching(shards: readonly Shard[], sel: ReplaySelector): Promise<Row[]> {
-  const out: Row[] = [];
-  for (const s of shards) {
-    const byId = 'ids' in sel;
-    const ids = byId ? sel.ids.map(String) : [];
-    const own = ids.flatMap((v) => (/^(\d+):(\d+)$/.exec(v)?.[1] === String(s.shard) ? [v.split(':')[1]!] : /^\d{1,18}$/.test(v) ? [v] : []));
-    const { rows } = byId
-      ? await sql<Omit<Row, 'shard'>>(s.ds, `${SELECT} WHERE message_id = ANY($1::text[]) OR id = ANY($2::bigint[])`, [ids, own])
-      : await sql<Omit<Row, 'shard'>>(s.ds, `${SELECT} WHERE state = $1`, [sel.state]);
-    out.push(...rows.map((r) => ({ shard: s.shard, ...r })));
-  }
-  return out;
-}

@@ -4,6 +4,7 @@ import { EVENT_DATA, type Event } from '../contract/events';
 import { reasonOf } from '../contract/fields';
 import { CancelReply, HistoryReply, PartakeReply, QueryReply, REPLY_CODES, UseReply, type CancelledOrder, type History, type Quota, type RaffleOrder, type Reply } from '../contract/replies';
 import type { BehaviorPayload, RechargePayload } from '../contract/requests';
+import { clientAmqpUrl } from '../config';
 import { EVENTS_EXCHANGE, QUEUES, type Topic } from '../topology';
 import { ContractError, DIRECT_REPLY_TO, TimeoutError, UnroutableError, openWire, parseJson, type PublishOptions, type RawReply } from './wire';
 
@@ -78,7 +79,7 @@ export type Client = Readonly<{
 }>;
 
 export async function connect(o: ClientOptions = {}): Promise<Client> {
-  const url = o.url ?? process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+  const url = o.url ?? clientAmqpUrl();
   const conn = await amqplib.connect(url, { noDelay: o.noDelay ?? true, clientProperties: { connection_name: o.name ?? `activity-quota-client:${process.pid}` } });
   conn.on('error', () => undefined); // surfaces as 'close' and rejected calls
   const wire = await openWire(conn, o.timeoutMs ?? 10_000, (o.replyTo ?? 'queue') === 'queue');

@@ -2,15 +2,12 @@ import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql, transaction } from '../../infra/db';
-import { enqueue, type EnqueuedTask } from '../../infra/outbox';
-import { claimBatch, publishNow, relaySettings } from '../../infra/relay';
+import { claimDue, enqueue, type EnqueuedTask } from '../../infra/outbox';
 import { TOPICS } from '../../infra/topology';
 import { openContext, type Context } from '../../workers/runtime';
 import { connectClient, waitFor, type TestClient } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { startWorker, type Running } from '../support/workers';
-
-process.env.OUTBOX_LEASE_MS = '5000';
 
 let world: TestEnv;
 let client: TestClient;
@@ -18,7 +15,7 @@ let ctx: Context & { close(): Promise<void> };
 const running: Running[] = [];
 
 test.before(async () => {
-  world = await createTestEnv();
+  world = await createTestEnv({ extra: { OUTBOX_LEASE_MS: '5000' } });
   ctx = await openContext('relay-test', world.config, 4);
   client = await connectClient(world.config.amqpUrl);
 });
@@ -54,7 +51,7 @@ const deliveries = (id: string) => client.events.filter((e) => e.props.messageId
 
 test('fast path publishes a task once, with its message id, and marks it completed', async () => {
   const [t] = await addTasks(1, 'fast');
-  await publishNow(ctx.broker, ctx.dbs.shards[t!.shard - 1]!.ds, [t!], ctx.log);
+  await ctx.relay.publishNow(ctx.dbs.shards[t!.shard - 1]!.ds, [t!]);
   const e = await client.waitEvent((e) => e.props.messageId === t!.messageId, 5_000);
   assert.is(e.key, TOPICS.rechargeCompleted);
   assert.is(e.body.id, t!.messageId);
@@ -64,7 +61,7 @@ test('fast path publishes a task once, with its message id, and marks it complet
   assert.is(e.props.contentType, 'application/json');
   assert.is((await states()).get(t!.messageId)?.state, 'completed');
   // A second fast-path call for the same task publishes nothing.
-  await publishNow(ctx.broker, ctx.dbs.shards[t!.shard - 1]!.ds, [t!], ctx.log);
+  await ctx.relay.publishNow(ctx.dbs.shards[t!.shard - 1]!.ds, [t!]);
   await new Promise((r) => setTimeout(r, 300));
   assert.is(deliveries(t!.messageId), 1);
 });
@@ -72,9 +69,9 @@ test('fast path publishes a task once, with its message id, and marks it complet
 test('the fast path leaves a task claimed by a relay alone; the claim expires after its lease', async () => {
   const [t] = await addTasks(1, 'claimed');
   const ds = ctx.dbs.shards[t!.shard - 1]!.ds;
-  const claimed = await claimBatch(ds, relaySettings());
+  const claimed = await claimDue(ds, ctx.config.outbox);
   assert.equal(claimed.map((c) => c.message_id), [t!.messageId]);
-  await publishNow(ctx.broker, ds, [t!], ctx.log);
+  await ctx.relay.publishNow(ds, [t!]);
   await new Promise((r) => setTimeout(r, 300));
   assert.is(deliveries(t!.messageId), 0);
   assert.is((await states()).get(t!.messageId)?.state, 'create');
@@ -122,7 +119,7 @@ test('broker unavailable for a while: tasks stay unsent, then all go out', async
     await cut();
     await waitFor(() => !relay.ctx.broker.connected(), 5_000, 'relay to notice the outage');
     const tasks = await addTasks(20, 'outage');
-    for (const s of ctx.dbs.shards) await publishNow(relay.ctx.broker, s.ds, tasks.filter((t) => t.shard === s.shard), relay.ctx.log);
+    for (const s of ctx.dbs.shards) await relay.ctx.relay.publishNow(s.ds, tasks.filter((t) => t.shard === s.shard));
     await new Promise((r) => setTimeout(r, 2_500));
     assert.is(tasks.filter((t) => deliveries(t.messageId) > 0).length, 0, 'nothing published during the outage');
     const during = await states();

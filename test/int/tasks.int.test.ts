@@ -8,18 +8,14 @@ import { waitFor } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { npmScript, startWorker, type Running } from '../support/workers';
 
-// Read by the relay of the in-process worker: a short road to `dead`.
-process.env.OUTBOX_MAX_ATTEMPTS = '3';
-process.env.OUTBOX_BACKOFF_MS = '300';
-process.env.OUTBOX_LEASE_MS = '5000';
-
 let world: TestEnv;
 let worker: Running;
 let conn: ChannelModel;
 let ch: Channel;
 
 test.before(async () => {
-  world = await createTestEnv();
+  // The relay of the in-process worker: a short road to `dead`.
+  world = await createTestEnv({ extra: { OUTBOX_MAX_ATTEMPTS: '3', OUTBOX_BACKOFF_MS: '300', OUTBOX_LEASE_MS: '5000' } });
   worker = await startWorker('task-compensation', world.config);
   conn = await amqplib.connect(world.config.amqpUrl);
   ch = await conn.createChannel();

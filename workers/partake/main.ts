@@ -9,7 +9,7 @@ import { raffleOrderCancelHandler, raffleOrderUsedHandler } from './raffle-order
 
 export const start: Start = async (ctx) => {
   const { log, broker, dbs, clock, newOrderId } = ctx;
-  const d: Deps = { log, broker, outbox: outboxPort(broker, log), dbs, clock, newOrderId, catalog: catalogReader(dbs.global), timeZone: ctx.config.timeZone };
+  const d: Deps = { log, broker, outbox: outboxPort(ctx.relay), dbs, clock, newOrderId, catalog: catalogReader(dbs.global), timeZone: ctx.config.timeZone };
   await broker.consume(PARTAKE_QUEUE, partakeHandler(d));
   await broker.consume(ACCOUNT_QUERY_QUEUE, accountQueryHandler(d));
   await broker.consume(ACCOUNT_HISTORY_QUEUE, accountHistoryHandler(d));

@@ -1,6 +1,6 @@
 import type { CancelDecision, RaffleOrder } from '../../domain/raffle-order';
 import { type Db, sql, type Tx } from '../../infra/db';
-import { TASK_COLUMNS, taskParams, type TaskRow } from '../../infra/outbox';
+import { insertTaskFrom, taskParams, type TaskRow } from '../../infra/outbox';
 import { ORDER_COLUMNS, toOrder, type OrderRow } from './store';
 
 /** SQL of a raffle order's life after partake: used, cancelled (refunded), expired. Suffixes come from the router only. */
@@ -61,10 +61,7 @@ export async function applyCancel(tx: Tx, suffix: string, c: Extract<CancelDecis
        WHERE user_id = $1 AND activity_id = (SELECT activity_id FROM o)
        RETURNING 1
      ), t AS (
-       INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
-       SELECT $8, $9, $10, $11::jsonb, $12, 'create', $3, $3 FROM a
-       ON CONFLICT (message_id) DO NOTHING
-       RETURNING id
+       ${insertTaskFrom('a', 8, 3)}
      )
      SELECT (SELECT count(*)::int FROM a) AS n, (SELECT id::text FROM t) AS task_id`,
     [c.order.userId, c.order.orderId, now, c.refund.day === 1, c.period.day, c.refund.month === 1, c.period.month, ...taskParams(task)]);

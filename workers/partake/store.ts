@@ -2,7 +2,7 @@ import type { Period } from '../../domain/calendar';
 import type { Deduction, LockedQuota, PeriodWrite, QuotaRows } from '../../domain/partake';
 import type { RaffleOrder, RaffleOrderState } from '../../domain/raffle-order';
 import { type Db, sql, type Tx } from '../../infra/db';
-import { TASK_COLUMNS, taskParams, type TaskRow } from '../../infra/outbox';
+import { insertTaskFrom, taskParams, type TaskRow } from '../../infra/outbox';
 
 /** SQL of the partake worker's quota (partake, query). Split-table suffixes come from the router only. */
 
@@ -74,10 +74,7 @@ export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: Raff
        SELECT $8, $1, $2, $9, $10, $7, 'create', $7, $7 FROM a
        RETURNING 1
      ), t AS (
-       INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
-       SELECT $11, $12, $13, $14::jsonb, $15, 'create', $7, $7 FROM o
-       ON CONFLICT (message_id) DO NOTHING
-       RETURNING id
+       ${insertTaskFrom('o', 11, 7)}
      )
      SELECT (SELECT count(*)::int FROM o) AS n, (SELECT id::text FROM t) AS task_id`,
     [o.userId, o.activityId, period.month, createCount(d.month), period.day, createCount(d.day), o.orderTime, o.orderId, o.activityName, o.strategyId, ...taskParams(task)]);

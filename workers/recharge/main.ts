@@ -7,7 +7,7 @@ import { startStockJobs } from './stock-jobs';
 
 export const start: Start = async (ctx) => {
   const { log, broker, dbs, redis, clock, newOrderId } = ctx;
-  const outbox = outboxPort(broker, log);
+  const outbox = outboxPort(ctx.relay);
   const deps: Deps = { log, outbox, dbs, redis, clock, newOrderId, catalog: catalogReader(dbs.global), timeZone: ctx.config.timeZone };
   const stopJobs = startStockJobs(dbs, redis, log);
   await broker.consume(RECHARGE_QUEUE, (msg) => handleRecharge(deps, msg));

@@ -1,5 +1,5 @@
 import type { ConsumeMessage } from 'amqplib';
-import { publishNow, replayTasks } from '../../infra/relay';
+import { replayTasks } from '../../infra/outbox';
 import type { Topic } from '../../infra/topology';
 import type { Context } from '../../infra/context';
 import { parseReplay } from './message';
@@ -11,6 +11,6 @@ export async function handleReplay(ctx: Context, msg: ConsumeMessage): Promise<v
   ctx.log.info({ selector: sel, replayed: replayed.length, messageIds: replayed.slice(0, 20).map((t) => t.messageId) }, 'tasks replayed');
   for (const s of ctx.dbs.shards) {
     const mine = replayed.filter((t) => t.shard === s.shard).map((t) => ({ id: t.id, messageId: t.messageId, topic: t.topic as Topic }));
-    await publishNow(ctx.broker, s.ds, mine, ctx.log);
+    await ctx.relay.publishNow(s.ds, mine);
   }
 }

@@ -1,17 +1,15 @@
 import cron from 'node-cron';
-import { relayAll, relaySettings } from '../../infra/relay';
 import type { Start } from '../../infra/context';
 import { handleReplay } from './handle';
 import { REPLAY_QUEUE } from './message';
 
 /** The outbox relay (every second, never overlapping itself) and the replay consumer. */
 export const start: Start = async (ctx) => {
-  const settings = relaySettings();
   await ctx.broker.consume(REPLAY_QUEUE, (msg) => handleReplay(ctx, msg));
   let round: Promise<unknown> | undefined;
   const job = cron.schedule(
     '* * * * * *',
-    () => (round = relayAll(ctx.broker, ctx.dbs.shards, settings, ctx.log)),
+    () => (round = ctx.relay.relayAll(ctx.dbs.shards)),
     {
       name: `outbox-relay:${ctx.name}`,
       noOverlap: true,
@@ -23,7 +21,7 @@ export const start: Start = async (ctx) => {
       },
     },
   );
-  ctx.log.info({ settings }, 'outbox relay scheduled');
+  ctx.log.info({ settings: ctx.config.outbox }, 'outbox relay scheduled');
   return async () => {
     await job.stop();
     await round; // a round in flight finishes its marking before the connections close
