@@ -18,7 +18,11 @@ const wanted = (f: string) => !filters.length || filters.some((x) => (x === 'uni
 
 type Tally = { passed: number; failed: number; skipped: number };
 
+/** A file that runs longer than this is killed and counted as one failure (a hang must not eat CI's budget). */
+const fileTimeoutMs = Number(process.env.TEST_FILE_TIMEOUT_S ?? 600) * 1000;
+
 function runUvu(files: string[]): Promise<Tally> {
+  const started = Date.now();
   return new Promise((resolve) => {
     // uvu's own CLI takes a directory + pattern; one anchored pattern selects exactly these files.
     const pattern = `^(${files.map((f) => path.basename(f).replace(/[.]/g, '\\.')).join('|')})$`;
@@ -27,13 +31,30 @@ function runUvu(files: string[]): Promise<Tally> {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, FORCE_COLOR: '0' },
+      detached: true, // its own process group, so a timeout also ends the workers it started
     });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, fileTimeoutMs);
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d;
       process.stdout.write(d);
     });
     child.on('exit', (code) => {
+      clearTimeout(timer);
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      process.stdout.write(`\n(${files.length === 1 ? files[0] : 'unit'}: ${seconds} s)\n`);
+      if (timedOut) {
+        process.stdout.write(`\n!! ${files.join(', ')} killed after ${fileTimeoutMs / 1000} s: counted as one failure\n`);
+        return resolve({ passed: 0, failed: 1, skipped: 0 });
+      }
       const clean = out.replace(/\x1b\[[0-9;]*m/g, '');
       const num = (label: string) => Number(clean.match(new RegExp(`${label}:\\s+(\\d+)`))?.[1] ?? NaN);
       const total = num('Total');
