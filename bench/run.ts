@@ -10,7 +10,8 @@ import { benchChildrenSource, cheapest, CLK_TCK, cpuClock, cpuRows, driverSource
 import { connectDriver, type Driver } from './driver';
 import { writeReport, type Results } from './report';
 import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
-import { BASE, dbCeiling, USERS_PER_CLIENT, VARIANTS, type DbLevel, type Variant } from './scenarios/ceiling-db';
+import { BASE, dbCeiling, VARIANTS, type DbLevel, type Variant } from './scenarios/ceiling-db';
+import { USERS_PER_CLIENT } from './scenarios/ceiling-sql';
 import { pacedPartake, partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
 import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
 import { floodScenario } from './scenarios/flood';

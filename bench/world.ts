@@ -5,6 +5,7 @@ import pg from 'pg';
 import { route } from '../domain/router';
 import { periodOf } from '../domain/calendar';
 import type { Config } from '../infra/config';
+import { CEILING_USER_PATTERN, ceilingUser } from './scenarios/ceiling-sql';
 
 /** The bench catalog: one open activity, two unlimited SKUs and two limited ones (one runs out). */
 export const ACTIVITY_ID = 100301;
@@ -77,21 +78,22 @@ export async function preloadAccounts(pools: Pools, config: Config, userIds: rea
 }
 
 /**
- * Accounts for the database ceiling (`pgbench`), in every shard: `p<t>-<u>` for split table t and
- * u < users, with today's and this month's rows, all with BIG quota. These users are never routed
- * by the pipeline (the ceiling scripts pick the split table themselves).
+ * Accounts for the database ceiling (`pgbench`), in every shard: partake users `ceilingUser('partake',
+ * t, n)` for split table t and n < users, with today's and this month's rows, all with BIG quota.
+ * These users are never routed by the pipeline (the ceiling scripts pick the split table themselves).
  */
 export async function preloadCeilingAccounts(pools: Pools, config: Config, users: number): Promise<void> {
   const { day, month } = periodOf(new Date(), config.timeZone);
   for (const pool of pools.shards) {
     for (let t = 0; t < config.shardTableCount; t++) {
-      const ids = `SELECT 'p${t}-' || g AS u FROM generate_series(0, $1::int - 1) g`;
+      const ids = `SELECT ($4::bigint + g)::text AS u FROM generate_series(0, $1::int - 1) g`;
+      const params = [users, ACTIVITY_ID, BIG, ceilingUser('partake', t, 0)];
       await pool.query(`INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
-        SELECT u, $2, $3, $3, $3, $3, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`, [users, ACTIVITY_ID, BIG]);
+        SELECT u, $2, $3, $3, $3, $3, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`, params);
       await pool.query(`INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus)
-        SELECT u, $2, $4, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`, [users, ACTIVITY_ID, BIG, day]);
+        SELECT u, $2, $5, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`, [...params, day]);
       await pool.query(`INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus)
-        SELECT u, $2, $4, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`, [users, ACTIVITY_ID, BIG, month]);
+        SELECT u, $2, $5, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`, [...params, month]);
     }
   }
 }
@@ -99,11 +101,11 @@ export async function preloadCeilingAccounts(pools: Pools, config: Config, users
 /** Removes what the ceiling wrote, so that the relay does not publish it and counts stay clean. */
 export async function removeCeilingRows(pools: Pools, config: Config): Promise<void> {
   for (const pool of pools.shards) {
-    await pool.query(`DELETE FROM task WHERE user_id LIKE 'p%-%' OR user_id LIKE 'q%-%'`);
+    await pool.query(`DELETE FROM task WHERE user_id ~ $1`, [CEILING_USER_PATTERN]);
     for (let t = 0; t < config.shardTableCount; t++) {
       const s = String(t).padStart(3, '0');
-      await pool.query(`DELETE FROM user_raffle_order_${s} WHERE user_id LIKE 'p%-%'`);
-      await pool.query(`DELETE FROM raffle_activity_order_${s} WHERE user_id LIKE 'q%-%'`);
+      await pool.query(`DELETE FROM user_raffle_order_${s} WHERE user_id ~ $1`, [CEILING_USER_PATTERN]);
+      await pool.query(`DELETE FROM raffle_activity_order_${s} WHERE user_id ~ $1`, [CEILING_USER_PATTERN]);
     }
     await pool.query(`VACUUM ANALYZE`).catch(() => undefined);
   }

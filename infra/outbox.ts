@@ -51,6 +51,12 @@ export function insertTaskFrom(source: string, first: number, now: number): stri
 /** The written task, once its row id is known. */
 export const enqueuedTask = (r: TaskRow, id: string): EnqueuedTask => ({ id, messageId: r.envelope.id, topic: r.event.topic, envelope: r.envelope, held: r.held });
 
+/** `enqueue`'s statement (also run by the bench's database ceiling, bench/scenarios/ceiling-sql.ts). */
+export const ENQUEUE_SQL = `INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
+       VALUES ($1, $2, $3, $4, $5, 'create', $6, $6)
+       ON CONFLICT (message_id) DO NOTHING
+       RETURNING id`;
+
 /**
  * Writes one `task` row per event inside `tx`. Returns the rows actually inserted: an event whose
  * message id is already there is skipped (ON CONFLICT DO NOTHING). With `holdMs`, the rows are due
@@ -63,10 +69,7 @@ export async function enqueue(tx: Tx, events: readonly OutboundEvent[], now: Dat
     const row = taskRow(e, now, holdMs);
     const { rows } = await sql<{ id: string }>(
       tx,
-      `INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
-       VALUES ($1, $2, $3, $4, $5, 'create', $6, $6)
-       ON CONFLICT (message_id) DO NOTHING
-       RETURNING id`,
+      ENQUEUE_SQL,
       [...taskParams(row), now],
     );
     if (rows[0]) out.push(enqueuedTask(row, String(rows[0].id)));

@@ -5,11 +5,13 @@ import { ORDER_COLUMNS, toOrder, type OrderRow } from './store';
 
 /** SQL of a raffle order's life after partake: used, cancelled (refunded), expired. Suffixes come from the router only. */
 
+/** The `raffle-order.used` statement (also run by the bench's database ceiling, bench/scenarios/ceiling-sql.ts). */
+export const USE_ORDER_SQL = (suffix: string) => `UPDATE user_raffle_order_${suffix} SET order_state = 'used', update_time = $3
+     WHERE user_id = $1 AND order_id = $2 AND order_state = 'create' RETURNING ${ORDER_COLUMNS}`;
+
 /** `create` → `used`, once: the updated order, or undefined when it was not `create`. */
 export async function useOrder(tx: Tx, suffix: string, userId: string, orderId: string, now: Date): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(tx,
-    `UPDATE user_raffle_order_${suffix} SET order_state = 'used', update_time = $3
-     WHERE user_id = $1 AND order_id = $2 AND order_state = 'create' RETURNING ${ORDER_COLUMNS}`, [userId, orderId, now]);
+  const { rows } = await sql<OrderRow>(tx, USE_ORDER_SQL(suffix), [userId, orderId, now]);
   return rows[0] && toOrder(rows[0]);
 }
 

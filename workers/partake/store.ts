@@ -19,13 +19,12 @@ export const toOrder = (r: OrderRow): RaffleOrder => ({
 });
 
 /**
- * One round trip: locks the account row (concurrent partakes by one user serialize here) and reads
- * the unused order, today's and this month's rows. Writers of those rows (recharge, partake) take
- * the account row first, so under this lock they are current without a lock of their own.
+ * The text of the partake transaction's statements, per split-table suffix: the handlers below run
+ * these, and the bench's database ceiling builds its pgbench script from the same strings
+ * (bench/scenarios/ceiling-sql.ts), so that both measure one SQL.
  */
-export async function lockQuota(tx: Tx, suffix: string, userId: string, activityId: number, period: Period): Promise<LockedQuota> {
-  const { rows } = await sql<QuotaRow & { open: OrderRow | null }>(tx,
-    `SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count,
+export const PARTAKE_SQL = {
+  lockQuota: (suffix: string) => `SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count,
             d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus,
             (SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix}
                WHERE user_id = $1 AND activity_id = $2 AND order_state = 'create' LIMIT 1) o) AS open
@@ -33,25 +32,8 @@ export async function lockQuota(tx: Tx, suffix: string, userId: string, activity
      LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = $3
      LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = $4
      WHERE a.user_id = $1 AND a.activity_id = $2
-     FOR UPDATE OF a`, [userId, activityId, period.day, period.month]);
-  const r = rows[0];
-  if (!r) return {};
-  return {
-    ...toQuota(r, period),
-    open: r.open ? toOrder(r.open) : undefined,
-  };
-}
-
-/**
- * The whole deduction in one statement: this month's and today's rows (created on first use, else
- * decremented, guarded), the account's total (guarded) with its mirrors set from those rows, the
- * raffle order, and its outbox task. `ok` false when a guard matched nothing: a broken invariant,
- * the caller rolls back. `taskId` is absent when the task's message id was already there.
- */
-export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: RaffleOrder, task: TaskRow): Promise<{ ok: boolean; taskId?: string }> {
-  const { period } = d;
-  const { rows } = await sql<{ n: number; task_id: string | null }>(tx,
-    `WITH m AS (
+     FOR UPDATE OF a`,
+  applyPartake: (suffix: string) => `WITH m AS (
        INSERT INTO raffle_activity_account_month AS r (user_id, activity_id, month, month_count, month_count_surplus, create_time, update_time)
        VALUES ($1, $2, $3, $4, greatest($4 - 1, 0), $7, $7)
        ON CONFLICT (user_id, activity_id, month) DO UPDATE SET month_count_surplus = r.month_count_surplus - 1, update_time = $7
@@ -77,6 +59,32 @@ export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: Raff
        ${insertTaskFrom('o', 11, 7)}
      )
      SELECT (SELECT count(*)::int FROM o) AS n, (SELECT id::text FROM t) AS task_id`,
+} as const;
+
+/**
+ * One round trip: locks the account row (concurrent partakes by one user serialize here) and reads
+ * the unused order, today's and this month's rows. Writers of those rows (recharge, partake) take
+ * the account row first, so under this lock they are current without a lock of their own.
+ */
+export async function lockQuota(tx: Tx, suffix: string, userId: string, activityId: number, period: Period): Promise<LockedQuota> {
+  const { rows } = await sql<QuotaRow & { open: OrderRow | null }>(tx, PARTAKE_SQL.lockQuota(suffix), [userId, activityId, period.day, period.month]);
+  const r = rows[0];
+  if (!r) return {};
+  return {
+    ...toQuota(r, period),
+    open: r.open ? toOrder(r.open) : undefined,
+  };
+}
+
+/**
+ * The whole deduction in one statement: this month's and today's rows (created on first use, else
+ * decremented, guarded), the account's total (guarded) with its mirrors set from those rows, the
+ * raffle order, and its outbox task. `ok` false when a guard matched nothing: a broken invariant,
+ * the caller rolls back. `taskId` is absent when the task's message id was already there.
+ */
+export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: RaffleOrder, task: TaskRow): Promise<{ ok: boolean; taskId?: string }> {
+  const { period } = d;
+  const { rows } = await sql<{ n: number; task_id: string | null }>(tx, PARTAKE_SQL.applyPartake(suffix),
     [o.userId, o.activityId, period.month, createCount(d.month), period.day, createCount(d.day), o.orderTime, o.orderId, o.activityName, o.strategyId, ...taskParams(task)]);
   return { ok: rows[0]?.n === 1, taskId: rows[0]?.task_id ?? undefined };
 }
