@@ -92,10 +92,11 @@ export function initialLogLevel(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * Switches that are not settings: `AQ_PROBATION=1` is set by the supervisor on a worker it restarts
- * after a crash; `AQ_CRASH_AT` by the fault suite (infra/crash.ts).
+ * after a crash; `AQ_CRASH_AT` / `AQ_CRASH_MARKER` (infra/crash.ts) and `AQ_MUTATION` (infra/mutation.ts) by the fault suite.
  */
-export function processSwitches(env: NodeJS.ProcessEnv = process.env): Readonly<{ probation: boolean; crashAt: string | undefined }> {
-  return { probation: env.AQ_PROBATION === '1', crashAt: env.AQ_CRASH_AT?.trim() || undefined };
+export function processSwitches(env: NodeJS.ProcessEnv = process.env): Readonly<{ probation: boolean; crashAt: string | undefined; crashMarker: string | undefined; mutation: string | undefined }> {
+  const opt = (v: string | undefined) => v?.trim() || undefined;
+  return { probation: env.AQ_PROBATION === '1', crashAt: opt(env.AQ_CRASH_AT), crashMarker: opt(env.AQ_CRASH_MARKER), mutation: opt(env.AQ_MUTATION) };
 }
 
 /** The environment of a worker process the supervisor starts: its own, plus the probation switch after a crash. */

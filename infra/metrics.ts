@@ -47,6 +47,12 @@ export const outboxPublished = new Counter({
   registers: [registry],
 });
 
+export const brokerReconnects = new Counter({
+  name: 'aq_broker_reconnects_total',
+  help: 'Broker connections set up again after the first one (a cut, stalled or restarted broker path)',
+  registers: [registry],
+});
+
 export const outboxFailures = new Counter({
   name: 'aq_outbox_publish_failures_total',
   help: 'Outbox publishes that failed, by kind (unroutable, nack, timeout, disconnected)',

@@ -6,6 +6,7 @@ import type { Logger } from './log';
 import { outboxFailures, outboxPublished } from './metrics';
 import { claimDue, claimUnheld, failTask, markCompleted, releaseTask, type ClaimedTask, type EnqueuedTask } from './outbox';
 import { EVENTS_EXCHANGE } from './topology';
+import { mutated } from './mutation';
 
 /**
  * The outbox relay of one worker context: publishes tasks right after their commit (fast path) and
@@ -114,6 +115,7 @@ type DeliverDeps = Readonly<{ broker: Broker; settings: OutboxSettings; log: Log
 
 /** Publishes claimed tasks (confirms in parallel, publishes in order) and records each outcome. */
 async function deliverTasks(d: DeliverDeps, ds: Db, tasks: readonly ClaimedTask[], path: 'fast' | 'cron'): Promise<number> {
+  if (mutated('completed-on-claim')) await d.mark(ds, tasks.map((t) => t.id));
   const results = await Promise.allSettled(tasks.map((t) => publishTask(d.broker, t)));
   const done: string[] = [];
   for (const [i, r] of results.entries()) {

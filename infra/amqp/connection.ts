@@ -1,5 +1,6 @@
 import amqplib, { type ChannelModel, type Options, type RecoveringChannelModel } from 'amqplib';
 import type { Logger } from '../log';
+import { brokerReconnects } from '../metrics';
 
 export type ConnectionOptions = Readonly<{
   /** One or more broker addresses (a cluster): each (re)connect attempt takes the next one. */
@@ -47,6 +48,7 @@ export function rotatingAddress(urls: readonly string[], heartbeatSeconds: numbe
 }
 
 export async function openConnection(o: ConnectionOptions): Promise<RecoveringChannelModel> {
+  let setups = 0;
   const connection = await amqplib.connect(rotatingAddress(o.urls, o.heartbeatSeconds), {
     clientProperties: { connection_name: `activity-quota:${o.name}:${process.pid}` },
     // Small frames (acks, replies, confirms) must not wait for Nagle + delayed ACK (~40 ms each).
@@ -59,6 +61,7 @@ export async function openConnection(o: ConnectionOptions): Promise<RecoveringCh
       maxRetries: Infinity,
       async setup(m: ChannelModel) {
         coalesceWrites(m, o.log);
+        if (setups++) brokerReconnects.inc();
         await o.setup(m);
       },
     },

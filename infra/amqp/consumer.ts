@@ -4,6 +4,7 @@ import type { Logger } from '../log';
 import { handlerDuration, messagesTotal } from '../metrics';
 import { decide, failuresOf, type Outcome } from './policy';
 import type { Publisher } from './publisher';
+import { mutated } from '../mutation';
 
 /** A handler returns when the message is done, throws to let the policy decide (infra/amqp/policy.ts). */
 export type Handler = (msg: ConsumeMessage, log: Logger) => Promise<void>;
@@ -34,6 +35,7 @@ export async function runDelivery(env: DeliveryEnv, ch: Settle, msg: ConsumeMess
   const log = env.log.child({ queue: env.queue, messageId: msg.properties.messageId, correlationId: msg.properties.correlationId });
   const failures = failuresOf(msg.properties.headers);
   let holding: string | undefined;
+  if (mutated('ack-before-handling')) ch.ack(msg);
   try {
     for (let attempt = 0; ; attempt++) {
       const failure = await runHandler(env, msg, log);
@@ -99,6 +101,7 @@ async function settle(env: DeliveryEnv, ch: Settle, msg: ConsumeMessage, o: Excl
     return false;
   }
   count(env.queue, o.kind === 'dead-letter' ? 'dead_letter' : o.kind);
+  if (mutated('ack-before-handling')) return true; // acked already
   if (!env.live(ch)) return true; // the channel died meanwhile: the broker redelivers, handlers are idempotent
   try {
     if (o.kind === 'requeue' && o.how === 'reject') ch.reject(msg, true);

@@ -8,7 +8,8 @@ import { sleep, World, type Proc, type ProxiedService } from './world';
 
 const exec = promisify(execFile);
 
-export type Result = { recoveryMs: number; books: Books };
+/** `evidence`: what shows that the fault happened (crash point reached, connections cut, failures counted). */
+export type Result = { recoveryMs: number; books: Books; evidence?: string };
 export type Scenario = Readonly<{
   name: string;
   /** In the `--quick` subset (CI). */
@@ -73,22 +74,40 @@ const mixedRecharges = (n: number, limited: number) => [...recharges(n, { users:
  * dies at the point with messages in flight, which the others must finish. Returns once it
  * consumes; `crashed()` resolves with violations (none if it died as meant).
  */
-async function armVictim(c: Ctx, worker: string, point: string, queue: string): Promise<{ crashed(): Promise<string[]> }> {
+async function armVictim(c: Ctx, worker: string, point: string, queue: string): Promise<{ crashed(): Promise<{ violations: string[]; evidence: string }> }> {
   const before = (await c.w.consumerCounts()).get(queue) ?? 0;
   const victim = c.w.spawn({ worker, extra: { AQ_CRASH_AT: point } });
   const deadline = Date.now() + 60_000;
   while (((await c.w.consumerCounts()).get(queue) ?? 0) <= before && !victim.done && Date.now() < deadline) await sleep(300);
+  if (victim.done) throw new Error(`the victim ${worker} died before it consumed (${JSON.stringify(victim.exit)}), not at ${point}: ${c.w.tail(victim)}`);
   return {
     async crashed() {
       const exit = await Promise.race([victim.exited, sleep(60_000).then(() => undefined)]);
       if (!exit) {
         await c.w.kill(victim);
-        return [`the fault did not happen: ${worker} with AQ_CRASH_AT=${point} was still alive after 60 s (is the crash point in the code?)`];
+        return { violations: [`[fault-not-shown] ${worker} with AQ_CRASH_AT=${point} was still alive after 60 s (is the crash point in the code?)`], evidence: 'no crash' };
       }
-      if (exit.code === 0) return [`the fault did not happen: ${worker} with AQ_CRASH_AT=${point} exited 0: ${c.w.tail(victim)}`];
-      return [];
+      const marks = c.w.crashes().filter((l) => l.startsWith(`${point} `));
+      if (!marks.length) return { violations: [`[fault-not-shown] ${worker} exited ${JSON.stringify(exit)} without reaching ${point}: ${c.w.tail(victim)}`], evidence: 'died elsewhere' };
+      return { violations: [], evidence: `victim died at ${point} (marker: ${marks[0]!.split(' ').slice(1).join(' ')})` };
     },
   };
+}
+
+/** A stall or outage must be felt: some worker of `npm start` counted a failure in its /metrics. */
+async function failuresFelt(c: Ctx, r: Result, what: string): Promise<Result> {
+  const f = await c.w.failuresSeen();
+  const shown = Object.entries(f.by).map(([k, v]) => `${k} ${v}`).join(', ');
+  if (!f.total) r.books.violations.push(`[fault-not-shown] ${what}: no worker counted a retry, park, requeue, reconnect or failed publish in its /metrics`);
+  r.evidence = [r.evidence, `${what}; /metrics: ${shown || 'nothing'}`].filter(Boolean).join('; ');
+  return r;
+}
+
+/** A cut must cut something. */
+function cutsShown(r: Result, what: string, cuts: number[]): Result {
+  if (cuts.some((n) => n === 0)) r.books.violations.push(`[fault-not-shown] ${what}: a cut found no connection to cut (${cuts.join(', ')})`);
+  r.evidence = `${what}: ${cuts.join(' + ')} connections cut`;
+  return r;
 }
 
 /** Recharge load with a crashing worker at `point` next to `npm start`. */
@@ -102,10 +121,10 @@ const crashScenario = (name: string, worker: string, point: string, quick: boole
       const inputs = mixedRecharges(900, 300);
       const victim = await armVictim(c, worker, point, QUEUES.recharge);
       const loading = send(c.w, inputs, { ratePerSec: 400 });
-      const extra = await victim.crashed();
+      const crash = await victim.crashed();
       const faultEnd = Date.now();
       await loading;
-      return finish(c, faultEnd, { recharges: inputs }, extra);
+      return { ...(await finish(c, faultEnd, { recharges: inputs }, crash.violations)), evidence: crash.evidence };
     }),
 });
 
@@ -184,8 +203,8 @@ export const SCENARIOS: Scenario[] = [
         const { users, funding } = await fundUsers(c, 60, 'pk');
         const victim = await armVictim(c, 'partake', 'partake-after-commit', QUEUES.partake);
         const load = await partakeRounds(c, users, 3, { timeoutMs: 3_000 });
-        const extra = await victim.crashed();
-        return finish(c, Date.now(), { recharges: funding, ...load }, extra);
+        const crash = await victim.crashed();
+        return { ...(await finish(c, Date.now(), { recharges: funding, ...load }, crash.violations)), evidence: crash.evidence };
       }),
   },
   {
@@ -194,13 +213,18 @@ export const SCENARIOS: Scenario[] = [
     load: '1200 recharges (900 unlimited, 300 vs stock 100) at 400/s',
     fault: 'SIGKILL of the whole npm start tree at 30 %, restart after 1 s',
     run: () =>
-      inWorld({}, async (c) =>
-        rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
-          await c.w.kill(c.svc);
+      inWorld({}, async (c) => {
+        let killed = '';
+        const r = await rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
+          const before = c.svc;
+          await c.w.kill(before);
+          killed = `npm start tree ended by ${before.exit?.signal ?? before.exit?.code ?? 'nothing'}`;
+          if (before.exit?.signal !== 'SIGKILL') return [`[fault-not-shown] ${killed}`];
           await sleep(1_000);
           c.svc = await c.w.start();
-        }),
-      ),
+        });
+        return { ...r, evidence: killed };
+      }),
   },
   {
     name: 'db-cut',
@@ -212,13 +236,14 @@ export const SCENARIOS: Scenario[] = [
         const inputs = mixedRecharges(900, 300);
         const p = progress();
         const loading = send(c.w, inputs, { onProgress: p.tick, ratePerSec: 400 });
+        const cuts: number[] = [];
         for (const at of [0.25, 0.5, 0.75]) {
           await p.reached(Math.floor(inputs.length * at));
-          c.w.proxies.pg!.cut();
+          cuts.push(c.w.proxies.pg!.cut());
         }
         const faultEnd = Date.now();
         await loading;
-        return finish(c, faultEnd, { recharges: inputs });
+        return cutsShown(await finish(c, faultEnd, { recharges: inputs }), 'PostgreSQL', cuts);
       }),
   },
   {
@@ -228,11 +253,11 @@ export const SCENARIOS: Scenario[] = [
     fault: 'PostgreSQL stalled 8 s (TCP proxy holds every byte), then restored',
     run: () =>
       inWorld({ proxies: ['pg'] }, async (c) =>
-        rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
+        failuresFelt(c, await rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
           c.w.proxies.pg!.stall();
           await sleep(8_000);
           c.w.proxies.pg!.restore();
-        }),
+        }), 'PostgreSQL stalled 8 s'),
       ),
   },
   {
@@ -245,13 +270,14 @@ export const SCENARIOS: Scenario[] = [
         const inputs = mixedRecharges(900, 300);
         const p = progress();
         const loading = send(c.w, inputs, { onProgress: p.tick, ratePerSec: 400 });
+        const cuts: number[] = [];
         for (const at of [0.3, 0.6]) {
           await p.reached(Math.floor(inputs.length * at));
-          c.w.proxies.amqp!.cut();
+          cuts.push(c.w.proxies.amqp!.cut());
         }
         const faultEnd = Date.now();
         await loading;
-        return finish(c, faultEnd, { recharges: inputs });
+        return cutsShown(await finish(c, faultEnd, { recharges: inputs }), 'RabbitMQ', cuts);
       }),
   },
   {
@@ -261,11 +287,11 @@ export const SCENARIOS: Scenario[] = [
     fault: "workers' RabbitMQ connections stalled 8 s (TCP proxy), then restored",
     run: () =>
       inWorld({ proxies: ['amqp'] }, async (c) =>
-        rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
+        failuresFelt(c, await rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
           c.w.proxies.amqp!.stall();
           await sleep(8_000);
           c.w.proxies.amqp!.restore();
-        }),
+        }), 'RabbitMQ stalled 8 s'),
       ),
   },
   {
@@ -274,13 +300,15 @@ export const SCENARIOS: Scenario[] = [
     load: '1200 recharges (900 unlimited, 300 vs stock 100) at 400/s',
     fault: 'Redis unreachable 5 s (TCP proxy cuts and refuses), then back with its data',
     run: () =>
-      inWorld({ proxies: ['redis'] }, async (c) =>
-        rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
-          c.w.proxies.redis!.down();
+      inWorld({ proxies: ['redis'] }, async (c) => {
+        let cut = 0;
+        const r = await rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
+          cut = c.w.proxies.redis!.down();
           await sleep(5_000);
           c.w.proxies.redis!.restore();
-        }),
-      ),
+        });
+        return failuresFelt(c, cutsShown(r, 'Redis', [cut]), 'Redis down 5 s');
+      }),
   },
   {
     name: 'redis-flush',
@@ -304,7 +332,10 @@ export const SCENARIOS: Scenario[] = [
         }
         const faultEnd = Date.now();
         await loading;
-        return finish(c, faultEnd, { recharges: inputs });
+        const r = await finish(c, faultEnd, { recharges: inputs });
+        const rebuilt = c.w.grepLogs(/stock counter rebuilt from the ledger/).length;
+        if (!rebuilt) r.books.violations.push('[fault-not-shown] no worker rebuilt a stock counter after the flushes');
+        return { ...r, evidence: `${rebuilt} counter rebuild(s) logged` };
       }),
   },
   {
@@ -337,8 +368,9 @@ export const SCENARIOS: Scenario[] = [
         const faultEnd = Date.now();
         await loading;
         const r = await finish(c, faultEnd, { recharges: inputs, poison: [{ messageId }] });
-        if (!c.w.grepLogs(/worker exited, restarting/).length) r.books.violations.push('the fault did not happen: no worker crash in the supervisor log (is the crash point in the code?)');
-        return r;
+        const marks = c.w.crashes().filter((l) => l.startsWith(`recharge-message:${poisonNo} `)).length;
+        if (!marks) r.books.violations.push('[fault-not-shown] no worker died at the poison (is the crash point in the code?)');
+        return { ...r, evidence: `a worker died at the poison ${marks} time(s)` };
       });
     },
   },
@@ -391,8 +423,8 @@ export const SCENARIOS: Scenario[] = [
         const done = await calls;
         const r = await finish(c, faultEnd, { recharges: funding, ...done });
         const retried = done.partakes.filter((x) => x.replies.length > 1).length;
-        if (!retried) r.books.violations.push('the fault did not happen: no caller timed out and retried');
-        return r;
+        if (!retried) r.books.violations.push('[fault-not-shown] no caller timed out and retried');
+        return failuresFelt(c, { ...r, evidence: `${retried} calls retried after a timeout` }, 'PostgreSQL stalled 3 × 2 s');
       }),
   },
   {

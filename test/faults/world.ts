@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -48,10 +49,12 @@ export class World {
   }
 
   static async create(o: { proxies?: ProxiedService[]; extra?: Record<string, string> } = {}): Promise<World> {
-    const env = await createTestEnv({ extra: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...o.extra } });
+    // The workers' /metrics on free ports: a stall or outage scenario reads them to show the fault was felt.
+    const metricsPort = String(await freePorts(WORKER_PORTS));
+    const env = await createTestEnv({ extra: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', METRICS_PORT: metricsPort, ...o.extra } });
     const w = new World(env);
     try {
-      w.serviceEnv = { ...env.env };
+      w.serviceEnv = { ...env.env, AQ_CRASH_MARKER: w.crashMarker };
       for (const s of o.proxies ?? []) {
         if (s === 'pg') {
           const p = (w.proxies.pg = await startProxy({ host: '127.0.0.1', port: Number(new URL(env.config.databaseUrl).port || 5432) }));
@@ -198,6 +201,37 @@ export class World {
     return Date.now() - t0;
   }
 
+  /** A file the victims of `AQ_CRASH_AT` append their crash point to (infra/crash.ts), and what it holds. */
+  get crashMarker(): string {
+    return path.join(this.dir, 'crash-marker');
+  }
+  crashes(): string[] {
+    try {
+      return fs.readFileSync(this.crashMarker, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Failures the workers of `npm start` counted in their /metrics: held retries, parks, requeues,
+   * broker reconnects, failed outbox publishes (summed over the workers that answer).
+   */
+  async failuresSeen(): Promise<{ total: number; by: Record<string, number> }> {
+    const base = this.config.metricsPort;
+    const by: Record<string, number> = {};
+    for (let i = 0; i < WORKER_PORTS; i++) {
+      const text = await fetch(`http://127.0.0.1:${base + i}/metrics`).then((r) => r.text(), () => '');
+      for (const line of text.split('\n')) {
+        const m = /^(aq_messages_total\{[^}]*outcome="(retry|park|requeue)"[^}]*\}|aq_broker_reconnects_total|aq_outbox_publish_failures_total\{[^}]*\}) ([0-9.e+]+)$/.exec(line);
+        if (!m || !Number(m[3])) continue;
+        const name = m[2] ? `messages:${m[2]}` : m[1]!.startsWith('aq_broker') ? 'broker reconnects' : 'outbox publish failures';
+        by[name] = (by[name] ?? 0) + Number(m[3]);
+      }
+    }
+    return { total: Object.values(by).reduce((a, b) => a + b, 0), by };
+  }
+
   /** Runs the books checker, re-reading for up to `settleMs` while only eventually-consistent mirrors disagree. */
   async check(history: Omit<History, 'events' | 'deadLetters' | 'catalog'>, settleMs = 8_000): Promise<Books> {
     if (!this.catalog) throw new Error('no catalog loaded: the books need it');
@@ -266,6 +300,25 @@ export class World {
     await this.env.cleanup();
     if (!keep) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Workers of `npm start` that serve /metrics, on METRICS_PORT + 0 … 3. */
+const WORKER_PORTS = 4;
+
+/** The first of `n` consecutive local ports that are free right now. */
+async function freePorts(n: number): Promise<number> {
+  const free = (port: number) => new Promise<boolean>((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) ok = await free(base + i);
+    if (ok) return base;
+  }
+  throw new Error(`no ${n} consecutive free ports for the workers' /metrics`);
 }
 
 function rows(stdout: string): string[][] {

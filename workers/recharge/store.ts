@@ -1,6 +1,7 @@
 import type { RechargeOrder, Rejection } from '../../domain/recharge';
 import { sql, type Tx } from '../../infra/db';
 import { lockKey } from '../../infra/stock';
+import { mutated } from '../../infra/mutation';
 
 const seen = (suffix: string) => `EXISTS (SELECT 1 FROM raffle_activity_order_${suffix} WHERE user_id = $1 AND out_business_no = $2)
         OR EXISTS (SELECT 1 FROM raffle_activity_order_rejection_${suffix} WHERE user_id = $1 AND out_business_no = $2)`;
@@ -40,6 +41,7 @@ export const RECHARGE_SQL = {
 
 /** Serialises every delivery of one (userId, outBusinessNo) until the end of `tx`. */
 export async function lockRequest(tx: Tx, userId: string, outBusinessNo: string): Promise<void> {
+  if (mutated('no-request-lock')) return;
   await sql(tx, RECHARGE_SQL.lockRequest, [lockKey(`recharge:${userId}\u001f${outBusinessNo}`)]);
 }
 
