@@ -1,14 +1,15 @@
 import { QUEUES } from '../../infra/topology';
-import type { PartakeInput, RechargeInput, UseInput } from '../support/books';
+import type { CancelInput, PartakeInput, RechargeInput, UseInput } from '../support/books';
 import { sleep, type Reply, type World } from './world';
 
 export const ACTIVITY = 100301;
 /** Count packages: SKU 9011 and 9013 grant 1/1/1, SKU 9012 grants 10/10/10. */
 export const SKU = { unlimited: 9011, quota10: 9012, limited: 9013 } as const;
 
-export function catalog(limitedStock = 100) {
+/** The suite's catalog; `ttlSeconds` gives the activity's raffle orders an expiry. */
+export function catalog(limitedStock = 100, o: { ttlSeconds?: number } = {}) {
   return {
-    activities: [{ activityId: ACTIVITY, name: 'Fault raffle', desc: 'fault suite', strategyId: 100006, beginTime: '2020-01-01T00:00:00Z', endTime: '2099-01-01T00:00:00Z', state: 'open' }],
+    activities: [{ activityId: ACTIVITY, name: 'Fault raffle', desc: 'fault suite', strategyId: 100006, beginTime: '2020-01-01T00:00:00Z', endTime: '2099-01-01T00:00:00Z', state: 'open', ...(o.ttlSeconds ? { raffleOrderTtlSeconds: o.ttlSeconds } : {}) }],
     counts: [
       { activityCountId: 11101, totalCount: 1, dayCount: 1, monthCount: 1 },
       { activityCountId: 11102, totalCount: 10, dayCount: 10, monthCount: 10 },
@@ -106,4 +107,26 @@ export async function useOrder(w: World, userId: string, orderId: string, timeou
     if (r) await sleep(200);
   }
   return { userId, orderId, replies, attempts };
+}
+
+/** Cancels a raffle order (request/reply, retried after timeouts and `0001`; late replies recorded). */
+export async function cancelOrder(w: World, userId: string, orderId: string, timeoutMs = 10_000): Promise<CancelInput> {
+  const replies: Array<{ code: string }> = [];
+  const record = (r: Reply) => replies.push({ code: r.code });
+  for (let a = 0; a < 50; a++) {
+    const r = await w.caller.rpc(QUEUES.raffleOrderCancel, { userId, orderId }, timeoutMs, record).then((x) => (record(x), x)).catch(() => undefined);
+    if (r && r.code !== '0001') break;
+    if (r) await sleep(200);
+  }
+  return { userId, orderId, replies };
+}
+
+/** An account query answered (retried after timeouts): false if it never was. */
+export async function queryAccount(w: World, userId: string, timeoutMs = 3_000): Promise<boolean> {
+  for (let a = 0; a < 50; a++) {
+    const r = await w.caller.rpc(QUEUES.accountQuery, { userId, activityId: ACTIVITY }, timeoutMs).catch(() => undefined);
+    if (r?.code === '0000') return true;
+    if (r) await sleep(200);
+  }
+  return false;
 }

@@ -143,6 +143,12 @@ export class World {
     return new Map(rows(stdout).map(([n, c]) => [n!, Number(c)]));
   }
 
+  /** Messages delivered to a consumer and not yet acknowledged, over every input queue. */
+  async unacked(): Promise<number> {
+    const { stdout } = await exec('rabbitmqctl', ['-q', 'list_queues', '-p', this.vhost, 'name', 'messages_unacknowledged'], { timeout: 30_000 });
+    return rows(stdout).filter(([n]) => (INPUT_QUEUES as readonly string[]).includes(n!)).reduce((a, [, c]) => a + Number(c), 0);
+  }
+
   async queueDepths(): Promise<Map<string, number>> {
     const { stdout } = await exec('rabbitmqctl', ['-q', 'list_queues', '-p', this.vhost, 'name', 'messages'], { timeout: 30_000 });
     return new Map(rows(stdout).map(([n, c]) => [n!, Number(c)]));
@@ -415,7 +421,7 @@ export class Caller {
   }
 
   /** One request/reply attempt: resolves with the reply or rejects after `timeoutMs` (a later reply goes to `onLate`). */
-  async rpc(queue: string, payload: unknown, timeoutMs = 10_000, onLate?: (r: Reply) => void): Promise<Reply> {
+  async rpc(queue: string, payload: unknown, timeoutMs = 10_000, onLate?: (r: Reply) => void, messageId?: string): Promise<Reply> {
     await this.ensure();
     const correlationId = randomUUID();
     const reply = new Promise<Reply>((resolve, reject) => {
@@ -426,7 +432,8 @@ export class Caller {
       }, timeoutMs);
       this.pending.set(correlationId, (r) => (clearTimeout(t), resolve(r)));
     });
-    await this.publish(queue, payload, { replyTo: this.replyQueue, correlationId, timeoutMs });
+    reply.catch(() => undefined); // observed here too: a failed publish below must not leave it unhandled
+    await this.publish(queue, payload, { replyTo: this.replyQueue, correlationId, timeoutMs, messageId });
     return reply;
   }
 

@@ -80,6 +80,39 @@ test('an order cancelled without a raffle-order.cancelled event', () => fails('o
   s.raffle[1]!.order_state = 'cancel';
 }));
 
+/** u2's open order p2: cancelled (event seen) while the test's use of it was refused. */
+function cancelP2(h: any, s: Snapshot, cancelReply = '0000') {
+  h.cancelsAllowed = true;
+  s.raffle[1]!.order_state = 'cancel';
+  s.accounts[1]!.total_count_surplus = 1;
+  s.days[1]!.day_count_surplus = 1;
+  s.months[1]!.month_count_surplus = 1;
+  s.accounts[1]!.day_count_surplus = 1;
+  s.accounts[1]!.month_count_surplus = 1;
+  s.tasks.push({ shard: s.tasks[0]!.shard, id: '99', topic: 'raffle-order.cancelled', message_id: 'c:p2', state: 'completed', message: { id: 'c:p2', data: { orderId: 'p2' } }, user_id: 'u2' });
+  h.events.push({ key: 'raffle-order.cancelled', messageId: 'c:p2', data: { orderId: 'p2', userId: 'u2' } });
+  h.cancels = [{ userId: 'u2', orderId: 'p2', replies: [{ code: cancelReply }] }];
+  h.uses.push({ userId: 'u2', orderId: 'p2', replies: [{ code: 'ERR_BIZ_009' }], attempts: 1 });
+}
+
+test('a cancel that beat a use, refunded: passes', () => {
+  const { h, s } = honest();
+  cancelP2(h, s);
+  assert.equal(judge(h, s, LAYOUT, NOW).violations, []);
+});
+
+test('a use and a cancel of one order both answered 0000', () => fails('cancel-and-use', (h, s) => {
+  cancelP2(h, s);
+  h.uses[1].replies = [{ code: '0000' }];
+}));
+
+test('a cancel answered 0000 while the order ends used', () => fails('order-state', (h, s) => {
+  cancelP2(h, s);
+  s.raffle[1]!.order_state = 'used';
+}));
+
+test('a cancel answered with a code it may not give', () => fails('cancel-bad-reply', (h, s) => cancelP2(h, s, 'ERR_BIZ_010')));
+
 test('a use that flipped its order twice', () => fails('use-double', (h) => {
   h.uses[0].replies = [{ code: '0000' }, { code: '0000' }];
   h.uses[0].attempts = 2;

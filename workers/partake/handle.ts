@@ -39,6 +39,7 @@ export const accountQueryHandler = (d: Deps): Handler =>
 type Partaken = Readonly<{ decision: PartakeDecision; tasks: EnqueuedTask[] }>;
 
 async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
+  crashPoint(`partake-message:${req.userId}`);
   const now = d.clock();
   const gate = checkActivity(await d.catalog.activity(req.activityId), now);
   if (!gate.ok) return refused(gate);

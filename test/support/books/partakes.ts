@@ -59,14 +59,18 @@ function checkRefusal(f: Findings, p: PartakeInput, s: Snapshot, cat: CatalogFac
 }
 
 /**
- * `raffle-order.used`: every use the test sent flips its order once (one `0000` across all replies;
- * `ERR_BIZ_009` only after an attempt that may have applied); and the final `order_state` of every
- * order is what callers were told: used where a use was sent, cancelled only with its event, else open.
+ * `raffle-order.used` and `.cancel`: every use the test sent flips its order once (one `0000` across
+ * all replies; `ERR_BIZ_009` only after an attempt that may have applied, or when the order was
+ * cancelled); a use and a cancel never both win; and the final `order_state` of every order is what
+ * the callers were told: used where a use won, cancelled where a cancel won or expiry's
+ * `raffle-order.cancelled` was seen, else open.
  */
 export function checkUses(f: Findings, h: History, s: Snapshot): void {
   if (!h.partakes && !h.uses) return;
   const raffleById = new Map(s.raffle.map((r) => [r.order_id, r]));
   const usesPer = groupBy(h.uses ?? [], (u) => u.orderId);
+  const cancelsPer = groupBy(h.cancels ?? [], (c) => c.orderId);
+  const cancelled = new Set(h.events.filter((e) => e.key === 'raffle-order.cancelled').map((e) => String(e.data?.orderId)));
   for (const [orderId, uses] of usesPer) {
     const row = raffleById.get(orderId);
     const replies = uses.flatMap((u) => u.replies);
@@ -78,13 +82,22 @@ export function checkUses(f: Findings, h: History, s: Snapshot): void {
     const bad = replies.filter((r) => r.code !== '0000' && r.code !== 'ERR_BIZ_009');
     if (flips > 1) f.add('use-double', `${who}: ${flips} replies said 0000, the order flipped more than once`, { doubled: flips - 1 });
     if (bad.length) f.add('use-bad-reply', `${who}: answered ${bad.map((r) => r.code).join(',')}`);
-    if (!flips && uses.length === 1 && uses[0]!.attempts <= 1 && replies.some((r) => r.code === 'ERR_BIZ_009')) f.add('use-false-refusal', `${who}: ERR_BIZ_009 on its only attempt, yet no other use was sent`);
-    if (row && row.order_state !== 'used') f.add('order-state', `order ${orderId}: the test's use was answered ${replies.map((r) => r.code).join(',') || 'nothing'}, the shard says ${row.order_state}`);
+    const cancelWon = !!row && row.order_state === 'cancel' && cancelled.has(orderId) && !!h.cancelsAllowed;
+    if (!flips && uses.length === 1 && uses[0]!.attempts <= 1 && replies.some((r) => r.code === 'ERR_BIZ_009') && !cancelWon) f.add('use-false-refusal', `${who}: ERR_BIZ_009 on its only attempt, yet no other use was sent and the order was not cancelled`);
+    if (flips && cancelsPer.get(orderId)?.some((c) => c.replies.some((r) => r.code === '0000'))) f.add('cancel-and-use', `order ${orderId}: both a use and a cancel were answered 0000`, { doubled: 1 });
+    const want = flips || !cancelWon ? 'used' : 'cancel'; // a 009 after a timed-out attempt: that attempt applied
+    if (row && row.order_state !== want) f.add('order-state', `order ${orderId}: the test's use was answered ${replies.map((r) => r.code).join(',') || 'nothing'}, the shard says ${row.order_state}`);
   }
-  const cancelled = new Set(h.events.filter((e) => e.key === 'raffle-order.cancelled').map((e) => String(e.data?.orderId)));
-  for (const r of s.raffle) if (!usesPer.has(r.order_id)) checkUnused(f, h, r, cancelled);
+  for (const [orderId, cs] of cancelsPer) {
+    const row = raffleById.get(orderId);
+    const won = cs.some((c) => c.replies.some((r) => r.code === '0000'));
+    const bad = cs.flatMap((c) => c.replies).filter((r) => r.code !== '0000' && r.code !== 'ERR_BIZ_009');
+    if (bad.length) f.add('cancel-bad-reply', `cancel of order ${orderId}: answered ${bad.map((r) => r.code).join(',')}`);
+    if (won && row && row.order_state !== 'cancel') f.add('order-state', `order ${orderId}: a cancel was answered 0000, the shard says ${row.order_state}`);
+    if (won && !cancelled.has(orderId)) f.add('cancel-no-event', `order ${orderId}: a cancel was answered 0000 but no raffle-order.cancelled event arrived`, { lost: 1 });
+  }
+  for (const r of s.raffle) if (!usesPer.has(r.order_id) && !cancelsPer.has(r.order_id)) checkUnused(f, h, r, cancelled);
 }
-
 function checkUnused(f: Findings, h: History, r: RaffleRow, cancelled: Set<string>): void {
   if (r.order_state === 'create' || (r.order_state === 'cancel' && h.cancelsAllowed && cancelled.has(r.order_id))) return;
   f.add('order-state', `order ${r.order_id} of ${r.user_id}: no use was sent${cancelled.has(r.order_id) ? '' : ' and no cancel event seen'}, the shard says ${r.order_state}`);

@@ -19,6 +19,9 @@ export type PartakeInput = Readonly<{ userId: string; activityId: number; replie
 /** One `raffle-order.used` the test sent (retried after timeouts): every reply, and how many attempts went out. */
 export type UseInput = Readonly<{ userId: string; orderId: string; replies: readonly CallReply[]; attempts: number }>;
 
+/** One `raffle-order.cancel` the test sent (retried after timeouts): every reply. */
+export type CancelInput = Readonly<{ userId: string; orderId: string; replies: readonly CallReply[] }>;
+
 /** An event as the test's durable observer queue saw it. */
 export type SeenEvent = Readonly<{ key: string; messageId: string; data: Record<string, any> }>;
 
@@ -41,6 +44,7 @@ export type History = Readonly<{
   recharges?: readonly RechargeInput[];
   partakes?: readonly PartakeInput[];
   uses?: readonly UseInput[];
+  cancels?: readonly CancelInput[];
   poison?: readonly DeadLetterInput[];
   events: readonly SeenEvent[];
   deadLetters: readonly DeadLetter[];

@@ -1,0 +1,119 @@
+import { QUEUES } from '../../infra/topology';
+import type { CancelInput } from '../support/books';
+import { finish, fundUsers, inWorld, mixedRecharges, partakeRounds, type Ctx, type PartakeLoad, type Result, type Scenario } from './harness';
+import { ACTIVITY, cancelOrder, catalog, partakeCall, progress, queryAccount, send, useOrder } from './load';
+import { sleep } from './world';
+
+/** Scenarios of issue 11: a graceful stop under load, poison on the request/reply path, expiry and cancel racing uses. */
+
+/** SIGTERM to `npm start` once `at` of the recharges are out, with partakes running too; then start it again. */
+async function sigtermInFlight(c: Ctx): Promise<Result> {
+  const { users, funding } = await fundUsers(c, 50, 'st');
+  const inputs = mixedRecharges(350, 150);
+  const p = progress();
+  const loading = send(c.w, inputs, { onProgress: p.tick, ratePerSec: 250 });
+  const partaking = partakeRounds(c, users, 4, { timeoutMs: 3_000 });
+  await p.reached(200);
+  const inFlight = await c.w.unacked();
+  const before = c.svc;
+  const t0 = Date.now();
+  await c.w.stop(before, 30_000);
+  const exit = before.exit;
+  const stopped = `npm start stopped by SIGTERM with ${inFlight} unacked in flight: exit ${exit?.code ?? exit?.signal} after ${((Date.now() - t0) / 1000).toFixed(1)} s`;
+  const violations: string[] = [];
+  if (!inFlight) violations.push('[fault-not-shown] nothing was in flight when SIGTERM came');
+  if (exit?.code !== 0) violations.push(`[graceful-stop] ${stopped}: ${c.w.tail(before)}`);
+  c.svc = await c.w.start();
+  const faultEnd = Date.now();
+  await loading;
+  const load = await partaking;
+  const r = await finish(c, faultEnd, { recharges: [...funding, ...inputs], ...load }, violations);
+  return { ...r, evidence: stopped };
+}
+
+/**
+ * A partake request that kills the partake worker on every delivery, among partakes, uses and
+ * account queries served by the same process: the poison is dead-lettered, nothing else is lost,
+ * and the callers that retried got one order per call.
+ */
+async function poisonPartake(c: Ctx, poisonUser: string): Promise<Result> {
+  const { users, funding } = await fundUsers(c, 30, 'pp');
+  const partaking = partakeRounds(c, users, 3, { timeoutMs: 3_000 });
+  const querying = Promise.all(users.map(async (u) => [await queryAccount(c.w, u), await queryAccount(c.w, u)]));
+  await sleep(300);
+  const messageId = `poison-partake-${poisonUser}`;
+  const poisonCall = c.w.caller.rpc(QUEUES.partake, { userId: poisonUser, activityId: ACTIVITY }, 90_000, undefined, messageId).catch(() => undefined);
+  const faultEnd = Date.now();
+  const load = await partaking;
+  const unanswered = (await querying).flat().filter((ok) => !ok).length;
+  const violations = unanswered ? [`[query-lost] ${unanswered} account queries never answered`] : [];
+  const r = await finish(c, faultEnd, { recharges: funding, ...load, poison: [{ messageId }] }, violations);
+  const answered = await Promise.race([poisonCall, sleep(0).then(() => undefined)]);
+  if (answered) r.books.violations.push(`[poison-answered] the poison partake got a reply: ${JSON.stringify(answered)}`);
+  const marks = c.w.crashes().filter((l) => l.startsWith(`partake-message:${poisonUser} `)).length;
+  if (!marks) r.books.violations.push('[fault-not-shown] no partake worker died at the poison');
+  return { ...r, evidence: `the partake worker died at the poison ${marks} time(s)` };
+}
+
+/**
+ * Orders that expire after 3 s while their users use them right away, near the expiry, or cancel
+ * and use them at once: exactly one of use / cancel / expiry wins each order, and the books see
+ * every refund.
+ */
+async function expiryRace(c: Ctx): Promise<Result> {
+  const { users, funding } = await fundUsers(c, 40, 'ex');
+  const load: PartakeLoad & { cancels: CancelInput[] } = { partakes: [], uses: [], cancels: [], expectPartakes: users.length * 3 };
+  const t0 = Date.now();
+  await Promise.all(users.map(async (u, i) => {
+    for (let round = 0; round < 3; round++) {
+      const call = await partakeCall(c.w, u, { timeoutMs: 5_000 });
+      load.partakes.push(call);
+      const id = call.replies.find((r) => r.code === '0000')?.orderId;
+      if (!id) continue;
+      const kind = (i + round) % 3;
+      if (kind === 0) load.uses.push(await useOrder(c.w, u, id, 5_000));
+      else if (kind === 1) {
+        await sleep(2_500 + Math.random() * 2_000); // around the expiry (3 s, swept every 2 s)
+        load.uses.push(await useOrder(c.w, u, id, 5_000));
+      } else {
+        const [used, cancelled] = await Promise.all([useOrder(c.w, u, id, 5_000), cancelOrder(c.w, u, id, 5_000)]);
+        load.uses.push(used);
+        load.cancels.push(cancelled);
+      }
+    }
+  }));
+  // Leave one order per user unused: expiry must cancel and refund it.
+  await Promise.all(users.map(async (u) => load.partakes.push(await partakeCall(c.w, u, { timeoutMs: 5_000 }))));
+  load.expectPartakes += users.length;
+  await sleep(6_000);
+  const r = await finish(c, t0, { recharges: funding, ...load, cancelsAllowed: true });
+  const expired = c.w.grepLogs(/expired raffle orders cancelled/).length;
+  const states = load.uses.reduce((m, u) => ((m[u.replies.map((x) => x.code).join('+') || 'none'] = (m[u.replies.map((x) => x.code).join('+') || 'none'] ?? 0) + 1), m), {} as Record<string, number>);
+  return { ...r, evidence: `use replies ${JSON.stringify(states)}; cancels won ${load.cancels.filter((x) => x.replies.some((y) => y.code === '0000')).length}; expiry rounds logged ${expired}` };
+}
+
+const poisonUser = `poison-${Math.random().toString(36).slice(2, 8)}`;
+
+export const MORE_SCENARIOS: Scenario[] = [
+  {
+    name: 'sigterm-in-flight',
+    quick: true,
+    load: '500 recharges (350 unlimited, 150 vs stock 100) at 250/s and 50 users × 4 partake+use rounds',
+    fault: 'SIGTERM to npm start after 200 recharges, with messages in flight; restart once it has stopped',
+    run: () => inWorld({}, sigtermInFlight),
+  },
+  {
+    name: 'poison-partake',
+    quick: true,
+    load: '30 users × 3 partake+use rounds and 2 account queries each, DELIVERY_LIMIT=3, one poison partake',
+    fault: 'a partake request that kills the partake worker on every delivery (AQ_CRASH_AT=partake-message:<userId>)',
+    run: () => inWorld({ env: { DELIVERY_LIMIT: '3', AQ_CRASH_AT: `partake-message:${poisonUser}` } }, (c) => poisonPartake(c, poisonUser)),
+  },
+  {
+    name: 'expiry-cancel-use',
+    quick: false,
+    load: '40 users × 3 rounds: partake, then use at once / use near the 3 s expiry / use and cancel at once; then one order each left to expire',
+    fault: 'orders expiring (TTL 3 s) and cancels racing uses (no injected failure)',
+    run: () => inWorld({ catalog: catalog(100, { ttlSeconds: 3 }) }, expiryRace),
+  },
+];
