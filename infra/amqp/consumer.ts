@@ -36,13 +36,15 @@ export async function runDelivery(env: DeliveryEnv, ch: Settle, msg: ConsumeMess
   const failures = failuresOf(msg.properties.headers);
   let holding: string | undefined;
   if (mutated('ack-before-handling')) ch.ack(msg);
+  // A message back from the park queue and parked again is logged at debug: one warning per message, not one per round trip.
+  const cameBack = msg.properties.headers?.['x-aq-parked'] !== undefined;
   try {
     for (let attempt = 0; ; attempt++) {
       const failure = await runHandler(env, msg, log);
       const outcome = decide(failure, { failures, attempt, holding }, {
         stopping: env.stopping(), deliveryLimit: env.deliveryLimit, held: env.held, outageHold: env.outageHold, canPark: env.publisher.connected(),
       });
-      if (failure && outcome.kind !== 'dead-letter') (attempt === 0 ? log.warn : log.debug).call(log, { failure, attempt }, `delivery failed: ${outcome.kind}`);
+      if (failure && outcome.kind !== 'dead-letter') (attempt === 0 && !cameBack ? log.warn : log.debug).call(log, { failure, attempt }, `delivery failed: ${outcome.kind}`);
       if (outcome.kind === 'hold') {
         if (holding !== outcome.scope) {
           if (holding) env.held.set(holding, (env.held.get(holding) ?? 1) - 1);

@@ -14,7 +14,10 @@ import { sleep, World, type Proc, type ProxiedService } from './world';
 const exec = promisify(execFile);
 
 /** `evidence`: what shows that the fault happened (crash point reached, connections cut, failures counted). */
-export type Result = { recoveryMs: number; books: Books; evidence?: string };
+/** The healthy part of a partial fault next to its own baseline (no fault, same run, same load). */
+export type HealthyRow = Readonly<{ part: string; baselinePerSec: number; faultPerSec: number; ratio: number; baselineP99Ms: number; faultP99Ms: number; goal: string; ok: boolean }>;
+/** `healthy`: partial-failure scenarios (scenarios-partial.ts) only. */
+export type Result = { recoveryMs: number; books: Books; evidence?: string; healthy?: HealthyRow[] };
 export type Scenario = Readonly<{
   name: string;
   /** In the `--quick` subset (CI). */

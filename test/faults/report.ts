@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { HealthyRow } from './harness';
 
 /**
  * The fault suite's reports: every run writes bench/out/faults-*.md; with `--docs` (default for a
@@ -8,14 +9,18 @@ import path from 'node:path';
  * scenario or mutation stamped with the commit and date of the run that produced it, and the two
  * tables between the markers in docs/RELIABILITY.md are generated from that file. Nobody edits them.
  */
-export type ScenarioRow = { name: string; load: string; fault: string; evidence: string; recovery: string; inputs: string; effects: string; lost: string; doubled: string; result: string; why?: string; commit: string; date: string };
+export type ScenarioRow = { name: string; load: string; fault: string; evidence: string; recovery: string; inputs: string; effects: string; lost: string; doubled: string; result: string; why?: string; commit: string; date: string; healthy?: HealthyRow[] };
 export type MutationRow = { mutation: string; protection: string; scenario: string; caught: 'yes' | 'no'; how: string; commit: string; date: string };
 type Stored = { scenarios: Record<string, ScenarioRow>; mutations: Record<string, MutationRow> };
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const STORE = path.join(ROOT, 'docs', 'faults.json');
 const DOC = path.join(ROOT, 'docs', 'RELIABILITY.md');
-const MARKS = { scenarios: ['<!-- faults:scenarios:start -->', '<!-- faults:scenarios:end -->'], mutations: ['<!-- faults:mutations:start -->', '<!-- faults:mutations:end -->'] } as const;
+const MARKS = {
+  scenarios: ['<!-- faults:scenarios:start -->', '<!-- faults:scenarios:end -->'],
+  mutations: ['<!-- faults:mutations:start -->', '<!-- faults:mutations:end -->'],
+  healthy: ['<!-- faults:healthy:start -->', '<!-- faults:healthy:end -->'],
+} as const;
 
 /** The commit the run tested (`+dirty` when the work tree had changes) and the date. */
 export function stamp(): { commit: string; date: string } {
@@ -36,6 +41,19 @@ export function scenarioTable(rows: readonly ScenarioRow[]): string {
     '| scenario | load | fault | fault shown by | recovery | inputs | effects | lost | doubled | result | commit, date |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.name} | ${cell(r.load)} | ${cell(r.fault)} | ${cell(r.evidence)} | ${r.recovery} | ${r.inputs} | ${r.effects} | ${r.lost} | ${r.doubled} | ${r.result}${r.why ? `: ${cell(r.why.slice(0, 300))}` : ''} | ${r.commit}, ${r.date} |`),
+  ].join('\n');
+}
+
+const num = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+
+/** Partial-failure scenarios: each healthy part during the fault next to its baseline of the same run. */
+export function healthyTable(rows: readonly ScenarioRow[]): string {
+  return [
+    '| scenario | part | baseline /s | during fault /s | kept | baseline p99 ms | fault p99 ms | goal | result | commit, date |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.flatMap((r) =>
+      (r.healthy ?? []).map((h) => `| ${r.name} | ${cell(h.part)} | ${num(h.baselinePerSec)} | ${num(h.faultPerSec)} | ${Number.isFinite(h.ratio) ? `${(h.ratio * 100).toFixed(0)} %` : '-'} | ${num(h.baselineP99Ms, 0)} | ${num(h.faultP99Ms, 0)} | ${cell(h.goal)} | ${h.ok ? 'pass' : 'FAIL'} | ${r.commit}, ${r.date} |`),
+    ),
   ].join('\n');
 }
 
@@ -66,6 +84,7 @@ export function writeDocs(o: { scenarios?: ScenarioRow[]; mutations?: MutationRo
   let doc = fs.readFileSync(DOC, 'utf8');
   doc = replaceBetween(doc, MARKS.scenarios, scenarioTable(pick(stored.scenarios, o.scenarioOrder)));
   doc = replaceBetween(doc, MARKS.mutations, mutationTable(pick(stored.mutations, o.mutationOrder)));
+  doc = replaceBetween(doc, MARKS.healthy, healthyTable(pick(stored.scenarios, o.scenarioOrder).filter((r) => r.healthy?.length)));
   fs.writeFileSync(DOC, doc);
 }
 

@@ -1,5 +1,5 @@
 import { MUTATIONS } from './mutations';
-import { mutationTable, scenarioTable, stamp, writeDocs, writeRunFile, type MutationRow, type ScenarioRow } from './report';
+import { healthyTable, mutationTable, scenarioTable, stamp, writeDocs, writeRunFile, type MutationRow, type ScenarioRow } from './report';
 import { SCENARIOS, type Scenario } from './scenarios';
 
 /**
@@ -46,7 +46,7 @@ async function runOne(s: Scenario): Promise<ScenarioRow> {
     const b = r.books;
     for (const e of harnessErrors.slice(errorsBefore)) b.violations.push(`[harness] unhandled rejection: ${oneLine(e).slice(0, 300)}`);
     const ok = b.lost === 0 && b.doubled === 0 && b.violations.length === 0;
-    const row = { ...base, evidence: r.evidence ?? '-', recovery: `${(r.recoveryMs / 1000).toFixed(1)} s`, inputs: String(b.inputs), effects: String(b.effects), lost: String(b.lost), doubled: String(b.doubled), result: ok ? 'pass' : 'FAIL', why: ok ? undefined : b.violations.slice(0, 3).join('; ') };
+    const row = { ...base, evidence: r.evidence ?? '-', recovery: `${(r.recoveryMs / 1000).toFixed(1)} s`, inputs: String(b.inputs), effects: String(b.effects), lost: String(b.lost), doubled: String(b.doubled), result: ok ? 'pass' : 'FAIL', why: ok ? undefined : b.violations.slice(0, 3).join('; '), healthy: r.healthy };
     if (ok) process.stdout.write(`ok - ${s.name} (${((Date.now() - t0) / 1000).toFixed(0)} s; ${b.inputs} inputs, ${b.effects} effects, recovery ${row.recovery}; ${row.evidence})\n`);
     else process.stdout.write(`not ok - ${s.name}: ${b.lost} lost, ${b.doubled} doubled; ${oneLine(b.violations.join('; '))}\n`);
     return row;
@@ -63,7 +63,8 @@ async function runScenarios(): Promise<number> {
   process.stdout.write(`# fault suite: ${chosen.length} scenario(s)${flag('--quick') ? ' (quick)' : ''}\n`);
   const rows: ScenarioRow[] = [];
   for (const s of chosen) rows.push(await runOne(s));
-  const table = scenarioTable(rows);
+  const partial = rows.filter((r) => r.healthy?.length);
+  const table = scenarioTable(rows) + (partial.length ? `\n\nThe healthy part during the fault next to its baseline (same run, same load):\n\n${healthyTable(partial)}` : '');
   process.stdout.write(`\n${table}\n\n`);
   writeRunFile(`# fault suite ${new Date().toISOString()} (${((Date.now() - started) / 1000).toFixed(0)} s)\n\n${table}\n`);
   if (docs) writeDocs({ scenarios: rows, scenarioOrder: SCENARIOS.map((s) => s.name), mutationOrder: MUTATIONS.map((m) => m.name) });

@@ -3,9 +3,10 @@ import { QUEUES } from '../../infra/topology';
 import { armVictim, cutsShown, failuresFelt, finish, fundUsers, inWorld, mixedRecharges, partakeRounds, rechargeUnderFault, restartGlobal, type Scenario } from './harness';
 import { ACTIVITY, SKU, partakeCall, progress, recharges, send } from './load';
 import { MORE_SCENARIOS } from './scenarios-more';
+import { PARTIAL_SCENARIOS } from './scenarios-partial';
 import { sleep } from './world';
 
-export type { Result, Scenario } from './harness';
+export type { HealthyRow, Result, Scenario } from './harness';
 
 /** Recharge load with a crashing worker at `point` next to `npm start`. */
 const crashScenario = (name: string, worker: string, point: string, quick: boolean): Scenario => ({
@@ -288,4 +289,5 @@ export const SCENARIOS: Scenario[] = [
     run: () => inWorld({}, async (c) => rechargeUnderFault(c, mixedRecharges(700, 500), 0.3, () => restartGlobal('redis', 3_000))),
   },
   ...MORE_SCENARIOS,
+  ...PARTIAL_SCENARIOS,
 ];
