@@ -1,4 +1,7 @@
 import { isPowerOfTwo } from '../domain/router';
+import { maskUrl, withDatabaseSuffix } from './urls';
+
+export { databaseName, maskUrl, withDatabaseSuffix } from './urls';
 
 export type Config = Readonly<{
   databaseUrl: string;
@@ -132,22 +135,8 @@ function reader(env: NodeJS.ProcessEnv) {
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const r = reader(env);
-  const databaseUrl = r.url('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/activity', ['postgres:', 'postgresql:']);
-  const shardUrls = env.SHARD_DATABASE_URLS?.trim()
-    ? env.SHARD_DATABASE_URLS.split(',').map((u, i) => r.get(() => checkUrl(`SHARD_DATABASE_URLS (entry ${i + 1})`, u.trim(), ['postgres:', 'postgresql:']), u.trim()))
-    : [1, 2].map((n) => withDatabaseSuffix(databaseUrl, `_${String(n).padStart(2, '0')}`));
-  const shardTableCount = r.int('SHARD_TABLE_COUNT', 4, 1, 1000);
-  if (!isPowerOfTwo(shardUrls.length * shardTableCount)) {
-    r.problems.push(`SHARD_TABLE_COUNT: ${shardUrls.length} shard databases x ${shardTableCount} tables = ${shardUrls.length * shardTableCount}, which is not a power of two`);
-  }
-  const timeZone = env.ACTIVITY_TIME_ZONE?.trim() || 'UTC';
-  r.check(() => {
-    try {
-      new Intl.DateTimeFormat('en-CA', { timeZone });
-    } catch {
-      throw new ConfigError(`ACTIVITY_TIME_ZONE: ${JSON.stringify(timeZone)} is not an IANA time zone`);
-    }
-  });
+  const { databaseUrl, shardUrls, shardTableCount } = readDatabases(r, env);
+  const timeZone = readTimeZone(r, env);
   const logLevel = rawLogLevel(env);
   if (!LOG_LEVELS.includes(logLevel)) r.problems.push(`LOG_LEVEL: ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`);
   const dbPoolSize = r.int('DB_POOL_SIZE', 10, 1, 1000);
@@ -188,17 +177,48 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     groupLanes,
     metricsPort: r.int('METRICS_PORT', 9400, 0, 65000),
     callTimeoutMs: r.int('CALL_TIMEOUT_MS', 10_000, 1, 3_600_000),
-    outbox: {
-      maxAttempts: r.int('OUTBOX_MAX_ATTEMPTS', 10, 1, 1000),
-      backoffMs: r.int('OUTBOX_BACKOFF_MS', 1_000, 10, 3_600_000),
-      backoffMaxMs: r.int('OUTBOX_BACKOFF_MAX_MS', 300_000, 10, 86_400_000),
-      // Longer than a publish can take (10 s confirm timeout) so that a live claim never expires.
-      leaseMs: r.int('OUTBOX_LEASE_MS', 30_000, 5_000, 3_600_000),
-      batchSize: r.int('OUTBOX_BATCH', 100, 1, 10_000),
-    },
+    outbox: readOutbox(r),
   };
   if (r.problems.length) throw new ConfigError(r.problems);
   return config;
+}
+
+type Reader = ReturnType<typeof reader>;
+
+/** The global database and the shard databases; shards x split tables must be a power of two. */
+function readDatabases(r: Reader, env: NodeJS.ProcessEnv): Pick<Config, 'databaseUrl' | 'shardUrls' | 'shardTableCount'> {
+  const databaseUrl = r.url('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/activity', ['postgres:', 'postgresql:']);
+  const shardUrls = env.SHARD_DATABASE_URLS?.trim()
+    ? env.SHARD_DATABASE_URLS.split(',').map((u, i) => r.get(() => checkUrl(`SHARD_DATABASE_URLS (entry ${i + 1})`, u.trim(), ['postgres:', 'postgresql:']), u.trim()))
+    : [1, 2].map((n) => withDatabaseSuffix(databaseUrl, `_${String(n).padStart(2, '0')}`));
+  const shardTableCount = r.int('SHARD_TABLE_COUNT', 4, 1, 1000);
+  if (!isPowerOfTwo(shardUrls.length * shardTableCount)) {
+    r.problems.push(`SHARD_TABLE_COUNT: ${shardUrls.length} shard databases x ${shardTableCount} tables = ${shardUrls.length * shardTableCount}, which is not a power of two`);
+  }
+  return { databaseUrl, shardUrls, shardTableCount };
+}
+
+function readTimeZone(r: Reader, env: NodeJS.ProcessEnv): string {
+  const timeZone = env.ACTIVITY_TIME_ZONE?.trim() || 'UTC';
+  r.check(() => {
+    try {
+      new Intl.DateTimeFormat('en-CA', { timeZone });
+    } catch {
+      throw new ConfigError(`ACTIVITY_TIME_ZONE: ${JSON.stringify(timeZone)} is not an IANA time zone`);
+    }
+  });
+  return timeZone;
+}
+
+function readOutbox(r: Reader): OutboxSettings {
+  return {
+    maxAttempts: r.int('OUTBOX_MAX_ATTEMPTS', 10, 1, 1000),
+    backoffMs: r.int('OUTBOX_BACKOFF_MS', 1_000, 10, 3_600_000),
+    backoffMaxMs: r.int('OUTBOX_BACKOFF_MAX_MS', 300_000, 10, 86_400_000),
+    // Longer than a publish can take (10 s confirm timeout) so that a live claim never expires.
+    leaseMs: r.int('OUTBOX_LEASE_MS', 30_000, 5_000, 3_600_000),
+    batchSize: r.int('OUTBOX_BATCH', 100, 1, 10_000),
+  };
 }
 
 /** Every setting as the service uses it, URLs with their passwords masked: what `npm run config -- check` prints. */
@@ -213,28 +233,6 @@ export function effectiveSettings(c: Config): Record<string, unknown> {
     redisUrl: maskUrl(c.redisUrl),
     redisCluster: c.redisCluster && { ...c.redisCluster, password: c.redisCluster.password && '***' },
   };
-}
-
-/** The URL with its password replaced by `***`, for messages and printed settings. */
-export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(an unparsable URL)';
-  }
-}
-
-/** `postgres://h/activity` + `_01` → `postgres://h/activity_01` (query string kept). */
-export function withDatabaseSuffix(databaseUrl: string, suffix: string): string {
-  const u = new URL(databaseUrl);
-  u.pathname = `/${databaseName(databaseUrl)}${suffix}`;
-  return u.toString();
-}
-
-export function databaseName(databaseUrl: string): string {
-  return decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, ''));
 }
 
 /** `host:port,host:port` or `redis[s]://[user:pass@]host:port,...`; credentials and TLS of the first URL apply to every node. */

@@ -55,7 +55,7 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
 
   function pump(): void {
     while (busy < s.lanes && queue.length) {
-      const group = take();
+      const group = takeGroup(queue, s.max);
       busy++;
       groupSize.observe(group.length);
       void commit(group).finally(() => {
@@ -65,28 +65,11 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
     }
   }
 
-  /** Up to `max` pending units in arrival order, one per key, then sorted by key. */
-  function take(): Pending[] {
-    const keys = new Set<string>();
-    const group: Pending[] = [];
-    for (let i = 0; i < queue.length && group.length < s.max; ) {
-      const p = queue[i]!;
-      if (keys.has(p.unit.key)) {
-        i++;
-        continue;
-      }
-      keys.add(p.unit.key);
-      group.push(p);
-      queue.splice(i, 1);
-    }
-    return group.sort((a, b) => (a.unit.key < b.unit.key ? -1 : a.unit.key > b.unit.key ? 1 : 0));
-  }
-
   async function commit(group: Pending[]): Promise<void> {
     if (group.length === 1) return alone(group[0]!);
     let results: unknown[];
     try {
-      results = await inTransaction(group);
+      results = await inTransaction(ds, group, log);
     } catch (err) {
       // This database's own trouble (its scope, or a bare SQLSTATE) concerns every unit; another
       // dependency's (Redis) only the unit that met it.
@@ -104,30 +87,9 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
 
   async function alone(p: Pending): Promise<void> {
     try {
-      p.resolve((await inTransaction([p]))[0]);
+      p.resolve((await inTransaction(ds, [p], log))[0]);
     } catch (err) {
       p.reject(err instanceof CommitOutcomeUnknown ? err.failure : err);
-    }
-  }
-
-  /** Runs the units in one transaction; after a rollback undoes those that started, then rethrows. */
-  async function inTransaction(units: Pending[]): Promise<unknown[]> {
-    const started: Pending[] = [];
-    let bodyDone = false;
-    try {
-      return await transaction(ds, async (tx) => {
-        const out: unknown[] = [];
-        for (const p of units) {
-          started.push(p);
-          out.push(await p.unit.run(tx));
-        }
-        bodyDone = true;
-        return out;
-      });
-    } catch (err) {
-      if (bodyDone) throw new CommitOutcomeUnknown(err);
-      for (const p of started) await p.unit.undo?.().catch((e: unknown) => log.warn({ err: e }, 'undo after rollback failed'));
-      throw err;
     }
   }
 
@@ -139,4 +101,42 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
       });
     },
   };
+}
+
+/** Takes up to `max` pending units off the queue in arrival order, one per key, then sorted by key. */
+function takeGroup(queue: Pending[], max: number): Pending[] {
+  const keys = new Set<string>();
+  const group: Pending[] = [];
+  for (let i = 0; i < queue.length && group.length < max; ) {
+    const p = queue[i]!;
+    if (keys.has(p.unit.key)) {
+      i++;
+      continue;
+    }
+    keys.add(p.unit.key);
+    group.push(p);
+    queue.splice(i, 1);
+  }
+  return group.sort((a, b) => (a.unit.key < b.unit.key ? -1 : a.unit.key > b.unit.key ? 1 : 0));
+}
+
+/** Runs the units in one transaction; after a rollback undoes those that started, then rethrows. */
+async function inTransaction(ds: Db, units: Pending[], log: Logger): Promise<unknown[]> {
+  const started: Pending[] = [];
+  let bodyDone = false;
+  try {
+    return await transaction(ds, async (tx) => {
+      const out: unknown[] = [];
+      for (const p of units) {
+        started.push(p);
+        out.push(await p.unit.run(tx));
+      }
+      bodyDone = true;
+      return out;
+    });
+  } catch (err) {
+    if (bodyDone) throw new CommitOutcomeUnknown(err);
+    for (const p of started) await p.unit.undo?.().catch((e: unknown) => log.warn({ err: e }, 'undo after rollback failed'));
+    throw err;
+  }
 }

@@ -42,24 +42,8 @@ export function publisher(log: Logger): Publisher {
     connected: () => ch !== undefined,
 
     publish(exchange, routingKey, content, props) {
-      const channel = ch;
-      if (!channel) return Promise.reject(new TransientError('broker', 'outage', 'broker: not connected'));
-      const seen = returned;
-      const messageId = props.messageId ?? randomUUID();
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new TransientError('broker', 'outage', 'broker: publish confirm timed out')), CONFIRM_TIMEOUT_MS);
-        try {
-          channel.publish(exchange, routingKey, content, { ...props, messageId }, (err) => {
-            clearTimeout(timer);
-            if (err) return reject(new TransientError('broker', 'outage', `broker: nacked the publish: ${err.message ?? err}`));
-            if (seen.delete(messageId)) return reject(new UnroutableError(`unroutable: no queue bound to ${exchange || '(default)'} / ${routingKey}`));
-            resolve();
-          });
-        } catch (err) {
-          clearTimeout(timer);
-          reject(new TransientError('broker', 'outage', `broker: ${(err as Error).message}`, { cause: err }));
-        }
-      });
+      if (!ch) return Promise.reject(new TransientError('broker', 'outage', 'broker: not connected'));
+      return confirmedPublish(ch, returned, exchange, routingKey, content, props);
     },
 
     async reply(msg, body) {
@@ -77,16 +61,7 @@ export function publisher(log: Logger): Publisher {
     },
 
     async deadLetter(msg, queue, code, reason) {
-      const headers = { ...(msg.properties.headers ?? {}) };
-      const previous = Array.isArray(headers['x-death']) ? headers['x-death'] : [];
-      headers['x-error'] = `${code}: ${reason}`.slice(0, 1_000);
-      headers['x-original-queue'] = queue;
-      headers['x-death'] = [
-        { count: 1, reason: 'rejected', queue, time: { '!': 'timestamp', value: Math.floor(Date.now() / 1000) }, exchange: msg.fields.exchange, 'routing-keys': [msg.fields.routingKey] },
-        ...previous,
-      ];
-      delete headers['x-aq-failures'];
-      await p.publish('', DEAD_LETTER_QUEUE, msg.content, { ...republishProperties(msg.properties), headers });
+      await p.publish('', DEAD_LETTER_QUEUE, msg.content, { ...republishProperties(msg.properties), headers: deadLetterHeaders(msg, queue, code, reason) });
     },
 
     async park(msg, queue, failures, why) {
@@ -95,6 +70,39 @@ export function publisher(log: Logger): Publisher {
     },
   };
   return p;
+}
+
+/** Publishes on `channel` and settles on its confirm; `returned` holds the message ids the broker returned (unroutable). */
+function confirmedPublish(channel: ConfirmChannel, returned: Set<string>, exchange: string, routingKey: string, content: Buffer, props: Options.Publish): Promise<void> {
+  const messageId = props.messageId ?? randomUUID();
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new TransientError('broker', 'outage', 'broker: publish confirm timed out')), CONFIRM_TIMEOUT_MS);
+    try {
+      channel.publish(exchange, routingKey, content, { ...props, messageId }, (err) => {
+        clearTimeout(timer);
+        if (err) return reject(new TransientError('broker', 'outage', `broker: nacked the publish: ${err.message ?? err}`));
+        if (returned.delete(messageId)) return reject(new UnroutableError(`unroutable: no queue bound to ${exchange || '(default)'} / ${routingKey}`));
+        resolve();
+      });
+    } catch (err) {
+      clearTimeout(timer);
+      reject(new TransientError('broker', 'outage', `broker: ${(err as Error).message}`, { cause: err }));
+    }
+  });
+}
+
+/** The headers of a dead-lettered copy: the reason in `x-error`, an `x-death` entry as the broker would add one. */
+function deadLetterHeaders(msg: ConsumeMessage, queue: string, code: string, reason: string): Record<string, unknown> {
+  const headers = { ...(msg.properties.headers ?? {}) };
+  const previous = Array.isArray(headers['x-death']) ? headers['x-death'] : [];
+  headers['x-error'] = `${code}: ${reason}`.slice(0, 1_000);
+  headers['x-original-queue'] = queue;
+  headers['x-death'] = [
+    { count: 1, reason: 'rejected', queue, time: { '!': 'timestamp', value: Math.floor(Date.now() / 1000) }, exchange: msg.fields.exchange, 'routing-keys': [msg.fields.routingKey] },
+    ...previous,
+  ];
+  delete headers['x-aq-failures'];
+  return headers;
 }
 
 /** The properties of a delivery to publish it again (dead-lettering, parking, requeueing), persistent. */

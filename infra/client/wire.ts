@@ -55,6 +55,22 @@ export function parseJson(b: Buffer): unknown {
   }
 }
 
+/** One publish of the wire: resolves with the message id once confirmed; a return (with `mandatory`) rejects as unroutable. */
+function publishConfirmed(ch: ConfirmChannel, returned: Set<string>, to: string, payload: unknown, o: PublishOptions): Promise<string | undefined> {
+  const messageId = o.messageId === null ? undefined : (o.messageId ?? randomUUID());
+  const mandatory = o.mandatory ?? true;
+  // A confirm channel still sends a message without a messageId; a return is matched by a private one then.
+  const trackId = messageId ?? (mandatory ? randomUUID() : undefined);
+  const props: Options.Publish = { persistent: true, contentType: 'application/json', timestamp: Math.floor(Date.now() / 1000), mandatory, ...o.props, messageId: o.props?.messageId ?? trackId };
+  return new Promise((resolve, reject) => {
+    ch.publish(o.exchange ?? '', to, bodyOf(payload, o, messageId), props, (err) => {
+      if (err) return reject(new Error(`the broker refused the message: ${err.message ?? err}`));
+      if (trackId && returned.delete(trackId)) return reject(new UnroutableError(`no queue bound to ${o.exchange ? `${o.exchange} ${to}` : to}: is the service installed there (npm start declares it)?`));
+      resolve(messageId);
+    });
+  });
+}
+
 /** Opens the publishing channel; replies come to an exclusive server-named queue, or with `replyQueue` false by Direct Reply-to. */
 export async function openWire(conn: ChannelModel, defaultTimeoutMs: number, replyQueue: boolean): Promise<Wire> {
   const ch: ConfirmChannel = await conn.createConfirmChannel();
@@ -81,21 +97,7 @@ export async function openWire(conn: ChannelModel, defaultTimeoutMs: number, rep
     settle(String(m.properties.correlationId))?.resolve({ body: parseJson(m.content), properties: m.properties, raw: m.content, at: performance.now() });
   }, { noAck: true });
 
-  const publish: Wire['publish'] = (to, payload, o = {}) => {
-    const messageId = o.messageId === null ? undefined : (o.messageId ?? randomUUID());
-    const mandatory = o.mandatory ?? true;
-    // A confirm channel still sends a message without a messageId; a return is matched by a private one then.
-    const trackId = messageId ?? (mandatory ? randomUUID() : undefined);
-    const props: Options.Publish = { persistent: true, contentType: 'application/json', timestamp: Math.floor(Date.now() / 1000), mandatory, ...o.props, messageId: o.props?.messageId ?? trackId };
-    if (closed) return Promise.reject(closed);
-    return new Promise((resolve, reject) => {
-      ch.publish(o.exchange ?? '', to, bodyOf(payload, o, messageId), props, (err) => {
-        if (err) return reject(new Error(`the broker refused the message: ${err.message ?? err}`));
-        if (trackId && returned.delete(trackId)) return reject(new UnroutableError(`no queue bound to ${o.exchange ? `${o.exchange} ${to}` : to}: is the service installed there (npm start declares it)?`));
-        resolve(messageId);
-      });
-    });
-  };
+  const publish: Wire['publish'] = (to, payload, o = {}) => (closed ? Promise.reject(closed) : publishConfirmed(ch, returned, to, payload, o));
 
   return {
     publish,

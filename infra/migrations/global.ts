@@ -1,70 +1,75 @@
 import type { Migration, MigrationRunner } from '../db';
 
+/** The catalog and the inbox, in creation order (references point to tables before them). */
+const TABLES = [
+  `
+    CREATE TABLE raffle_activity (
+      id               bigserial PRIMARY KEY,
+      activity_id      bigint       NOT NULL UNIQUE,
+      activity_name    varchar(64)  NOT NULL,
+      activity_desc    varchar(128) NOT NULL DEFAULT '',
+      begin_date_time  timestamptz  NOT NULL,
+      end_date_time    timestamptz  NOT NULL,
+      strategy_id      bigint       NOT NULL,
+      state            varchar(8)   NOT NULL CHECK (state IN ('create', 'open', 'close')),
+      create_time      timestamptz  NOT NULL DEFAULT now(),
+      update_time      timestamptz  NOT NULL DEFAULT now(),
+      CHECK (begin_date_time < end_date_time)
+    )`,
+  `
+    CREATE TABLE raffle_activity_count (
+      id                bigserial PRIMARY KEY,
+      activity_count_id bigint  NOT NULL UNIQUE,
+      total_count       integer NOT NULL CHECK (total_count >= 0),
+      day_count         integer NOT NULL CHECK (day_count >= 0),
+      month_count       integer NOT NULL CHECK (month_count >= 0),
+      create_time       timestamptz NOT NULL DEFAULT now(),
+      update_time       timestamptz NOT NULL DEFAULT now()
+    )`,
+  `
+    CREATE TABLE raffle_activity_sku (
+      id                  bigserial PRIMARY KEY,
+      sku                 bigint  NOT NULL UNIQUE,
+      activity_id         bigint  NOT NULL REFERENCES raffle_activity (activity_id),
+      activity_count_id   bigint  NOT NULL REFERENCES raffle_activity_count (activity_count_id),
+      stock_count         integer NOT NULL CHECK (stock_count >= -1),
+      stock_count_surplus integer NOT NULL,
+      product_amount      numeric(12, 2) NOT NULL DEFAULT 0,
+      create_time         timestamptz NOT NULL DEFAULT now(),
+      update_time         timestamptz NOT NULL DEFAULT now(),
+      -- -1 is unlimited stock; otherwise the surplus is never negative nor above the stock
+      CHECK ((stock_count = -1 AND stock_count_surplus = -1)
+          OR (stock_count >= 0 AND stock_count_surplus BETWEEN 0 AND stock_count))
+    )`,
+  `CREATE INDEX raffle_activity_sku_activity_idx ON raffle_activity_sku (activity_id)`,
+  `
+    CREATE TABLE daily_behavior_rebate (
+      id             bigserial PRIMARY KEY,
+      behavior_type  varchar(16)  NOT NULL,
+      rebate_desc    varchar(128) NOT NULL DEFAULT '',
+      rebate_type    varchar(16)  NOT NULL CHECK (rebate_type IN ('sku')),
+      rebate_config  varchar(32)  NOT NULL,
+      state          varchar(8)   NOT NULL CHECK (state IN ('open', 'close')),
+      create_time    timestamptz  NOT NULL DEFAULT now(),
+      update_time    timestamptz  NOT NULL DEFAULT now(),
+      UNIQUE (behavior_type, rebate_type, rebate_config)
+    )`,
+  // Inbox: event consumers remember the message ids they applied (at-least-once in, once in effect).
+  `
+    CREATE TABLE processed_message (
+      consumer     varchar(64)  NOT NULL,
+      message_id   varchar(128) NOT NULL,
+      processed_at timestamptz  NOT NULL DEFAULT now(),
+      PRIMARY KEY (consumer, message_id)
+    )`,
+];
+
 /** Catalog tables of the global database (contract §3). Versioned: add a new class, never edit one. */
 export class GlobalInit1763776800000 implements Migration {
   name = 'GlobalInit1763776800000';
 
   async up(q: MigrationRunner): Promise<void> {
-    await q.query(`
-      CREATE TABLE raffle_activity (
-        id               bigserial PRIMARY KEY,
-        activity_id      bigint       NOT NULL UNIQUE,
-        activity_name    varchar(64)  NOT NULL,
-        activity_desc    varchar(128) NOT NULL DEFAULT '',
-        begin_date_time  timestamptz  NOT NULL,
-        end_date_time    timestamptz  NOT NULL,
-        strategy_id      bigint       NOT NULL,
-        state            varchar(8)   NOT NULL CHECK (state IN ('create', 'open', 'close')),
-        create_time      timestamptz  NOT NULL DEFAULT now(),
-        update_time      timestamptz  NOT NULL DEFAULT now(),
-        CHECK (begin_date_time < end_date_time)
-      )`);
-    await q.query(`
-      CREATE TABLE raffle_activity_count (
-        id                bigserial PRIMARY KEY,
-        activity_count_id bigint  NOT NULL UNIQUE,
-        total_count       integer NOT NULL CHECK (total_count >= 0),
-        day_count         integer NOT NULL CHECK (day_count >= 0),
-        month_count       integer NOT NULL CHECK (month_count >= 0),
-        create_time       timestamptz NOT NULL DEFAULT now(),
-        update_time       timestamptz NOT NULL DEFAULT now()
-      )`);
-    await q.query(`
-      CREATE TABLE raffle_activity_sku (
-        id                  bigserial PRIMARY KEY,
-        sku                 bigint  NOT NULL UNIQUE,
-        activity_id         bigint  NOT NULL REFERENCES raffle_activity (activity_id),
-        activity_count_id   bigint  NOT NULL REFERENCES raffle_activity_count (activity_count_id),
-        stock_count         integer NOT NULL CHECK (stock_count >= -1),
-        stock_count_surplus integer NOT NULL,
-        product_amount      numeric(12, 2) NOT NULL DEFAULT 0,
-        create_time         timestamptz NOT NULL DEFAULT now(),
-        update_time         timestamptz NOT NULL DEFAULT now(),
-        -- -1 is unlimited stock; otherwise the surplus is never negative nor above the stock
-        CHECK ((stock_count = -1 AND stock_count_surplus = -1)
-            OR (stock_count >= 0 AND stock_count_surplus BETWEEN 0 AND stock_count))
-      )`);
-    await q.query(`CREATE INDEX raffle_activity_sku_activity_idx ON raffle_activity_sku (activity_id)`);
-    await q.query(`
-      CREATE TABLE daily_behavior_rebate (
-        id             bigserial PRIMARY KEY,
-        behavior_type  varchar(16)  NOT NULL,
-        rebate_desc    varchar(128) NOT NULL DEFAULT '',
-        rebate_type    varchar(16)  NOT NULL CHECK (rebate_type IN ('sku')),
-        rebate_config  varchar(32)  NOT NULL,
-        state          varchar(8)   NOT NULL CHECK (state IN ('open', 'close')),
-        create_time    timestamptz  NOT NULL DEFAULT now(),
-        update_time    timestamptz  NOT NULL DEFAULT now(),
-        UNIQUE (behavior_type, rebate_type, rebate_config)
-      )`);
-    // Inbox: event consumers remember the message ids they applied (at-least-once in, once in effect).
-    await q.query(`
-      CREATE TABLE processed_message (
-        consumer     varchar(64)  NOT NULL,
-        message_id   varchar(128) NOT NULL,
-        processed_at timestamptz  NOT NULL DEFAULT now(),
-        PRIMARY KEY (consumer, message_id)
-      )`);
+    for (const ddl of TABLES) await q.query(ddl);
   }
 
   async down(q: MigrationRunner): Promise<void> {
