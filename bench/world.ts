@@ -5,7 +5,7 @@ import pg from 'pg';
 import { route } from '../domain/router';
 import { periodOf } from '../domain/calendar';
 import type { Config } from '../infra/config';
-import { CEILING_USER_PATTERN, ceilingUser } from './scenarios/ceiling-sql';
+import { CEILING_USER_PATTERN, ceilingUser } from './scenarios/ceiling-users';
 
 /** The bench catalog: one open activity, two unlimited SKUs and two limited ones (one runs out). */
 export const ACTIVITY_ID = 100301;

@@ -5,6 +5,7 @@ import { USE_ORDER_SQL } from '../../workers/partake/order-store';
 import { PARTAKE_SQL } from '../../workers/partake/store';
 import { RECHARGE_SQL } from '../../workers/recharge/store';
 import { ACTIVITY_ID, SKUS, STRATEGY_ID } from '../world';
+import { CEILING_USER_BASE, TABLE_STRIDE, ceilingUser } from './ceiling-users';
 
 /**
  * The database ceiling's pgbench scripts, built from the handlers' own statement texts (exported by
@@ -20,16 +21,7 @@ export const USERS_PER_CLIENT = 50;
 /** Recharge users per split table (shared by all clients, as the pipeline's recharges are). */
 const RECHARGE_USERS = 5000;
 
-/**
- * Ceiling users are numbers (a pgbench variable cannot hold a built string): partake users
- * 1 000 000 000 + t · 1 000 000 + n, recharge users 2 000 000 000 + …, for split table t. The
- * pipeline's users (`bench-…`) are never all digits.
- */
-export const CEILING_USER_BASE = { partake: 1_000_000_000, recharge: 2_000_000_000 } as const;
-const TABLE_STRIDE = 1_000_000;
-export const ceilingUser = (kind: keyof typeof CEILING_USER_BASE, t: number, n: number): string => String(CEILING_USER_BASE[kind] + t * TABLE_STRIDE + n);
-/** Matches every ceiling user id (for the clean-up after the ceilings). */
-export const CEILING_USER_PATTERN = '^[12][0-9]{9}$';
+export { CEILING_USER_BASE, CEILING_USER_PATTERN, ceilingUser } from './ceiling-users';
 
 /** A statement in pgbench's form: `$n` → `:vars[n-1]`; every variable must be used. */
 export function pgbenchStatement(text: string, vars: readonly string[]): string {
