@@ -16,8 +16,8 @@ const exec = promisify(execFile);
 /** `evidence`: what shows that the fault happened (crash point reached, connections cut, failures counted). */
 /** The healthy part of a partial fault next to its own baseline (no fault, same run, same load). */
 export type HealthyRow = Readonly<{ part: string; baselinePerSec: number; faultPerSec: number; ratio: number; baselineP99Ms: number; faultP99Ms: number; goal: string; ok: boolean }>;
-/** `healthy`: partial-failure scenarios (scenarios-partial.ts) only. */
-export type Result = { recoveryMs: number; books: Books; evidence?: string; healthy?: HealthyRow[] };
+/** `healthy`: partial-failure scenarios (scenarios-partial.ts) only; `cost`: what the fault cost in seconds (cluster scenarios). */
+export type Result = { recoveryMs: number; books: Books; evidence?: string; healthy?: HealthyRow[]; cost?: string };
 export type Scenario = Readonly<{
   name: string;
   /** In the `--quick` subset (CI). */

@@ -8,7 +8,7 @@ import { SCENARIOS, type Scenario } from './scenarios';
  * waits until the pipeline is idle and checks the books. Prints `ok - name` / `not ok - name: why`,
  * the results table (also bench/out/faults-*.md; with --docs docs/faults.json and the tables of
  * docs/RELIABILITY.md) and `N passed, N failed`. `--mutations` runs, per protection switched off,
- * the scenario that should catch it; a mutation caught counts as passed.
+ * the scenario that should catch it; a mutation caught counts as passed. `--cluster`: test/faults/cluster-main.ts.
  */
 const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
@@ -19,6 +19,8 @@ const value = (f: string) => {
 };
 const only = value('--only')?.split(',').map((s) => s.trim()).filter(Boolean);
 const matches = (name: string) => !only || only.some((o) => name === o || name.includes(o));
+// `--cluster`: the cluster scenarios, with a runner of their own that brings the cluster world up and down (and exits).
+if (flag('--cluster')) await import('./cluster-main');
 if (flag('--list')) {
   for (const s of SCENARIOS) process.stdout.write(`${s.name}${s.quick ? ' [quick]' : ''}${s.global ? ' [restarts a shared service]' : ''}\n`);
   for (const m of MUTATIONS) process.stdout.write(`mutation ${m.name} -> ${m.scenario}\n`);

@@ -7,9 +7,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import amqplib, { type ChannelModel, type ConfirmChannel, type Channel } from 'amqplib';
 import pg from 'pg';
-import { Redis } from 'ioredis';
-import { loadConfig, type Config } from '../../infra/config';
-import { RESERVED_PATTERN } from '../../infra/stock';
+import type { Config } from '../../infra/config';
+import { log } from '../../infra/log';
+import { connectRedis } from '../../infra/redis';
+import { oldReservations } from '../../infra/stock';
 import { DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, INPUT_QUEUES } from '../../infra/topology';
 import { checkBooks, type Books, type CatalogFile, type History, type SeenEvent } from '../support/books';
 import { createTestEnv, type TestEnv } from '../support/env';
@@ -22,6 +23,13 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const OBSERVER_QUEUE = 'faults.observer.events';
 
 export type ProxiedService = 'pg' | 'amqp' | 'redis';
+
+/** `rabbitmqctl -q list_queues -p VHOST COLUMNS…` on the broker the world lives on (the machine's node by default, a cluster node in the cluster world). */
+export type ListQueues = (vhost: string, columns: string[]) => Promise<string>;
+const machineListQueues: ListQueues = async (vhost, columns) => (await exec('rabbitmqctl', ['-q', 'list_queues', '-p', vhost, ...columns], { timeout: 30_000 })).stdout;
+
+/** Every service process group started and not yet exited (for a signal handler to kill). */
+export const liveProcs = new Set<Proc>();
 
 /** A running `npm start` (or `npm run worker -- NAME`) in its own process group. */
 export type Proc = { child: ChildProcess; name: string; log: string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; done: boolean; exit?: { code: number | null; signal: NodeJS.Signals | null } };
@@ -39,7 +47,7 @@ export class World {
   caller!: Caller;
   /** The catalog last loaded: the books judge rejections and stock by it. */
   catalog?: CatalogFile;
-  private constructor(readonly env: TestEnv) {}
+  private constructor(readonly env: TestEnv, private readonly listQueues: ListQueues) {}
 
   get config(): Config {
     return this.env.config;
@@ -48,11 +56,13 @@ export class World {
     return this.env.id;
   }
 
-  static async create(o: { proxies?: ProxiedService[]; extra?: Record<string, string> } = {}): Promise<World> {
+  /** `env`/`listQueues` put the world elsewhere (the cluster world); by default on the machine's services. */
+  static async create(o: { proxies?: ProxiedService[]; extra?: Record<string, string>; env?: (extra: Record<string, string>) => Promise<TestEnv>; listQueues?: ListQueues } = {}): Promise<World> {
     // The workers' /metrics on free ports: a stall or outage scenario reads them to show the fault was felt.
     const metricsPort = String(await freePorts(WORKER_PORTS));
-    const env = await createTestEnv({ extra: { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', METRICS_PORT: metricsPort, ...o.extra } });
-    const w = new World(env);
+    const extra = { LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', METRICS_PORT: metricsPort, ...o.extra };
+    const env = await (o.env ? o.env(extra) : createTestEnv({ extra }));
+    const w = new World(env, o.listQueues ?? machineListQueues);
     try {
       w.serviceEnv = { ...env.env, AQ_CRASH_MARKER: w.crashMarker };
       for (const s of o.proxies ?? []) {
@@ -68,7 +78,7 @@ export class World {
           w.serviceEnv.REDIS_URL = p.url(env.config.redisUrl);
         }
       }
-      w.caller = await Caller.connect(env.config.amqpUrl);
+      w.caller = await Caller.connect(env.config.amqpUrls);
       return w;
     } catch (err) {
       await w.close();
@@ -109,6 +119,7 @@ export class World {
       done: false,
       exited: new Promise((resolve) =>
         child.on('exit', (code, signal) => {
+          liveProcs.delete(p);
           p.done = true;
           p.exit = { code, signal };
           resolve({ code, signal });
@@ -116,6 +127,7 @@ export class World {
       ),
     };
     this.procs.push(p);
+    liveProcs.add(p);
     return p;
   }
 
@@ -126,20 +138,21 @@ export class World {
     return p;
   }
 
-  async waitConsumers(p?: Proc, timeoutMs = 60_000): Promise<void> {
+  /** Until every input queue has at least `min` consumers (two `npm start` trees: 2), twice in a row. */
+  async waitConsumers(p?: Proc, timeoutMs = 60_000, min = 1): Promise<void> {
     const end = Date.now() + timeoutMs;
     let streak = 0;
     while (streak < 2) {
       if (p?.done) throw new Error(`${p.name} exited (${JSON.stringify(p.exit)}) before it was ready: ${this.tail(p)}`);
       if (Date.now() > end) throw new Error(`no consumer on every input queue after ${timeoutMs} ms: ${p ? this.tail(p) : ''}`);
       const counts = await this.consumerCounts().catch(() => undefined);
-      streak = counts && INPUT_QUEUES.every((q) => (counts.get(q) ?? 0) > 0) ? streak + 1 : 0;
+      streak = counts && INPUT_QUEUES.every((q) => (counts.get(q) ?? 0) >= min) ? streak + 1 : 0;
       await sleep(300);
     }
   }
 
   async consumerCounts(): Promise<Map<string, number>> {
-    const { stdout } = await exec('rabbitmqctl', ['-q', 'list_queues', '-p', this.vhost, 'name', 'consumers', 'messages'], { timeout: 30_000 });
+    const stdout = await this.listQueues(this.vhost, ['name', 'consumers', 'messages']);
     return new Map(rows(stdout).map(([n, c]) => [n!, Number(c)]));
   }
 
@@ -150,7 +163,7 @@ export class World {
   }
 
   async queueDepths(): Promise<Map<string, number>> {
-    const { stdout } = await exec('rabbitmqctl', ['-q', 'list_queues', '-p', this.vhost, 'name', 'messages'], { timeout: 30_000 });
+    const stdout = await this.listQueues(this.vhost, ['name', 'messages']);
     return new Map(rows(stdout).map(([n, c]) => [n!, Number(c)]));
   }
 
@@ -172,13 +185,10 @@ export class World {
 
   /** Stock units taken by transactions not yet settled (released, given back or reaped). */
   async openReservations(): Promise<number> {
-    const redis = new Redis(this.config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    redis.on('error', () => undefined);
+    const redis = await connectRedis(this.config, log.child({}, { level: 'silent' }), 'fault-probe');
     try {
-      await redis.connect();
-      let n = 0;
-      for (const k of await redis.keys(RESERVED_PATTERN)) n += await redis.hlen(k);
-      return n;
+      // Every reservation, of any age, on every master (one Redis or a cluster, under the world's key prefix).
+      return (await oldReservations(redis, -1e9)).length;
     } finally {
       redis.disconnect();
     }
@@ -349,14 +359,18 @@ export class Caller {
   private readonly dead: Array<{ messageId?: string; headers: Record<string, any> }> = [];
   private closed = false;
 
-  private constructor(readonly url: string) {}
+  /** Which of `urls` the next connection tries (a cluster: the next node after a failure). */
+  private next = 0;
 
-  static async connect(url: string): Promise<Caller> {
-    const c = new Caller(url);
+  private constructor(readonly urls: readonly string[]) {}
+
+  static async connect(urls: string | readonly string[]): Promise<Caller> {
+    const c = new Caller(typeof urls === 'string' ? [urls] : urls);
     await c.ensure();
-    // The observer queue: durable, so events published during a broker restart are still counted.
+    // The observer queue: durable, so events published during a broker restart are still counted;
+    // on a cluster a quorum queue, so that it outlives the node it was declared on.
     await c.sub!.assertExchange(EVENTS_EXCHANGE, 'topic', { durable: true });
-    await c.sub!.assertQueue(OBSERVER_QUEUE, { durable: true });
+    await c.sub!.assertQueue(OBSERVER_QUEUE, { durable: true, ...(c.urls.length > 1 ? { arguments: { 'x-queue-type': 'quorum' } } : {}) });
     await c.sub!.bindQueue(OBSERVER_QUEUE, EVENTS_EXCHANGE, '#');
     return c;
   }
@@ -365,9 +379,16 @@ export class Caller {
     if (this.pub && this.sub) return Promise.resolve();
     return (this.connecting ??= (async () => {
       try {
-        const conn = await amqplib.connect(this.url);
+        const url = this.urls[this.next % this.urls.length]!;
+        let conn: ChannelModel;
+        try {
+          conn = await amqplib.connect(url);
+        } catch (err) {
+          this.next++;
+          throw err;
+        }
         const drop = () => {
-          if (this.conn === conn) (this.conn = undefined), (this.pub = undefined), (this.sub = undefined);
+          if (this.conn === conn) (this.conn = undefined), (this.pub = undefined), (this.sub = undefined), this.next++;
         };
         conn.on('error', () => undefined);
         conn.on('close', drop);

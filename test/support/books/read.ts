@@ -1,9 +1,10 @@
 import pg from 'pg';
-import { Redis } from 'ioredis';
 import type { Config } from '../../../infra/config';
 import { splitSuffix } from '../../../domain/router';
 import { stockKey } from '../../../infra/stock';
 import type { Snapshot } from './types';
+import { log } from '../../../infra/log';
+import { connectRedis } from '../../../infra/redis';
 
 async function withClient<T>(url: string, f: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: url, application_name: 'fault-books' });
@@ -37,10 +38,9 @@ export async function readSnapshot(config: Config): Promise<Snapshot> {
     });
   }
   snap.skus = await withClient(config.databaseUrl, async (c) => (await c.query(`SELECT sku::int AS sku, stock_count, stock_count_surplus FROM raffle_activity_sku`)).rows);
-  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  redis.on('error', () => undefined);
+  // One Redis or a Redis Cluster, under the world's key prefix, as the workers see it.
+  const redis = await connectRedis(config, log.child({}, { level: 'silent' }), 'fault-books');
   try {
-    await redis.connect();
     for (const s of snap.skus) {
       const v = await redis.get(stockKey(s.sku));
       if (v !== null) snap.redisStock.set(s.sku, Number(v));
