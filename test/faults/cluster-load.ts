@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Config } from '../../infra/config';
 import { QUEUES } from '../../infra/topology';
-import type { PartakeInput, RechargeInput } from '../support/books';
+import type { PartakeInput, RechargeInput, UseInput } from '../support/books';
 import type { ClusterWorld } from '../cluster/world';
 import { catalog, partakeCall, progress, recharges, send, SKU, useOrder } from './load';
 import type { Result } from './scenarios';
@@ -43,7 +43,7 @@ export async function inClusterWorld<T>(cw: ClusterWorld, o: { stock?: number; e
 
 export type MixedLoad = Readonly<{ unlimited: number; limited: number; ratePerSec: number; partakers: number; rounds: number }>;
 export type Window = { faultStart: number; faultEnd: number; sendEnd: number; extra: string[]; samples: Sample[]; stopSampling(): void };
-export type Sent = { recharges: RechargeInput[]; partakes: PartakeInput[] };
+export type Sent = { recharges: RechargeInput[]; partakes: PartakeInput[]; uses: UseInput[]; expectPartakes: number };
 
 export const describeLoad = (m: MixedLoad) =>
   `2 trees; ${m.unlimited + m.limited} recharges (${m.limited} of a limited SKU) at ${m.ratePerSec}/s + ${m.partakers} users × ${m.rounds} partake+use`;
@@ -70,26 +70,25 @@ export async function underMixedLoad(c: CCtx, m: MixedLoad, at: number, inject: 
   const faultEnd = Date.now();
   await loading;
   const sendEnd = Date.now();
-  const partakes = await partaking;
-  return { sent: { recharges: [...funding, ...inputs], partakes }, win: { faultStart, faultEnd, sendEnd, extra, samples: sampler.samples, stopSampling: () => sampler.stop() } };
+  const { partakes, uses } = await partaking;
+  return { sent: { recharges: [...funding, ...inputs], partakes, uses, expectPartakes: users.length * m.rounds }, win: { faultStart, faultEnd, sendEnd, extra, samples: sampler.samples, stopSampling: () => sampler.stop() } };
 }
 
-/** Each user: partake (retrying after 5 s without a reply), use the order, pause; `rounds` times. */
-async function partakeRounds(w: World, users: string[], rounds: number, pauseMs: number): Promise<PartakeInput[]> {
-  const calls: PartakeInput[] = [];
+/** Each user: partake (retrying after 5 s without a reply), use the order, pause; `rounds` times. A round without an order is recorded and the next one follows. */
+async function partakeRounds(w: World, users: string[], rounds: number, pauseMs: number): Promise<{ partakes: PartakeInput[]; uses: UseInput[] }> {
+  const out = { partakes: [] as PartakeInput[], uses: [] as UseInput[] };
   await Promise.all(users.map(async (u, i) => {
     await sleep((pauseMs * i) / users.length); // spread the users over a round
     for (let r = 0; r < rounds; r++) {
       const t0 = Date.now();
       const call = await partakeCall(w, u, { timeoutMs: 5_000 });
-      calls.push(call);
+      out.partakes.push(call);
       const id = call.replies.find((x) => x.code === '0000')?.orderId;
-      if (!id) return;
-      await useOrder(w, u, id, 5_000);
+      if (id) out.uses.push(await useOrder(w, u, id, 5_000));
       await sleep(Math.max(0, pauseMs - (Date.now() - t0)));
     }
   }));
-  return calls;
+  return out;
 }
 
 /**
@@ -103,7 +102,7 @@ export async function finishCluster(c: CCtx, sent: Sent, win: Window, cost: () =
     win.stopSampling(); // commits are sampled until idle: a pause that ends in the drain is measured whole
   }
   const recoveryMs = Date.now() - win.faultEnd;
-  const books = await c.w.check({ recharges: sent.recharges, partakes: sent.partakes }, 15_000);
+  const books = await c.w.check({ recharges: sent.recharges, partakes: sent.partakes, uses: sent.uses, expectPartakes: sent.expectPartakes }, 15_000);
   books.violations.push(...win.extra);
   const live = c.trees.filter((t) => !t.done);
   for (const t of c.trees) if (t.done && !killedOnPurpose.has(t)) books.violations.push(`${t.name} is not running (${JSON.stringify(t.exit)}): ${c.w.tail(t)}`);
