@@ -406,3 +406,4 @@ export function cpuRows(spans: readonly CpuSpan[]): CpuRow[] {
   if (outbox) rows.push(row('outbox', undefined, outbox, undefined, undefined));
   return rows;
 }
+export { scan as scanProcs, type Table as ProcTable };

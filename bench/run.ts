@@ -21,6 +21,7 @@ import { ACTIVITY_ID, catalogFor, loadCatalogFile, machine, openPools, preloadAc
 
 const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox|ceilings[,…]] [--n N] [--concurrency 1,16,64]
                         [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--service-dir DIR] [--variants] [--docs|--no-docs] [--keep]
+       npm run bench -- --cluster [--reuse] [--n N] [--duration SECONDS] [--no-docs]   (bench/cluster.ts)
        npm run bench -- --soak MINUTES | --flood N   [--env KEY=VALUE …] [--service-dir DIR] [--keep]
   --quick        small N and short runs (development, CI smoke)
   --only         run only these scenarios (the pipeline starts only for partake / recharge / outbox)
@@ -135,6 +136,8 @@ async function unwind(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // The cluster world's throughput (1 and 2 instances per worker) has a runner of its own, which exits.
+  if (process.argv.includes('--cluster')) return void (await import('./cluster'));
   const o = parseArgs(process.argv.slice(2));
   const t0 = now();
   const runId = randomBytes(3).toString('hex');
