@@ -54,7 +54,7 @@ export async function inWorld<T>(o: { proxies?: ProxiedService[]; env?: Record<s
 
 /** After recovery: the books, plus "the workers are up" (a live `npm start`, a consumer on every input queue). */
 export async function finish(c: Ctx, faultEnd: number, inputs: Omit<History, 'events' | 'deadLetters' | 'catalog'>, extra: string[] = []): Promise<Result> {
-  await c.w.waitIdle(180_000);
+  await c.w.waitIdle(Number(process.env.FAULTS_IDLE_TIMEOUT_MS) || 180_000);
   const recoveryMs = Date.now() - faultEnd;
   const books = await c.w.check(inputs);
   books.violations.push(...extra);

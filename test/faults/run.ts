@@ -83,6 +83,7 @@ async function runMutations(): Promise<number> {
     const s = SCENARIOS.find((x) => x.name === m.scenario);
     if (!s) throw new Error(`mutation ${m.name}: no scenario ${m.scenario}`);
     process.env.AQ_MUTATION = m.name; // the workers the scenario starts inherit it; the harness never reads it
+    process.env.FAULTS_IDLE_TIMEOUT_MS ??= '90000'; // a mutation that never gets idle is caught sooner
     const row = await runOne(s);
     delete process.env.AQ_MUTATION;
     const caught = row.result !== 'pass';

@@ -150,10 +150,11 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'redis-flush',
     quick: true,
-    load: '1200 recharges (700 unlimited, 500 vs stock 100) at 400/s',
+    // Stock 400 of 500 limited: both flushes come before the sell-out, while takes are in flight.
+    load: '1200 recharges (700 unlimited, 500 vs stock 400) at 400/s',
     fault: "FLUSHDB of the world's Redis db at 30 % and 60 % (stock counters and reservations gone)",
     run: () =>
-      inWorld({}, async (c) => {
+      inWorld({ stock: 400 }, async (c) => {
         const inputs = mixedRecharges(700, 500);
         const p = progress();
         const loading = send(c.w, inputs, { onProgress: p.tick, ratePerSec: 400 });
