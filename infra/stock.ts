@@ -14,10 +14,13 @@ export type Reservation = Readonly<{ sku: number; field: string }>;
 export type Take =
   | { kind: 'taken'; remaining: number; reservation: Reservation }
   | { kind: 'sold-out' }
+  /** None left, but units are still reserved by transactions not settled: it is not sold out until they are. */
+  | { kind: 'pending' }
   | { kind: 'missing' };
 
 // Idempotent per reservation: a command re-sent after a lost reply must not take a second unit. Such a
 // re-send rewrites its entry, so that a WAIT after it also covers the first take (replication is in order).
+// Sold out (-1) only when no unit is reserved: a reserved unit may come back (rollback, reaper), -3 = wait.
 const TAKE = script(2, `
 local v = redis.call('GET', KEYS[1])
 if not v then return -2 end
@@ -26,7 +29,7 @@ if at then
   redis.call('HSET', KEYS[2], ARGV[1], at)
   return tonumber(v)
 end
-${mutated('no-sold-out-check') ? '' : 'if tonumber(v) <= 0 then return -1 end'}
+${mutated('no-sold-out-check') ? '' : "if tonumber(v) <= 0 then return (redis.call('HLEN', KEYS[2]) > 0) and -3 or -1 end"}
 redis.call('HSET', KEYS[2], ARGV[1], redis.call('TIME')[1])
 return redis.call('DECR', KEYS[1])`);
 
@@ -62,6 +65,7 @@ export async function takeStock(redis: Redis, sku: number, userId: string, outBu
   }
   if (v === -2) return { kind: 'missing' };
   if (v === -1) return { kind: 'sold-out' };
+  if (v === -3) return { kind: 'pending' };
   return { kind: 'taken', remaining: v, reservation: { sku, field } };
 }
 

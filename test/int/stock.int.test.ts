@@ -142,6 +142,17 @@ test('a take re-sent after a lost reply takes no second unit', async () => {
   assert.is(await counter(w, REAPED), before);
 });
 
+test('no unit left while one is still reserved: not sold out (pending) until the reservation settles', async () => {
+  const saved = await counter(w, REAPED);
+  await w.redis.set(stockKey(REAPED), 0);
+  const open = reservationField('inflight', 'p-1', '555555555555');
+  await w.redis.hset(reservedKey(REAPED), open, Number((await w.redis.time())[0]));
+  assert.equal(await takeStock(w.redis, REAPED, 'late', 'l-1', '666666666666'), { kind: 'pending' });
+  await w.redis.hdel(reservedKey(REAPED), open); // it committed (released) or went back: either way it is settled now
+  assert.equal(await takeStock(w.redis, REAPED, 'late', 'l-1', '666666666666'), { kind: 'sold-out' });
+  await w.redis.set(stockKey(REAPED), String(saved));
+});
+
 test('a catalog reload with a larger stock adds the difference to the live counter', async () => {
   await load(w, catalog(15));
   assert.is(await counter(w, REAPED), 11);

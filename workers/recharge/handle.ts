@@ -15,6 +15,7 @@ import type { OutboxPort } from '../outbox-port';
 import { parseBehavior, parseRecharge } from './message';
 import { alreadyHandled, insertOrderAndCredit, insertRebateOrder, insertRejection, lockRequest, type RebateRow } from './store';
 import { mutated } from '../../infra/mutation';
+import { TransientError } from '../../infra/errors';
 
 /** What the recharge handlers use, and nothing more. */
 export type Deps = Readonly<{
@@ -31,7 +32,7 @@ export type Deps = Readonly<{
 export type Outcome = Readonly<{ kind: 'credited'; orderId: string } | { kind: 'rejected'; code: string } | { kind: 'duplicate' }>;
 
 /** A unit's result: an outcome with the tasks it wrote, or "the SKU has no counter" (nothing written: rebuild, run again). */
-type UnitResult = (Outcome & Readonly<{ tasks: EnqueuedTask[] }>) | Readonly<{ kind: 'stock-missing'; sku: number }>;
+type UnitResult = (Outcome & Readonly<{ tasks: EnqueuedTask[] }>) | Readonly<{ kind: 'stock-missing'; sku: number }> | Readonly<{ kind: 'stock-pending'; sku: number }>;
 
 export async function handleRecharge(d: Deps, msg: ConsumeMessage): Promise<void> {
   const req = parseRecharge(msg);
@@ -92,6 +93,8 @@ async function rechargeOnShard(d: Deps, req: RechargeRequest, view: SkuView | un
       if ((await ensureStock(d.dbs, d.redis, result.sku, d.log)) === 'unknown') throw new Error(`sku ${result.sku} vanished from the catalog`);
       continue;
     }
+    // Not sold out while units are reserved by others: retried (held) until they are orders or back.
+    if (result.kind === 'stock-pending') throw new TransientError('redis', 'contention', `sku ${result.sku}: no unit left, some still reserved by unsettled transactions`);
     const { tasks, ...outcome } = result;
     await d.outbox.publish(db, tasks);
     return outcome;
@@ -113,6 +116,7 @@ async function rechargeIn(d: Deps, tx: Tx, db: UserShard, stock: StockHold, req:
   else if (gate.ok) {
     const t = await stock.take(gate.sku.sku, req.userId, req.outBusinessNo, orderId);
     if (t.kind === 'missing') return { kind: 'stock-missing', sku: gate.sku.sku };
+    if (t.kind === 'pending') return { kind: 'stock-pending', sku: gate.sku.sku };
     taken = t;
   }
   const decision = decideRecharge(req, gate, taken, orderId, now, d.timeZone);
