@@ -70,6 +70,19 @@ const NETWORK_ERRNOS = new Set([
 // MOVED / ASK: a cluster slot moved (a failover, a resharding); the client follows them except inside a pipeline.
 const REDIS_OUTAGE_CODES = new Set(['LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN', 'MASTERDOWN', 'READONLY', 'NOREPLICAS', 'MOVED', 'ASK']);
 
+/**
+ * AMQP reply codes of a connection or channel the broker closed that mean "the broker, not the
+ * message": 320 connection-forced (node stopping), 504 channel-error, 505 unexpected-frame, 506
+ * resource-error (a queue's resources), 541 internal-error. 403 access-refused, 404 not-found and
+ * 406 precondition-failed are configuration or code bugs, not outages.
+ */
+const AMQP_OUTAGE_CODES = new Set([320, 504, 505, 506, 541]);
+
+/** amqplib's errors: a close by the broker (numeric reply code), or an operation on a channel or connection already closed. */
+function isAmqpOutage(e: { code?: unknown; name?: unknown }): boolean {
+  return (typeof e.code === 'number' && AMQP_OUTAGE_CODES.has(e.code)) || e.name === 'IllegalOperationError';
+}
+
 /** The transient kind of an error by its kind and code, walking `cause` chains; undefined if it is not transient. */
 export function transientKind(err: unknown, depth = 0): TransientKind | undefined {
   if (!err || typeof err !== 'object' || depth > 5) return undefined;
@@ -77,7 +90,7 @@ export function transientKind(err: unknown, depth = 0): TransientKind | undefine
   if (err instanceof PermanentError) return undefined;
   const e = err as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown };
   const code = typeof e.code === 'string' ? e.code : '';
-  if (NETWORK_ERRNOS.has(code)) return 'outage';
+  if (NETWORK_ERRNOS.has(code) || isAmqpOutage(e)) return 'outage';
   if (e.name === 'DatabaseError' || /^[0-9A-Z]{5}$/.test(code)) {
     const k = sqlStateKind(code);
     if (k) return k;
@@ -88,10 +101,11 @@ export function transientKind(err: unknown, depth = 0): TransientKind | undefine
 
 export const isTransient = (err: unknown): boolean => transientKind(err) !== undefined;
 
-/** The scope of a transient error: the innermost TransientError's, else `fallback`. */
+/** The scope of a transient error: the innermost TransientError's, `broker` for amqplib's own, else `fallback`. */
 function scopeOf(err: unknown, fallback: string, depth = 0): string {
   if (!err || typeof err !== 'object' || depth > 5) return fallback;
   if (err instanceof TransientError) return err.scope;
+  if (isAmqpOutage(err as { code?: unknown; name?: unknown })) return 'broker';
   return scopeOf((err as { cause?: unknown }).cause, fallback, depth + 1);
 }
 

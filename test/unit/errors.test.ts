@@ -46,6 +46,24 @@ test('driver error kinds: pg DatabaseError by SQLSTATE, Node network errors, Red
   assert.is(transientKind(new TypeError('x is undefined')), undefined);
 });
 
+test('AMQP: a close by the broker by its reply code, an operation on a closed channel; configuration errors are not outages', () => {
+  const closed = (code: number, text: string) => Object.assign(new Error(`Channel closed by server: ${code} (${text})`), { code, classId: 60, methodId: 40 });
+  const table: Array<[number, string, 'outage' | undefined]> = [
+    [320, 'CONNECTION-FORCED', 'outage'], // node stopping
+    [504, 'CHANNEL-ERROR', 'outage'],
+    [505, 'UNEXPECTED-FRAME', 'outage'],
+    [506, 'RESOURCE-ERROR', 'outage'],
+    [541, 'INTERNAL-ERROR', 'outage'],
+    [403, 'ACCESS-REFUSED', undefined], // wrong credentials or permissions: configuration
+    [404, 'NOT-FOUND', undefined], // a queue or exchange missing: topology
+    [406, 'PRECONDITION-FAILED', undefined], // e.g. an unknown delivery tag: a bug
+  ];
+  for (const [code, text, kind] of table) assert.is(transientKind(closed(code, text)), kind, `${code} ${text}`);
+  const illegal = Object.assign(new Error('Channel closed'), { name: 'IllegalOperationError' });
+  assert.is(transientKind(illegal), 'outage');
+  assert.equal(classify(closed(320, 'CONNECTION-FORCED')), { kind: 'transient', scope: 'broker', outage: true, reason: 'Channel closed by server: 320 (CONNECTION-FORCED)' });
+});
+
 test('classify: permanent, transient with its scope (through causes), unknown', () => {
   assert.equal(classify(new PermanentError('INVALID_MESSAGE', 'sku must be a number')), { kind: 'permanent', code: 'INVALID_MESSAGE', reason: 'sku must be a number' });
   const t = classify(new TransientError('shard:2', 'outage', 'shard:2: connection lost'));
