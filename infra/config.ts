@@ -51,6 +51,9 @@ export type Config = Readonly<{
   callTimeoutMs: number;
   /** The outbox relay (`OUTBOX_*`). */
   outbox: OutboxSettings;
+  /** Where spans go (OTLP/HTTP, JSON; `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`; unset = none recorded) and their service (`OTEL_SERVICE_NAME`, default `activity-quota-<worker>`). */
+  otlpTracesUrl: string | undefined;
+  otelServiceName: string | undefined;
 }>;
 
 export type OutboxSettings = Readonly<{
@@ -178,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: r.int('METRICS_PORT', 9400, 0, 65000),
     callTimeoutMs: r.int('CALL_TIMEOUT_MS', 10_000, 1, 3_600_000),
     outbox: readOutbox(r),
+    ...r.get(() => readTelemetry(env), { otlpTracesUrl: undefined, otelServiceName: undefined }),
   };
   if (r.problems.length) throw new ConfigError(r.problems);
   return config;
@@ -231,6 +235,7 @@ export function effectiveSettings(c: Config): Record<string, unknown> {
     amqpUrl: maskUrl(c.amqpUrl),
     amqpUrls: maskAll(c.amqpUrls),
     redisUrl: maskUrl(c.redisUrl),
+    otlpTracesUrl: c.otlpTracesUrl && maskUrl(c.otlpTracesUrl),
     redisCluster: c.redisCluster && { ...c.redisCluster, password: c.redisCluster.password && '***' },
   };
 }
@@ -259,6 +264,13 @@ function clusterSetting(env: NodeJS.ProcessEnv): RedisClusterSetting | undefined
     return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port };
   });
   return { nodes, tls: false, ...auth };
+}
+
+/** The traces URL as the OpenTelemetry spec reads the variables (the per-signal one as is, else the base + `/v1/traces`). */
+function readTelemetry(env: NodeJS.ProcessEnv): Pick<Config, 'otlpTracesUrl' | 'otelServiceName'> {
+  const [signal, base] = [env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim(), env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim().replace(/\/+$/, '')];
+  const otlpTracesUrl = signal ? checkUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', signal, ['http:', 'https:']) : base ? `${checkUrl('OTEL_EXPORTER_OTLP_ENDPOINT', base, ['http:', 'https:'])}/v1/traces` : undefined;
+  return { otlpTracesUrl, otelServiceName: env.OTEL_SERVICE_NAME?.trim() || undefined };
 }
 
 function url(env: NodeJS.ProcessEnv, name: string, fallback: string, protocols: string[]): string {

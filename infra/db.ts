@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
+import { SpanKind, SpanStatusCode, context, trace, type Context, type Span } from '@opentelemetry/api';
 import pg from 'pg';
 import { DataSource, type MigrationInterface, type QueryRunner } from 'typeorm';
 import { circuit, type Circuit } from './circuit';
 import { TransientError, sqlStateKind } from './errors';
 import { log } from './log';
 import { circuitOpen } from './metrics';
+import { tracer } from './trace-context';
 
 /** Migrations are typeorm's (versioned classes, one transaction each); nothing else of typeorm leaves this file. */
 export type Migration = MigrationInterface;
@@ -183,8 +185,37 @@ export async function begin(db: Db): Promise<OpenTransaction> {
   });
 }
 
-/** Runs `fn` in one transaction; commits on return, rolls back and rethrows on error. */
+/** Runs `fn` in one transaction, in a span of its own; commits on return, rolls back and rethrows on error. */
 export async function transaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const span = transactionSpan(db);
+  try {
+    const out = await context.with(trace.setSpan(context.active(), span), () => untracedTransaction(db, fn));
+    endSpan(span);
+    return out;
+  } catch (err) {
+    endSpan(span, err);
+    throw err;
+  }
+}
+
+/** A span over one transaction of `db`, child of the span in `parent`; `units`: messages sharing it (group commit). */
+export function transactionSpan(db: Db, parent: Context = context.active(), units = 1): Span {
+  return tracer().startSpan(`transaction ${db.scope}`, {
+    kind: SpanKind.CLIENT,
+    attributes: { 'db.system.name': 'postgresql', 'db.operation.name': 'transaction', 'aq.db.scope': db.scope, 'aq.group.units': units },
+  }, parent);
+}
+
+export function endSpan(span: Span, err?: unknown): void {
+  if (err !== undefined) {
+    span.recordException(err instanceof Error ? err : String(err));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: String((err as Error)?.message ?? err) });
+  }
+  span.end();
+}
+
+/** `transaction` without its span: for a caller that traces the transaction itself (group commit). */
+export async function untracedTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const t = await begin(db);
   let out: T;
   try {

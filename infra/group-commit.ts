@@ -1,4 +1,5 @@
-import { transaction, type Db, type Tx } from './db';
+import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
+import { endSpan, transactionSpan, untracedTransaction, type Db, type Tx } from './db';
 import { classify } from './errors';
 import type { Logger } from './log';
 import { groupSize } from './metrics';
@@ -28,7 +29,8 @@ export type GroupSettings = Readonly<{
 
 export type GroupCommitter = Readonly<{ run<T>(unit: Unit<T>): Promise<T> }>;
 
-type Pending = { unit: Unit<unknown>; resolve(value: unknown): void; reject(err: unknown): void };
+/** `ctx`: the context of the message that handed the unit in (its span, its log fields). */
+type Pending = { unit: Unit<unknown>; ctx: Context; resolve(value: unknown): void; reject(err: unknown): void };
 
 /** A failure of the commit itself: whether the group's work is in the database is unknown. */
 class CommitOutcomeUnknown extends Error {
@@ -58,7 +60,8 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
       const group = takeGroup(queue, s.max);
       busy++;
       groupSize.observe(group.length);
-      void commit(group).finally(() => {
+      // The group belongs to no one message: its own lines carry none's fields; each unit runs in its own context.
+      void context.with(ROOT_CONTEXT, () => commit(group)).finally(() => {
         busy--;
         pump();
       });
@@ -96,7 +99,7 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
   return {
     run<T>(unit: Unit<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
-        queue.push({ unit, resolve: resolve as (v: unknown) => void, reject });
+        queue.push({ unit, ctx: context.active(), resolve: resolve as (v: unknown) => void, reject });
         pump();
       });
     },
@@ -123,20 +126,25 @@ function takeGroup(queue: Pending[], max: number): Pending[] {
 /** Runs the units in one transaction; after a rollback undoes those that started, then rethrows. */
 async function inTransaction(ds: Db, units: Pending[], log: Logger): Promise<unknown[]> {
   const started: Pending[] = [];
+  // Each unit has a span of the transaction in its own message's trace, and runs in that span.
+  const spans = units.map((p) => transactionSpan(ds, p.ctx, units.length));
   let bodyDone = false;
   try {
-    return await transaction(ds, async (tx) => {
-      const out: unknown[] = [];
-      for (const p of units) {
+    const out = await untracedTransaction(ds, async (tx) => {
+      const results: unknown[] = [];
+      for (const [i, p] of units.entries()) {
         started.push(p);
-        out.push(await p.unit.run(tx));
+        results.push(await context.with(trace.setSpan(p.ctx, spans[i]!), () => p.unit.run(tx)));
       }
       bodyDone = true;
-      return out;
+      return results;
     });
+    for (const s of spans) endSpan(s);
+    return out;
   } catch (err) {
+    for (const s of spans) endSpan(s, err);
     if (bodyDone) throw new CommitOutcomeUnknown(err);
-    for (const p of started) await p.unit.undo?.().catch((e: unknown) => log.warn({ err: e }, 'undo after rollback failed'));
+    for (const p of started) await context.with(p.ctx, async () => p.unit.undo?.()).catch((e: unknown) => log.warn({ err: e }, 'undo after rollback failed'));
     throw err;
   }
 }

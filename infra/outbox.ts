@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { OutboxSettings } from './config';
 import { type Db, sql, type Tx } from './db';
 import type { Topic } from './topology';
+import { traceFields, type TraceFields } from './trace-context';
 
 /**
  * Every statement on the `task` table (the outbox, contract §6): the insert (alone or as a CTE of a
@@ -18,8 +19,12 @@ export type OutboundEvent = Readonly<{
   messageId?: string;
 }>;
 
-/** The published body: envelope `id` = AMQP `messageId` = `task.message_id`. */
-export type Envelope = Readonly<{ id: string; timestamp: number; data: Record<string, unknown> }>;
+/**
+ * The task's `message`: the published body `{id, timestamp, data}` (envelope `id` = AMQP `messageId`
+ * = `task.message_id`) and the W3C trace context of its cause (`traceparent`, `tracestate`), which
+ * the relay moves into the AMQP headers: the event continues the trace of the message that caused it.
+ */
+export type Envelope = Readonly<{ id: string; timestamp: number; data: Record<string, unknown> } & TraceFields>;
 
 /** A written task; `envelope` is what gets published; `held` = reserved for the writer's own fast path. */
 export type EnqueuedTask = Readonly<{ id: string; messageId: string; topic: Topic; envelope?: Envelope; held?: boolean }>;
@@ -27,8 +32,9 @@ export type EnqueuedTask = Readonly<{ id: string; messageId: string; topic: Topi
 /** One event as a `task` row, for `enqueue` or for a caller that writes it inside a statement of its own. */
 export type TaskRow = Readonly<{ event: OutboundEvent; envelope: Envelope; due: Date; held: boolean }>;
 
+/** Called in the cause's context (its span active): the envelope records its trace. */
 export function taskRow(e: OutboundEvent, now: Date, holdMs = 0): TaskRow {
-  return { event: e, envelope: { id: e.messageId ?? randomUUID(), timestamp: now.getTime(), data: e.data }, due: new Date(now.getTime() + holdMs), held: holdMs > 0 };
+  return { event: e, envelope: { id: e.messageId ?? randomUUID(), timestamp: now.getTime(), data: e.data, ...traceFields() }, due: new Date(now.getTime() + holdMs), held: holdMs > 0 };
 }
 
 /** The columns a `task` insert sets from a row (`state` and the times aside), and their parameters in that order. */

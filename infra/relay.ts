@@ -1,12 +1,14 @@
+import { SpanKind, context, trace } from '@opentelemetry/api';
 import { UnroutableError, type Broker } from './amqp';
 import type { OutboxSettings } from './config';
 import { crashPoint } from './crash';
-import type { Db } from './db';
+import { type Db, endSpan } from './db';
 import type { Logger } from './log';
 import { outboxFailures, outboxPublished } from './metrics';
-import { claimDue, claimUnheld, failTask, markCompleted, releaseTask, type ClaimedTask, type EnqueuedTask } from './outbox';
+import { claimDue, claimUnheld, failTask, markCompleted, releaseTask, type ClaimedTask, type EnqueuedTask, type Envelope } from './outbox';
 import { EVENTS_EXCHANGE } from './topology';
 import { mutated } from './mutation';
+import { extractTraceContext, injectTraceHeaders, tracer } from './trace-context';
 
 /**
  * The outbox relay of one worker context: publishes tasks right after their commit (fast path) and
@@ -145,8 +147,30 @@ async function recordFailure(d: DeliverDeps, ds: Db, t: ClaimedTask, err: Error 
   else d.log.warn(fields, 'outbox publish failed, backing off');
 }
 
+/**
+ * One event, in a producer span continuing the trace recorded in its envelope (the cause's); the
+ * body is the envelope without the trace fields, which go into the AMQP headers as `traceparent`.
+ */
 async function publishTask(broker: Broker, t: ClaimedTask): Promise<void> {
-  await broker.publish(EVENTS_EXCHANGE, t.topic, Buffer.from(JSON.stringify(t.message)), {
+  const { traceparent, tracestate, ...body } = t.message;
+  const parent = extractTraceContext({ traceparent, tracestate }, context.active());
+  const span = tracer().startSpan(`send ${t.topic}`, {
+    kind: SpanKind.PRODUCER,
+    attributes: { 'messaging.system': 'rabbitmq', 'messaging.operation.type': 'send', 'messaging.destination.name': EVENTS_EXCHANGE, 'messaging.rabbitmq.destination.routing_key': t.topic, 'messaging.message.id': t.message_id },
+  }, parent);
+  try {
+    await publishBody(broker, t, body, injectTraceHeaders({}, trace.setSpan(parent, span)));
+  } catch (err) {
+    endSpan(span, err);
+    throw err;
+  }
+  endSpan(span);
+  crashPoint('relay-after-confirm');
+}
+
+async function publishBody(broker: Broker, t: ClaimedTask, body: Omit<Envelope, 'traceparent' | 'tracestate'>, headers: Record<string, unknown>): Promise<void> {
+  await broker.publish(EVENTS_EXCHANGE, t.topic, Buffer.from(JSON.stringify(body)), {
+    headers,
     persistent: true,
     mandatory: true,
     messageId: t.message_id,
@@ -156,5 +180,4 @@ async function publishTask(broker: Broker, t: ClaimedTask): Promise<void> {
     contentType: 'application/json',
     contentEncoding: 'utf-8',
   });
-  crashPoint('relay-after-confirm');
 }

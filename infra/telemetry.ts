@@ -1,56 +1,60 @@
-import { context, propagation, trace, type Context, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { context, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { BatchSpanProcessor, NodeTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import type { Config } from './config';
+
+export { extractTraceContext, injectTraceHeaders, traceFields } from './trace-context';
 
 /**
- * OpenTelemetry set-up and W3C trace-context propagation over AMQP headers and the outbox envelope.
- * Not wired into the consumer loop or the relay yet (both are being rewritten); the helpers are
- * what they will call: inject on publish, extract on consume, carry through the task row.
+ * OpenTelemetry set-up of a process. The context manager and the W3C `traceparent` propagator are
+ * always registered: a caller's trace id then passes through a worker to its events even when no
+ * spans are exported, and each delivery's log fields live in the active context (infra/log.ts).
+ * Spans are recorded and exported only with an OTLP endpoint (`startTelemetry`).
  */
 
 export type Tracing = Readonly<{ shutdown(): Promise<void> }>;
 
-/** Registers a global tracer provider with the W3C `traceparent` propagator; spans go to `processors` (e.g. a BatchSpanProcessor + OTLP exporter). */
-export function startTracing(o: { serviceName: string; processors: SpanProcessor[] }): Tracing {
-  const provider = new NodeTracerProvider({ resource: resourceFromAttributes({ 'service.name': o.serviceName }), spanProcessors: o.processors });
-  provider.register({ propagator: new W3CTraceContextPropagator() });
+let registered = false;
+
+/** Registers the async-hooks context manager and the W3C trace-context propagator, once per process. */
+export function registerContext(): void {
+  if (registered) return;
+  registered = true;
+  const manager = new AsyncLocalStorageContextManager().enable();
+  if (!context.setGlobalContextManager(manager)) manager.disable(); // someone else's is there: keep it
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+}
+
+/** Registers a global tracer provider (and the context manager and propagator); spans go to `processors`. */
+export function startTracing(o: { serviceName: string; attributes?: Record<string, string>; processors: SpanProcessor[] }): Tracing {
+  registerContext();
+  const provider = new NodeTracerProvider({ resource: resourceFromAttributes({ ...o.attributes, 'service.name': o.serviceName }), spanProcessors: o.processors });
+  trace.setGlobalTracerProvider(provider);
   return {
     async shutdown() {
-      await provider.shutdown();
+      await provider.shutdown(); // exports what is still buffered
       trace.disable();
       propagation.disable();
       context.disable();
+      registered = false;
     },
   };
 }
 
-type Carrier = Record<string, unknown>;
-
-/** amqplib gives header strings as strings or Buffers. */
-const getter: TextMapGetter<Carrier> = {
-  keys: (c) => Object.keys(c),
-  get: (c, key) => {
-    const v = c[key];
-    return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : undefined;
-  },
-};
-const setter: TextMapSetter<Carrier> = { set: (c, key, value) => void (c[key] = value) };
-
-/** `headers` plus `traceparent` (and `tracestate`) of `ctx`; unchanged when `ctx` has no span. */
-export function injectTraceHeaders(headers: Carrier = {}, ctx: Context = context.active()): Carrier {
-  const out = { ...headers };
-  propagation.inject(ctx, out, setter);
-  return out;
-}
-
-/** The context a consumer continues: the remote parent from `headers`, or `base` when there is none (or it is malformed). */
-export function extractTraceContext(headers: Carrier | undefined, base: Context = context.active()): Context {
-  return propagation.extract(base, headers ?? {}, getter);
-}
-
-/** For the outbox envelope: the trace fields to store beside `{id, timestamp, data}`, so the relay's publish continues the cause's trace. */
-export function traceFields(ctx: Context = context.active()): { traceparent?: string; tracestate?: string } {
-  const c = injectTraceHeaders({}, ctx);
-  return { ...(typeof c.traceparent === 'string' ? { traceparent: c.traceparent } : {}), ...(typeof c.tracestate === 'string' ? { tracestate: c.tracestate } : {}) };
+/**
+ * A worker's telemetry from its settings: with `otlpTracesUrl`, spans are batched and sent as
+ * OTLP/HTTP (JSON) to it; without, only the context and propagation are registered (no span is
+ * recorded). `shutdown()` sends the spans still buffered.
+ */
+export function startTelemetry(config: Pick<Config, 'otlpTracesUrl' | 'otelServiceName'>, worker: string): Tracing {
+  registerContext();
+  if (!config.otlpTracesUrl) return { shutdown: async () => undefined };
+  return startTracing({
+    serviceName: config.otelServiceName ?? `activity-quota-${worker}`,
+    attributes: { 'service.namespace': 'activity-quota', 'service.instance.id': `${worker}:${process.pid}` },
+    processors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: config.otlpTracesUrl }))],
+  });
 }

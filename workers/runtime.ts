@@ -2,6 +2,7 @@ import { ConfigError, loadConfig, type Config } from '../infra/config';
 import { openContext, type Start } from '../infra/context';
 import { serveOps, type OpsServer } from '../infra/health';
 import { checkLayout, layoutOf } from '../infra/layout';
+import { startTelemetry } from '../infra/telemetry';
 
 export { openContext, type Context, type Start } from '../infra/context';
 
@@ -37,6 +38,7 @@ export async function runWorker(name: WorkerName): Promise<void> {
     }
     throw err;
   }
+  const telemetry = startTelemetry(config, name);
   const ctx = await openContext(name, config);
   // Exit 2 (a setting to fix, not a crash to retry): the supervisor stops instead of restarting.
   await checkLayout(ctx.dbs.global, layoutOf(config)).catch(async (err) => {
@@ -63,6 +65,7 @@ export async function runWorker(name: WorkerName): Promise<void> {
     await stopJobs?.();
     await ops?.close();
     await ctx.close(8_000);
+    await telemetry.shutdown().catch((err: unknown) => ctx.log.warn({ err }, 'spans not exported at shutdown'));
     ctx.log.info('worker stopped');
     process.exit(0);
   };

@@ -1,3 +1,4 @@
+import { SpanKind, SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
 import type { ConsumeMessage } from 'amqplib';
 import { classify, type Failure } from '../errors';
 import type { Logger } from '../log';
@@ -5,6 +6,7 @@ import { handlerDuration, messagesTotal } from '../metrics';
 import { decide, failuresOf, type Outcome } from './policy';
 import type { Publisher } from './publisher';
 import { mutated } from '../mutation';
+import { extractTraceContext, tracer, withLogFields } from '../trace-context';
 
 /** A handler returns when the message is done, throws to let the policy decide (infra/amqp/policy.ts). */
 export type Handler = (msg: ConsumeMessage, log: Logger) => Promise<void>;
@@ -28,11 +30,30 @@ export type DeliveryEnv = Readonly<{
 }>;
 
 /**
- * One delivery, from the first handler run to its settlement: run, classify the failure, let the
- * policy decide, carry the outcome out. Returns the final outcome's kind.
+ * One delivery, from the first handler run to its settlement, in a consumer span continuing the
+ * sender's trace (W3C `traceparent` in the AMQP headers); every log line written meanwhile carries
+ * the message's `messageId` and `correlationId` (infra/log.ts). Returns the final outcome's kind.
  */
-export async function runDelivery(env: DeliveryEnv, ch: Settle, msg: ConsumeMessage): Promise<Outcome['kind'] | 'stale'> {
-  const log = env.log.child({ queue: env.queue, messageId: msg.properties.messageId, correlationId: msg.properties.correlationId });
+export function runDelivery(env: DeliveryEnv, ch: Settle, msg: ConsumeMessage): Promise<Outcome['kind'] | 'stale'> {
+  const { messageId, correlationId, headers } = msg.properties;
+  const parent = extractTraceContext(headers, context.active());
+  const span = tracer().startSpan(`process ${env.queue}`, {
+    kind: SpanKind.CONSUMER,
+    attributes: {
+      'messaging.system': 'rabbitmq',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': env.queue,
+      ...(messageId ? { 'messaging.message.id': String(messageId) } : {}),
+      ...(correlationId ? { 'messaging.message.conversation_id': String(correlationId) } : {}),
+      'messaging.rabbitmq.message.delivery_tag': msg.fields.deliveryTag,
+    },
+  }, parent);
+  const ctx = withLogFields({ messageId, correlationId }, trace.setSpan(parent, span));
+  return context.with(ctx, () => deliver(env, ch, msg, span)).finally(() => span.end());
+}
+
+async function deliver(env: DeliveryEnv, ch: Settle, msg: ConsumeMessage, span: Span): Promise<Outcome['kind'] | 'stale'> {
+  const log = env.log.child({ queue: env.queue });
   const failures = failuresOf(msg.properties.headers);
   let holding: string | undefined;
   if (mutated('ack-before-handling')) ch.ack(msg);
@@ -45,6 +66,7 @@ export async function runDelivery(env: DeliveryEnv, ch: Settle, msg: ConsumeMess
         stopping: env.stopping(), deliveryLimit: env.deliveryLimit, held: env.held, outageHold: env.outageHold, canPark: env.publisher.connected(),
       });
       if (failure && outcome.kind !== 'dead-letter') (attempt === 0 && !cameBack ? log.warn : log.debug).call(log, { failure, attempt }, `delivery failed: ${outcome.kind}`);
+      if (failure) span.addEvent('handler failed', { 'aq.failure': failure.kind, 'aq.outcome': outcome.kind });
       if (outcome.kind === 'hold') {
         if (holding !== outcome.scope) {
           if (holding) env.held.set(holding, (env.held.get(holding) ?? 1) - 1);
@@ -56,7 +78,11 @@ export async function runDelivery(env: DeliveryEnv, ch: Settle, msg: ConsumeMess
         if (!env.live(ch)) return 'stale';
         continue;
       }
-      if (await settle(env, ch, msg, outcome, log)) return outcome.kind;
+      if (await settle(env, ch, msg, outcome, log)) {
+        span.setAttribute('aq.outcome', outcome.kind);
+        if (outcome.kind === 'dead-letter') span.setStatus({ code: SpanStatusCode.ERROR, message: `${outcome.code}: ${outcome.reason}` });
+        return outcome.kind;
+      }
       await env.sleep(1_000); // the broker would not take the copy: keep the delivery and try again
       if (!env.live(ch)) return 'stale';
     }

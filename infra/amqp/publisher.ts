@@ -3,6 +3,7 @@ import type { ConfirmChannel, ConsumeMessage, MessageProperties, Options } from 
 import { TransientError } from '../errors';
 import type { Logger } from '../log';
 import { DEAD_LETTER_QUEUE, PARK_EXCHANGE } from '../topology';
+import { injectTraceHeaders } from '../trace-context';
 
 export class UnroutableError extends Error {}
 
@@ -78,7 +79,7 @@ function confirmedPublish(channel: ConfirmChannel, returned: Set<string>, exchan
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new TransientError('broker', 'outage', 'broker: publish confirm timed out')), CONFIRM_TIMEOUT_MS);
     try {
-      channel.publish(exchange, routingKey, content, { ...props, messageId }, (err) => {
+      channel.publish(exchange, routingKey, content, { ...props, messageId, headers: traced(props.headers) }, (err) => {
         clearTimeout(timer);
         if (err) return reject(new TransientError('broker', 'outage', `broker: nacked the publish: ${err.message ?? err}`));
         if (returned.delete(messageId)) return reject(new UnroutableError(`unroutable: no queue bound to ${exchange || '(default)'} / ${routingKey}`));
@@ -89,6 +90,16 @@ function confirmedPublish(channel: ConfirmChannel, returned: Set<string>, exchan
       reject(new TransientError('broker', 'outage', `broker: ${(err as Error).message}`, { cause: err }));
     }
   });
+}
+
+/**
+ * The headers with the active span's `traceparent` (a reply continues the request's trace); a copy
+ * that carries one already (dead letter, park, a relayed event) keeps its own.
+ */
+function traced(headers: Options.Publish['headers']): Options.Publish['headers'] {
+  if (headers?.traceparent !== undefined) return headers;
+  const out = injectTraceHeaders(headers ?? {});
+  return out.traceparent === undefined ? headers : out;
 }
 
 /** The headers of a dead-lettered copy: the reason in `x-error`, an `x-death` entry as the broker would add one. */

@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import amqplib, { type ChannelModel, type ConsumeMessage, type MessageProperties } from 'amqplib';
 import type { z } from 'zod';
 import { EVENT_DATA, type Event } from '../contract/events';
@@ -6,6 +7,7 @@ import { CancelReply, HistoryReply, PartakeReply, QueryReply, REPLY_CODES, UseRe
 import type { BehaviorPayload, RechargePayload } from '../contract/requests';
 import { clientAmqpUrl } from '../config';
 import { EVENTS_EXCHANGE, QUEUES, type Topic } from '../topology';
+import { extractTraceContext } from '../trace-context';
 import { ContractError, DIRECT_REPLY_TO, TimeoutError, UnroutableError, openWire, parseJson, type PublishOptions, type RawReply } from './wire';
 
 export { ContractError, DIRECT_REPLY_TO, TimeoutError, UnroutableError, type PublishOptions, type RawReply };
@@ -86,14 +88,20 @@ export async function connect(o: ClientOptions = {}): Promise<Client> {
   const validate = o.validate ?? true;
   const subscriptions = new Set<Subscription>();
 
-  const ask = async <R>(queue: string, schema: z.ZodType, payload: unknown, call: Call = {}): Promise<R> => {
-    const r = await wire.request(queue, payload, call);
-    if (!validate) return r.body as R;
-    const checked = schema.safeParse(r.body);
-    if (!checked.success) throw new ContractError(`reply from ${queue} does not match the contract: ${reasonOf(checked.error)}`, r.body);
-    return checked.data as R;
+  const ask = <R>(queue: string, schema: z.ZodType, payload: unknown, call: Call = {}): Promise<R> =>
+    traced(`request ${queue}`, SpanKind.CLIENT, queue, async () => {
+      const r = await wire.request(queue, payload, call);
+      const code = (r.body as { code?: unknown } | undefined)?.code;
+      if (typeof code === 'string') trace.getActiveSpan()?.setAttribute('aq.reply.code', code);
+      return checked<R>(queue, schema, r.body);
+    });
+  const checked = <R>(queue: string, schema: z.ZodType, body: unknown): R => {
+    if (!validate) return body as R;
+    const result = schema.safeParse(body);
+    if (!result.success) throw new ContractError(`reply from ${queue} does not match the contract: ${reasonOf(result.error)}`, body);
+    return result.data as R;
   };
-  const send = async (queue: string, payload: unknown, po?: PublishOptions) => (await wire.publish(queue, payload, po))!;
+  const send = (queue: string, payload: unknown, po?: PublishOptions) => traced(`send ${queue}`, SpanKind.PRODUCER, queue, async () => (await wire.publish(queue, payload, po))!);
 
   return {
     partake: (req, c) => ask(QUEUES.partake, PartakeReply, req, c),
@@ -119,6 +127,25 @@ export async function connect(o: ClientOptions = {}): Promise<Client> {
   };
 }
 
+const tracer = () => trace.getTracer('activity-quota/client');
+
+/** `fn` in a span (a no-op one unless the caller set up OpenTelemetry); the wire injects it as `traceparent`. */
+function traced<T>(name: string, kind: SpanKind, queue: string, fn: () => Promise<T>, parent?: Context): Promise<T> {
+  const attributes = { 'messaging.system': 'rabbitmq', 'messaging.destination.name': queue };
+  const run = async (span: Span) => {
+    try {
+      return await fn();
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  };
+  return parent ? tracer().startActiveSpan(name, { kind, attributes }, parent, run) : tracer().startActiveSpan(name, { kind, attributes }, run);
+}
+
 async function subscribe(conn: ChannelModel, keys: readonly string[], handler: (e: Event, d: Delivery) => void | Promise<void>, o: SubscribeOptions): Promise<Subscription> {
   const ch = await conn.createChannel();
   ch.on('error', () => undefined);
@@ -128,7 +155,9 @@ async function subscribe(conn: ChannelModel, keys: readonly string[], handler: (
   for (const k of keys) await ch.bindQueue(queue, EVENTS_EXCHANGE, k);
   const seen = new Set<string>();
   const window = o.dedupeWindow ?? 10_000;
-  const onMessage = async (m: ConsumeMessage) => {
+  // Each event in a consumer span continuing its trace (the `traceparent` the relay put in its headers).
+  const onMessage = (m: ConsumeMessage) => traced(`process ${m.fields.routingKey}`, SpanKind.CONSUMER, queue, () => onEvent(m), extractTraceContext(m.properties.headers, ROOT_CONTEXT));
+  const onEvent = async (m: ConsumeMessage) => {
     const body = parseJson(m.content);
     const delivery: Delivery = { routingKey: m.fields.routingKey, properties: m.properties, body, raw: m.content, redelivered: m.fields.redelivered };
     const env = (body ?? {}) as { id?: unknown; timestamp?: unknown; data?: unknown };

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, MessageProperties, Options } from 'amqplib';
+import { injectTraceHeaders } from '../trace-context';
 
 /** The broker side of the client: confirmed publishes and request/reply over one confirm channel. */
 
@@ -55,13 +56,20 @@ export function parseJson(b: Buffer): unknown {
   }
 }
 
+/** The headers with the caller's active span as W3C `traceparent` (when the caller traces: `@opentelemetry/api` set up); one given is kept. */
+function traced(headers: Options.Publish['headers']): Options.Publish['headers'] {
+  if (headers?.traceparent !== undefined) return headers;
+  const out = injectTraceHeaders(headers ?? {});
+  return out.traceparent === undefined ? headers : out;
+}
+
 /** One publish of the wire: resolves with the message id once confirmed; a return (with `mandatory`) rejects as unroutable. */
 function publishConfirmed(ch: ConfirmChannel, returned: Set<string>, to: string, payload: unknown, o: PublishOptions): Promise<string | undefined> {
   const messageId = o.messageId === null ? undefined : (o.messageId ?? randomUUID());
   const mandatory = o.mandatory ?? true;
   // A confirm channel still sends a message without a messageId; a return is matched by a private one then.
   const trackId = messageId ?? (mandatory ? randomUUID() : undefined);
-  const props: Options.Publish = { persistent: true, contentType: 'application/json', timestamp: Math.floor(Date.now() / 1000), mandatory, ...o.props, messageId: o.props?.messageId ?? trackId };
+  const props: Options.Publish = { persistent: true, contentType: 'application/json', timestamp: Math.floor(Date.now() / 1000), mandatory, ...o.props, messageId: o.props?.messageId ?? trackId, headers: traced(o.props?.headers) };
   return new Promise((resolve, reject) => {
     ch.publish(o.exchange ?? '', to, bodyOf(payload, o, messageId), props, (err) => {
       if (err) return reject(new Error(`the broker refused the message: ${err.message ?? err}`));

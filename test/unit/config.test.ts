@@ -90,7 +90,21 @@ test('bounded waits and outage handling have defaults and bounds', () => {
   refuses({ OUTAGE_HOLD: '-1' }, 'OUTAGE_HOLD');
 });
 
-test.run();
+test('OTLP traces URL: the per-signal endpoint as is, else the base + /v1/traces; unset: no tracing; not http: named', () => {
+  assert.is(loadConfig({}).otlpTracesUrl, undefined);
+  assert.is(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).otlpTracesUrl, 'http://collector:4318/v1/traces');
+  assert.is(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://t:443/x' }).otlpTracesUrl, 'https://t:443/x');
+  assert.is(loadConfig({ OTEL_SERVICE_NAME: ' billing ' }).otelServiceName, 'billing');
+  const shown = JSON.stringify(effectiveSettings(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://u:tok3n@c:4318' })));
+  assert.not.ok(shown.includes('tok3n'), shown);
+  try {
+    loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://c:4317', PREFETCH: '0' });
+  } catch (err) {
+    assert.equal((err as ConfigError).problems.map((p) => p.split(':')[0]), ['PREFETCH', 'OTEL_EXPORTER_OTLP_ENDPOINT']);
+    return;
+  }
+  assert.unreachable('a grpc:// endpoint was accepted');
+});
 
 test('every wrong setting is reported at once, one line each, in the order read', () => {
   try {
@@ -117,3 +131,5 @@ test('effective settings mask every password and keep the rest', () => {
   assert.is(effectiveSettings(c).prefetch, 32);
   assert.is(c.callTimeoutMs, 10_000);
 });
+
+test.run();

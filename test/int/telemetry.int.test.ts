@@ -1,0 +1,171 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SpanKind, context, trace } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, type Client, type Delivery } from '../../infra/client';
+import { sql } from '../../infra/db';
+import { openDatabases, type Databases } from '../../infra/shards';
+import { startTracing, type Tracing } from '../../infra/telemetry';
+import { QUEUES } from '../../infra/topology';
+import { waitFor } from '../support/client';
+import { createTestEnv, type TestEnv } from '../support/env';
+import { spawnNpm, waitConsumers, type Service } from '../support/workers';
+
+/**
+ * One partake traced end to end through the real pipeline: a caller span in this process, the
+ * typed client, the partake worker as its own process (`npm run worker`), its database
+ * transaction, the outbox relay's publish, and a subscriber of the event. Spans of both processes
+ * go to a small OTLP/HTTP (JSON) receiver in this process; the worker's log lines are read from its
+ * stdout.
+ */
+
+const OPEN = 100301;
+
+type Received = { service: string; traceId: string; spanId: string; parentSpanId: string; name: string; kind: number; attributes: Record<string, unknown> };
+
+let env: TestEnv;
+let dbs: Databases;
+let receiver: http.Server;
+let endpoint: string;
+const spans: Received[] = [];
+let tracing: Tracing;
+let client: Client;
+let worker: Service;
+
+test.before(async () => {
+  receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      if (req.url === '/v1/traces' && req.headers['content-type']?.startsWith('application/json')) spans.push(...decode(JSON.parse(body)));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+
+  env = await createTestEnv();
+  dbs = openDatabases(env.config, { poolSize: 2, name: 'test' });
+  await sql(dbs.global, `INSERT INTO raffle_activity (activity_id, activity_name, begin_date_time, end_date_time, strategy_id, state)
+    VALUES ($1, 'Spring raffle', '2020-01-01T00:00:00Z', '2099-01-01T00:00:00Z', 100006, 'open')`, [OPEN]);
+  tracing = startTracing({ serviceName: 'test-caller', processors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }))] });
+  worker = spawnNpm(['run', '--silent', 'worker', '--', 'partake'], { ...env.env, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '100', LOG_LEVEL: 'debug' });
+  client = await connect({ url: env.config.amqpUrl, timeoutMs: 10_000, name: 'test:telemetry' });
+  // A check of a queue not declared yet closes its channel: one channel per check.
+  const checkQueue = async (q: string) => {
+    const ch = await client.connection.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      return await ch.checkQueue(q);
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  };
+  await waitConsumers(checkQueue, [QUEUES.partake], 60_000).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${worker.output().slice(-3000)}`);
+  });
+});
+
+test.after(async () => {
+  await client?.close();
+  await stopWorker();
+  await tracing?.shutdown();
+  await dbs?.close();
+  await env?.cleanup();
+  receiver?.close();
+});
+
+async function stopWorker(): Promise<void> {
+  if (!worker || worker.child.exitCode !== null) return;
+  process.kill(-worker.child.pid!, 'SIGTERM');
+  await Promise.race([worker.exited, new Promise((r) => setTimeout(r, 15_000))]);
+}
+
+test('one trace runs caller -> client -> worker -> database -> event, and the handler log lines carry the message ids', async () => {
+  const userId = 'traced-user';
+  await sql(dbs.forUser(userId).ds, `INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
+    VALUES ($1, $2, 10, 10, 3, 3, 6, 6)`, [userId, OPEN]);
+  let event: Delivery | undefined;
+  let subscriberSpan = '';
+  const sub = await client.subscribe(['partake.created'], (e, d) => {
+    if ((e.data as { userId?: string }).userId !== userId) return;
+    event = d;
+    subscriberSpan = trace.getActiveSpan()?.spanContext().spanId ?? '';
+  });
+
+  const caller = trace.getTracer('test').startSpan('caller', { kind: SpanKind.INTERNAL });
+  const reply = await context.with(trace.setSpan(context.active(), caller), () => client.partake({ userId, activityId: OPEN }));
+  caller.end();
+  assert.is(reply.code, '0000');
+  const traceId = caller.spanContext().traceId;
+  await waitFor(() => event, 10_000, 'the partake.created event');
+  await sub.close();
+
+  // The event carries the trace in its AMQP headers, its body is the contract's envelope only.
+  const traceparent = String(event!.properties.headers?.traceparent ?? '');
+  assert.match(traceparent, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`), `event traceparent ${traceparent}`);
+  assert.equal(Object.keys(event!.body as object).sort(), ['data', 'id', 'timestamp']);
+
+  await stopWorker(); // flushes the worker's spans
+  const byName = (service: string, name: string) =>
+    waitFor(() => spans.find((s) => s.service === service && s.name === name && s.traceId === traceId), 10_000, `span ${name} of ${service} in the trace (got ${JSON.stringify(spans.map((s) => `${s.service}/${s.name}`))})`);
+  const request = await byName('test-caller', `request ${QUEUES.partake}`);
+  const process_ = await byName('activity-quota-partake', `process ${QUEUES.partake}`);
+  const tx = await byName('activity-quota-partake', 'transaction shard:' + shardOf(userId));
+  const send = await byName('activity-quota-partake', 'send partake.created');
+  const consume = await byName('test-caller', 'process partake.created');
+
+  assert.is(request.parentSpanId, caller.spanContext().spanId, 'client span under the caller');
+  assert.is(process_.parentSpanId, request.spanId, 'worker span under the client span (traceparent in the AMQP headers)');
+  assert.is(process_.kind, 5, 'SPAN_KIND_CONSUMER');
+  assert.is(tx.parentSpanId, process_.spanId, 'database span under the worker span');
+  assert.is(tx.attributes['db.system.name'], 'postgresql');
+  assert.is(send.parentSpanId, tx.spanId, 'relay publish under the database span (traceparent in the outbox envelope)');
+  assert.is(traceparent, `00-${traceId}-${send.spanId}-01`, 'the published event carries the relay span');
+  assert.is(consume.parentSpanId, send.spanId, 'subscriber span under the relay publish');
+  assert.is(consume.spanId, subscriberSpan, 'the subscriber handler ran in its span');
+
+  // Every log line the worker wrote while handling the message carries its ids, whichever logger wrote it.
+  const messageId = process_.attributes['messaging.message.id'];
+  const correlationId = process_.attributes['messaging.message.conversation_id'];
+  assert.ok(typeof messageId === 'string' && typeof correlationId === 'string', JSON.stringify(process_.attributes));
+  const lines = worker.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const handled = lines.filter((l) => l.trace_id === traceId);
+  assert.ok(handled.some((l) => l.msg === 'raffle order created'), `no handler line in the trace:\n${worker.output().slice(-3000)}`);
+  for (const l of handled) {
+    assert.is(l.messageId, messageId, JSON.stringify(l));
+    assert.is(l.correlationId, correlationId, JSON.stringify(l));
+  }
+  assert.not.ok(lines.some((l) => l.msg === 'raffle order created' && l.trace_id !== traceId), 'a handler line outside the trace');
+});
+
+const shardOf = (userId: string): number => dbs.forUser(userId).shard;
+
+/** OTLP/JSON (`ExportTraceServiceRequest`) → flat spans; ids are hex in the JSON encoding. */
+function decode(req: { resourceSpans?: Array<{ resource?: { attributes?: Attr[] }; scopeSpans?: Array<{ spans?: Array<Record<string, unknown>> }> }> }): Received[] {
+  const out: Received[] = [];
+  for (const rs of req.resourceSpans ?? []) {
+    const service = String(attrs(rs.resource?.attributes)['service.name']);
+    for (const ss of rs.scopeSpans ?? []) {
+      for (const s of ss.spans ?? []) {
+        out.push({ service, traceId: String(s.traceId), spanId: String(s.spanId), parentSpanId: String(s.parentSpanId ?? ''), name: String(s.name), kind: Number(s.kind), attributes: attrs(s.attributes as Attr[]) });
+      }
+    }
+  }
+  return out;
+}
+
+type Attr = { key: string; value: Record<string, unknown> };
+function attrs(list: Attr[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const a of list ?? []) {
+    const v = a.value;
+    out[a.key] = v.stringValue ?? v.boolValue ?? (v.intValue !== undefined ? Number(v.intValue) : v.doubleValue);
+  }
+  return out;
+}
+
+test.run();
