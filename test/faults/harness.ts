@@ -106,8 +106,8 @@ export async function armVictim(c: Ctx, worker: string, point: string, queue: st
 export async function failuresFelt(c: Ctx, r: Result, what: string): Promise<Result> {
   const f = await c.w.failuresSeen();
   const shown = Object.entries(f.by).map(([k, v]) => `${k} ${v}`).join(', ');
-  if (!f.total) r.books.violations.push(`[fault-not-shown] ${what}: no worker counted a retry, park, requeue, reconnect or failed publish in its /metrics`);
-  r.evidence = [r.evidence, `${what}; /metrics: ${shown || 'nothing'}`].filter(Boolean).join('; ');
+  if (!f.total) r.books.violations.push(`[fault-not-shown] ${what}: none of the ${f.answered} workers that served /metrics counted a retry, park, requeue, reconnect or failed publish`);
+  r.evidence = [r.evidence, `${what}; /metrics of ${f.answered} workers: ${shown || 'nothing'}`].filter(Boolean).join('; ');
   return r;
 }
 

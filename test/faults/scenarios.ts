@@ -261,8 +261,9 @@ export const SCENARIOS: Scenario[] = [
         const done = await calls;
         const r = await finish(c, faultEnd, { recharges: funding, ...done });
         const retried = done.partakes.filter((x) => x.replies.length > 1).length;
+        // A 2 s stall is within every worker timeout: the callers' timeouts are the evidence, not /metrics.
         if (!retried) r.books.violations.push('[fault-not-shown] no caller timed out and retried');
-        return failuresFelt(c, { ...r, evidence: `${retried} calls retried after a timeout` }, 'PostgreSQL stalled 3 × 2 s');
+        return { ...r, evidence: `${retried} calls retried after a timeout` };
       }),
   },
   {

@@ -233,11 +233,13 @@ export class World {
    * Failures the workers of `npm start` counted in their /metrics: held retries, parks, requeues,
    * broker reconnects, failed outbox publishes (summed over the workers that answer).
    */
-  async failuresSeen(): Promise<{ total: number; by: Record<string, number> }> {
+  async failuresSeen(): Promise<{ total: number; answered: number; by: Record<string, number> }> {
     const base = this.config.metricsPort;
     const by: Record<string, number> = {};
+    let answered = 0;
     for (let i = 0; i < WORKER_PORTS; i++) {
       const text = await fetch(`http://127.0.0.1:${base + i}/metrics`).then((r) => r.text(), () => '');
+      if (text) answered++;
       for (const line of text.split('\n')) {
         const m = /^(aq_messages_total\{[^}]*outcome="(retry|park|requeue)"[^}]*\}|aq_broker_reconnects_total|aq_outbox_publish_failures_total\{[^}]*\}) ([0-9.e+]+)$/.exec(line);
         if (!m || !Number(m[3])) continue;
@@ -245,7 +247,7 @@ export class World {
         by[name] = (by[name] ?? 0) + Number(m[3]);
       }
     }
-    return { total: Object.values(by).reduce((a, b) => a + b, 0), by };
+    return { total: Object.values(by).reduce((a, b) => a + b, 0), answered, by };
   }
 
   /** Runs the books checker, re-reading for up to `settleMs` while only eventually-consistent mirrors disagree. */

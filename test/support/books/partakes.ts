@@ -86,6 +86,7 @@ export function checkUses(f: Findings, h: History, s: Snapshot): void {
     if (!flips && uses.length === 1 && uses[0]!.attempts <= 1 && replies.some((r) => r.code === 'ERR_BIZ_009') && !cancelWon) f.add('use-false-refusal', `${who}: ERR_BIZ_009 on its only attempt, yet no other use was sent and the order was not cancelled`);
     if (flips && cancelsPer.get(orderId)?.some((c) => c.replies.some((r) => r.code === '0000'))) f.add('cancel-and-use', `order ${orderId}: both a use and a cancel were answered 0000`, { doubled: 1 });
     const want = flips || !cancelWon ? 'used' : 'cancel'; // a 009 after a timed-out attempt: that attempt applied
+    if (row && row.order_state === want && replies.length) f.books.effects += uses.length;
     if (row && row.order_state !== want) f.add('order-state', `order ${orderId}: the test's use was answered ${replies.map((r) => r.code).join(',') || 'nothing'}, the shard says ${row.order_state}`);
   }
   for (const [orderId, cs] of cancelsPer) {

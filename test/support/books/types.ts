@@ -85,7 +85,7 @@ export type Layout = Readonly<{ shards: number; tables: number; timeZone: string
 
 export type Books = {
   inputs: number;
-  /** Inputs that ended in an effect or a true recorded rejection (a dead letter for poison); the rest are lost. */
+  /** Inputs that ended in an effect (a use: its order in the state its replies said) or a recorded rejection (a dead letter for poison). */
   effects: number;
   lost: number;
   doubled: number;
