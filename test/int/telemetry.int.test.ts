@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect, type Client, type Delivery } from '../../infra/client';
 import { sql } from '../../infra/db';
+import { replayTasks } from '../../infra/outbox';
 import { openDatabases, type Databases } from '../../infra/shards';
 import { startTracing, type Tracing } from '../../infra/telemetry';
 import { QUEUES } from '../../infra/topology';
@@ -34,6 +35,8 @@ const spans: Received[] = [];
 let tracing: Tracing;
 let client: Client;
 let worker: Service;
+/** What the first test saw, for the second: the trace, its transaction span, the event's message id. */
+let first: { traceId: string; txSpanId: string; sendSpanId: string; messageId: string } | undefined;
 
 test.before(async () => {
   receiver = http.createServer((req, res) => {
@@ -52,18 +55,8 @@ test.before(async () => {
   await sql(dbs.global, `INSERT INTO raffle_activity (activity_id, activity_name, begin_date_time, end_date_time, strategy_id, state)
     VALUES ($1, 'Spring raffle', '2020-01-01T00:00:00Z', '2099-01-01T00:00:00Z', 100006, 'open')`, [OPEN]);
   tracing = startTracing({ serviceName: 'test-caller', processors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }))] });
-  worker = spawnNpm(['run', '--silent', 'worker', '--', 'partake'], { ...env.env, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '100', LOG_LEVEL: 'debug' });
+  worker = startWorker('partake');
   client = await connect({ url: env.config.amqpUrl, timeoutMs: 10_000, name: 'test:telemetry' });
-  // A check of a queue not declared yet closes its channel: one channel per check.
-  const checkQueue = async (q: string) => {
-    const ch = await client.connection.createChannel();
-    ch.on('error', () => undefined);
-    try {
-      return await ch.checkQueue(q);
-    } finally {
-      await ch.close().catch(() => undefined);
-    }
-  };
   await waitConsumers(checkQueue, [QUEUES.partake], 60_000).catch((err) => {
     throw new Error(`${(err as Error).message}\n${worker.output().slice(-3000)}`);
   });
@@ -78,11 +71,32 @@ test.after(async () => {
   receiver?.close();
 });
 
-async function stopWorker(): Promise<void> {
-  if (!worker || worker.child.exitCode !== null) return;
-  process.kill(-worker.child.pid!, 'SIGTERM');
-  await Promise.race([worker.exited, new Promise((r) => setTimeout(r, 15_000))]);
+async function stopWorker(w: Service | undefined = worker): Promise<void> {
+  if (!w || w.child.exitCode !== null) return;
+  try {
+    process.kill(-w.child.pid!, 'SIGTERM');
+  } catch {
+    return; // the group is gone already
+  }
+  await Promise.race([w.exited, new Promise((r) => setTimeout(r, 15_000))]);
 }
+
+const startWorker = (name: string) =>
+  spawnNpm(['run', '--silent', 'worker', '--', name], { ...env.env, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '100', LOG_LEVEL: 'debug' });
+
+/** A check of a queue not declared yet closes its channel: one channel per check. */
+async function checkQueue(q: string): Promise<{ consumerCount: number }> {
+  const ch = await client.connection.createChannel();
+  ch.on('error', () => undefined);
+  try {
+    return await ch.checkQueue(q);
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+}
+
+const spanOf = (service: string, name: string, traceId: string, also: (s: Received) => boolean = () => true) =>
+  waitFor(() => spans.find((s) => s.service === service && s.name === name && s.traceId === traceId && also(s)), 10_000, `span ${name} of ${service} in the trace (got ${JSON.stringify(spans.map((s) => `${s.service}/${s.name}`))})`);
 
 test('one trace runs caller -> client -> worker -> database -> event, and the handler log lines carry the message ids', async () => {
   const userId = 'traced-user';
@@ -110,8 +124,7 @@ test('one trace runs caller -> client -> worker -> database -> event, and the ha
   assert.equal(Object.keys(event!.body as object).sort(), ['data', 'id', 'timestamp']);
 
   await stopWorker(); // flushes the worker's spans
-  const byName = (service: string, name: string) =>
-    waitFor(() => spans.find((s) => s.service === service && s.name === name && s.traceId === traceId), 10_000, `span ${name} of ${service} in the trace (got ${JSON.stringify(spans.map((s) => `${s.service}/${s.name}`))})`);
+  const byName = (service: string, name: string) => spanOf(service, name, traceId);
   const request = await byName('test-caller', `request ${QUEUES.partake}`);
   const process_ = await byName('activity-quota-partake', `process ${QUEUES.partake}`);
   const tx = await byName('activity-quota-partake', 'transaction shard:' + shardOf(userId));
@@ -127,6 +140,7 @@ test('one trace runs caller -> client -> worker -> database -> event, and the ha
   assert.is(traceparent, `00-${traceId}-${send.spanId}-01`, 'the published event carries the relay span');
   assert.is(consume.parentSpanId, send.spanId, 'subscriber span under the relay publish');
   assert.is(consume.spanId, subscriberSpan, 'the subscriber handler ran in its span');
+  first = { traceId, txSpanId: tx.spanId, sendSpanId: send.spanId, messageId: String(event!.properties.messageId) };
 
   // Every log line the worker wrote while handling the message carries its ids, whichever logger wrote it.
   const messageId = process_.attributes['messaging.message.id'];
@@ -140,6 +154,29 @@ test('one trace runs caller -> client -> worker -> database -> event, and the ha
     assert.is(l.correlationId, correlationId, JSON.stringify(l));
   }
   assert.not.ok(lines.some((l) => l.msg === 'raffle order created' && l.trace_id !== traceId), 'a handler line outside the trace');
+});
+
+test('an event the cron relay publishes later (a replayed task) still continues its cause\'s trace, from the envelope in the task row', async () => {
+  assert.ok(first, 'the first test ran');
+  const { traceId, txSpanId, sendSpanId, messageId } = first!;
+  const relay = startWorker('task-compensation');
+  try {
+    await waitConsumers(checkQueue, [QUEUES.taskReplay], 60_000);
+    const copies: Delivery[] = [];
+    const sub = await client.subscribe(['partake.created'], (_e, d) => void (d.properties.messageId === messageId && copies.push(d)), { dedupe: false });
+    const replayed = await replayTasks(dbs.shards, { ids: [messageId] });
+    assert.is(replayed.length, 1);
+    await waitFor(() => copies.length, 15_000, 'the replayed partake.created');
+    await sub.close();
+    const traceparent = String(copies[0]!.properties.headers?.traceparent ?? '');
+    await stopWorker(relay);
+    const send = await spanOf('activity-quota-task-compensation', 'send partake.created', traceId);
+    assert.is(send.parentSpanId, txSpanId, 'the cron relay span under the transaction span of the cause');
+    assert.is.not(send.spanId, sendSpanId);
+    assert.is(traceparent, `00-${traceId}-${send.spanId}-01`);
+  } finally {
+    await stopWorker(relay);
+  }
 });
 
 const shardOf = (userId: string): number => dbs.forUser(userId).shard;
