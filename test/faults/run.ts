@@ -18,7 +18,9 @@ const value = (f: string) => {
   return args[i]!.includes('=') ? args[i]!.split('=').slice(1).join('=') : args[i + 1];
 };
 const only = value('--only')?.split(',').map((s) => s.trim()).filter(Boolean);
-const matches = (name: string) => !only || only.some((o) => name === o || name.includes(o));
+const exact = new Set([...SCENARIOS.map((s) => s.name), ...MUTATIONS.map((m) => m.name)]);
+/** An exact name selects only itself; any other text every name that contains it. */
+const matches = (name: string) => !only || only.some((o) => name === o || (!exact.has(o) && name.includes(o)));
 // `--cluster`: the cluster scenarios, with a runner of their own that brings the cluster world up and down (and exits).
 if (flag('--cluster')) await import('./cluster-main');
 if (flag('--list')) {
@@ -76,7 +78,7 @@ async function runScenarios(): Promise<number> {
 }
 
 async function runMutations(): Promise<number> {
-  const chosen = MUTATIONS.filter((m) => matches(m.name) || matches(m.scenario));
+  const chosen = MUTATIONS.filter((m) => matches(m.name));
   process.stdout.write(`# fault suite: ${chosen.length} mutation(s)\n`);
   const rows: MutationRow[] = [];
   for (const m of chosen) {
