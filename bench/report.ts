@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { MACHINE, SOURCES, STOLEN, type CheapestPair, type CpuRow, type CpuSpan } from './cpu';
+import type { DbWork } from './db-work';
 import type { DbPoint } from './scenarios/ceiling-db';
 import type { PubSub, RpcPoint } from './scenarios/ceiling-broker';
 import type { PacedPoint, PartakePoint } from './scenarios/partake';
@@ -8,6 +9,9 @@ import type { OutboxResult, RechargeResult } from './scenarios/recharge';
 import { round, type Latency } from './support';
 
 export type Availability<T> = { available: true; result: T } | { available: false; reason: string } | undefined;
+
+/** Database work per message of one span (bench/db-work.ts), with PostgreSQL's CPU per message of the same span. */
+export type DbWorkRow = DbWork & Readonly<{ side: 'pipeline' | 'db ceiling'; scenario: 'partake' | 'recharge'; concurrency?: number; postgresMs?: number }>;
 
 export type Results = {
   meta: { date: string; command: string; options: Record<string, unknown>; machine: Record<string, unknown>; loadAfter?: number[]; seconds?: number };
@@ -20,6 +24,8 @@ export type Results = {
   rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>>; cpu?: Record<string, Record<string, number>> };
   /** CPU seconds of the services, workers, ceiling clients and the machine per span (bench/cpu.ts), and per message. */
   cpu?: { clockTicks: number; spans: CpuSpan[]; perMessage: CpuRow[]; cheapest?: { partake?: CheapestPair; recharge?: CheapestPair } };
+  /** What PostgreSQL did per message on the shard databases, per span of both sides. */
+  dbWork?: DbWorkRow[];
 };
 
 const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : String(round(v)));
@@ -111,6 +117,7 @@ export function markdown(r: Results): string {
     if (rr && cpu.recharge?.recharge) out.push(`- recharge worker CPU per recharge: ${(1000 * cpu.recharge.recharge / rr.n).toFixed(2)} ms; relay (task-compensation) CPU per event: ${(1000 * (cpu.recharge['task-compensation'] ?? 0) / rr.n).toFixed(2)} ms`);
   }
   if (r.cpu?.spans.length) out.push('', ...cpuTable(r));
+  if (r.dbWork?.length) out.push('', ...dbWorkTable(r.dbWork));
   return out.join('\n');
 }
 
@@ -177,6 +184,38 @@ function cpuTable(r: Results): string[] {
   if (busy.length) out.push(`- **other processes used over 10 % of the machine** during ${busy.map((s) => s.name).join('; ')}: the PostgreSQL, RabbitMQ and Redis figures of those spans may hold some of their work (other databases, vhosts, Redis dbs on the same servers)`);
   const poll = r.recharge?.available ? r.recharge.result.pollSeconds : undefined;
   if (poll !== undefined) out.push(`- the recharge span's PostgreSQL figure includes the bench's own polls of the outbox rows: ${poll} s of query time (wall clock, an upper bound of their CPU)`);
+  return out;
+}
+
+/**
+ * Pipeline against the bare transaction (the DB ceiling), per message on the shard databases: the
+ * CPU, WAL, transactions, statements and rows behind each saving or cost. Partake pairs the same C;
+ * the recharge pipeline (at its prefetch) is held against each ceiling level.
+ */
+export function dbWorkTable(rows: readonly DbWorkRow[]): string[] {
+  const out: string[] = [];
+  out.push('Database work per message on the shard databases (from their WAL, read with pg_waldump: only the records of the bench\'s own shard databases and the commits of their transactions; transactions = commit records, i.e. transactions that wrote; rows written = heap inserts, updates, deletes, with the HOT updates among them; statements = round trips: the workers\' `aq_db_statements_total`, the pgbench script\'s commands):');
+  out.push('');
+  out.push('| per message | C | PostgreSQL CPU ms: pipeline / ceiling | ceiling ÷ pipeline | WAL bytes: pipeline / ceiling | ceiling ÷ pipeline | WAL bytes without full-page images | transactions | statements (round trips) | rows written | of which HOT updates | rows locked |');
+  out.push('|---|---|---|---:|---|---:|---|---|---|---|---|---|');
+  const pair = (a: number | undefined, b: number | undefined, digits = 2) => `${a === undefined || !Number.isFinite(a) ? '–' : a.toFixed(digits)} / ${b === undefined || !Number.isFinite(b) ? '–' : b.toFixed(digits)}`;
+  const quotient = (c: number | undefined, p: number | undefined) => (c !== undefined && p ? `${(c / p).toFixed(2)}×` : '–');
+  for (const kind of ['partake', 'recharge'] as const) {
+    const pipes = rows.filter((x) => x.side === 'pipeline' && x.scenario === kind);
+    const ceilings = rows.filter((x) => x.side === 'db ceiling' && x.scenario === kind);
+    const pairs = kind === 'partake'
+      ? [...new Set([...pipes, ...ceilings].map((x) => x.concurrency))].sort((a, b) => (a ?? 0) - (b ?? 0)).map((c) => [pipes.find((x) => x.concurrency === c), ceilings.find((x) => x.concurrency === c), `${c ?? '–'}`] as const)
+      : (ceilings.length ? ceilings : [undefined]).map((c) => [pipes[0], c, `${pipes[0] ? 'prefetch' : '–'}${c ? `; ceiling C=${c.concurrency}` : ''}`] as const);
+    for (const [p, c, at] of pairs) {
+      if (!p && !c) continue;
+      out.push(`| ${kind === 'partake' ? 'partake (its `used` included)' : 'recharge'} | ${at} | ${pair(p?.postgresMs, c?.postgresMs)} | ${quotient(c?.postgresMs, p?.postgresMs)} | ${pair(p?.walBytes, c?.walBytes, 0)} | ${quotient(c?.walBytes, p?.walBytes)} | ${pair(p?.walBytesNoFpi, c?.walBytesNoFpi, 0)} | ${pair(p?.transactions, c?.transactions)} | ${pair(p?.statements, c?.statements)} | ${pair(p?.rowsWritten, c?.rowsWritten)} | ${pair(p?.hotUpdates, c?.hotUpdates)} | ${pair(p?.rowsLocked, c?.rowsLocked)} |`);
+    }
+  }
+  out.push('');
+  for (const x of rows) {
+    const note = x.walNote ? `; ${x.walNote}` : '';
+    out.push(`- ${x.side} ${x.scenario}${x.concurrency !== undefined ? ` C=${x.concurrency}` : ''}: ${x.messages} messages; the whole server's WAL ${round(x.serverWalBytes)} bytes per message (other databases included)${note}`);
+  }
   return out;
 }
 

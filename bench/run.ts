@@ -7,11 +7,12 @@ import { createTestEnv, type TestEnv } from '../test/support/env';
 import { spawn } from 'node:child_process';
 import type { Service } from '../test/support/workers';
 import { benchChildrenSource, cheapest, CLK_TCK, cpuClock, cpuRows, driverSource, MACHINE, machineSource, postgresSource, rabbitmqSource, redisSource, SOURCES, stealSource, STOLEN, treeOf, type CpuClock } from './cpu';
+import { dbWorkMeter, scrapeStatements, type DbWorkMeter, type WorkMark } from './db-work';
 import { connectDriver, type Driver } from './driver';
-import { writeReport, type Results } from './report';
+import { writeReport, type DbWorkRow, type Results } from './report';
 import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
 import { BASE, dbCeiling, VARIANTS, type DbLevel, type Variant } from './scenarios/ceiling-db';
-import { USERS_PER_CLIENT } from './scenarios/ceiling-sql';
+import { statementsOf, USERS_PER_CLIENT } from './scenarios/ceiling-sql';
 import { pacedPartake, partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
 import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
 import { floodScenario } from './scenarios/flood';
@@ -156,14 +157,18 @@ async function main(): Promise<void> {
   const results: Results = {
     meta: { date: new Date().toISOString(), command, options: { ...o, only: [...o.only] }, machine: await machine(pools) },
   };
-  const clock = await serviceClock(pools, world);
+  // Superuser or pg_read_all_settings only; without it the postmaster is found by scanning /proc.
+  const dataDirectory = (await pools.global.query('SHOW data_directory').catch(() => undefined))?.rows[0]?.data_directory as string | undefined;
+  const clock = serviceClock(world, dataDirectory);
+  const meter = await dbWorkMeter(pools.shards, dataDirectory);
+  results.dbWork = [];
   await idle(clock, 2);
 
   const pipeline = o.only.has('partake') || o.only.has('recharge') || o.only.has('outbox');
   if (pipeline) await loadCatalogFile(path.join(root, 'bench', 'out', `catalog-${world.id}.json`), catalogFor(o.n), world.env);
 
-  if (o.only.has('ceilings')) results.ceilings = await ceilings(o, world, pools, clock);
-  if (pipeline) await runPipeline(o, world, pools, runId, results, clock);
+  if (o.only.has('ceilings')) results.ceilings = await ceilings(o, world, pools, clock, meter, results.dbWork);
+  if (pipeline) await runPipeline(o, world, pools, runId, results, clock, meter);
   const perMessage = cpuRows(clock.spans);
   results.cpu = { clockTicks: CLK_TCK, spans: clock.spans, perMessage, cheapest: { partake: cheapest(perMessage, 'partake'), recharge: cheapest(perMessage, 'recharge') } };
 
@@ -179,10 +184,8 @@ async function main(): Promise<void> {
  * The CPU clock of the run: the backing services (found in /proc), the bench itself and its exited
  * children (pgbench), and the machine as a whole (to see what else ran).
  */
-async function serviceClock(pools: Pools, world: TestEnv): Promise<CpuClock> {
+function serviceClock(world: TestEnv, dataDirectory: string | undefined): CpuClock {
   const clock = cpuClock();
-  // Superuser or pg_read_all_settings only; without it the postmaster is found by scanning /proc.
-  const dataDirectory = (await pools.global.query('SHOW data_directory').catch(() => undefined))?.rows[0]?.data_directory as string | undefined;
   clock.watch(SOURCES.postgres, postgresSource(dataDirectory));
   clock.watch(SOURCES.rabbitmq, rabbitmqSource());
   clock.watch(SOURCES.redis, redisSource(new URL(world.config.redisUrl).port || '6379'));
@@ -204,19 +207,33 @@ async function idle(clock: CpuClock, seconds: number, name = 'before the run'): 
   span.end(0);
 }
 
-async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuClock): Promise<NonNullable<Results['ceilings']>> {
+/** PostgreSQL CPU per message of a CPU span (ms). */
+const postgresMs = (span: { cpu: Record<string, number>; messages: number }) => (span.messages && span.cpu[SOURCES.postgres] !== undefined ? Number(((1000 * span.cpu[SOURCES.postgres]!) / span.messages).toFixed(3)) : undefined);
+
+async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuClock, meter: DbWorkMeter, dbWork: DbWorkRow[]): Promise<NonNullable<Results['ceilings']>> {
   const maxClients = Math.max(...o.concurrency);
   log('ceilings: preloading accounts for pgbench');
   await preloadCeilingAccounts(pools, world.config, maxClients * USERS_PER_CLIENT);
   const dir = path.join(root, 'bench', 'out', `pgbench-${world.id}`);
   // A CPU span per level (PostgreSQL and pgbench CPU per transaction), from pgbench's first progress
   // report on (connections made); over the whole run if that report never came.
+  // and the database work (db-work.ts) over the same stretch.
   const level = (v: Variant): DbLevel => (c) => {
     const whole = clock.start(`db ceiling ${v.name} C=${c}`, 'db ceiling', v.kind, c);
+    const first = meter.mark();
     let steady: ReturnType<CpuClock['start']> | undefined;
+    let warmMark: Promise<WorkMark> | undefined;
     return {
-      warm: () => void (steady = clock.start(`db ceiling ${v.name} C=${c}, after pgbench's first second`, 'db ceiling', v.kind, c)),
-      end: (p) => void (steady && p.warmTransactions ? steady.end(p.warmTransactions * v.perTransaction) : whole.end(p.transactions * v.perTransaction)),
+      warm: () => {
+        steady = clock.start(`db ceiling ${v.name} C=${c}, after pgbench's first second`, 'db ceiling', v.kind, c);
+        warmMark = meter.mark();
+      },
+      end: async (p) => {
+        const warm = steady && p.warmTransactions;
+        const span = warm ? steady!.end(p.warmTransactions! * v.perTransaction) : whole.end(p.transactions * v.perTransaction);
+        const work = await meter.since(await (warm ? warmMark! : first), { messages: span.messages, statementsPerMessage: statementsOf(v.script(0)) });
+        dbWork.push({ side: 'db ceiling', scenario: v.kind, concurrency: c, postgresMs: postgresMs(span), ...work });
+      },
     };
   };
   const dbPartake = await dbCeiling(world.config, BASE.partake, o.concurrency, o.duration, dir, level(BASE.partake));
@@ -327,7 +344,7 @@ async function unavailable(d: Driver, queue: string, what: string): Promise<stri
   return `${what}`;
 }
 
-async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: string, results: Results, clock: CpuClock): Promise<void> {
+async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: string, results: Results, clock: CpuClock, meter: DbWorkMeter): Promise<void> {
   const maxC = Math.max(...o.concurrency);
   if (o.only.has('partake')) {
     const users = Array.from({ length: maxC }, (_, c) => Array.from({ length: USERS_PER_CALLER }, (_, k) => partakeUser(c, k))).flat();
@@ -335,7 +352,10 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
     await preloadAccounts(pools, world.config, users);
   }
   log('npm start');
-  const service = spawnNpm(['start'], world.env, o.serviceDir);
+  // The workers' /metrics (statements per database) on free ports: METRICS_PORT + each worker's index.
+  const metricsBase = await freePorts(4);
+  const metricsPorts = [0, 1, 2, 3].map((i) => metricsBase + i);
+  const service = spawnNpm(['start'], { ...world.env, METRICS_PORT: String(metricsBase) }, o.serviceDir);
   undo.push(() => stopService(service));
   await waitReady(world.config.amqpUrl, service, 90_000);
   const rss = rssSampler(service.child.pid!);
@@ -361,7 +381,11 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
       await d.publish('', USED_QUEUE, { userId: partakeUser(0, 0), orderId: String(probe.body.data.orderId) });
       const level = (c: number) => {
         const span = clock.start(`partake C=${c}`, 'pipeline', 'partake', c);
-        return (p: { requests: number }) => void span.end(p.requests);
+        const work = pipelineWork(meter, metricsPorts);
+        return async (p: { requests: number }) => {
+          const s = span.end(p.requests);
+          results.dbWork!.push({ side: 'pipeline', scenario: 'partake', concurrency: c, postgresMs: postgresMs(s), ...(await work(p.requests)) });
+        };
       };
       results.partake = { available: true, result: await partakeScenario(d, o.concurrency, o.duration, level) };
       const peak = Math.max(...results.partake.result.map((p) => p.throughput));
@@ -404,8 +428,10 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
     if (o.only.has('recharge')) {
       if (rechargeOk) {
         const span = clock.start('recharge', 'pipeline', 'recharge');
+        const work = pipelineWork(meter, metricsPorts);
         const result = await rechargeScenario(d, tap, pools, o.n, o.users, o.rechargeTimeout, runId, eventsFlow);
-        span.end(eventsFlow ? result.completed + result.rejected : result.committed);
+        const s = span.end(eventsFlow ? result.completed + result.rejected : result.committed);
+        results.dbWork!.push({ side: 'pipeline', scenario: 'recharge', postgresMs: postgresMs(s), ...(await work(s.messages)) });
         results.recharge = { available: true, result };
       } else results.recharge = { available: false, reason };
       if (!results.recharge.available) log(`recharge: not available: ${reason}`);
@@ -430,6 +456,32 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
   }
   rss.stop();
   results.rss = { peaks: rss.peaks(), phases: rss.phasePeaks(), cpu: rss.phaseCpu() };
+}
+
+/** Database work of the pipeline from now until the returned function is called with the span's messages. */
+function pipelineWork(meter: DbWorkMeter, metricsPorts: readonly number[]) {
+  const mark = meter.mark();
+  const statements = scrapeStatements(metricsPorts);
+  return async (messages: number) => {
+    const [a, s0] = await Promise.all([mark, statements]);
+    let s1: number | undefined;
+    const work = await meter.since(a, { messages, statementsAfterSettle: async () => (s1 = await scrapeStatements(metricsPorts)) });
+    return { ...work, ...(s0 !== undefined && s1 !== undefined && messages ? { statements: Number(((s1 - s0) / messages).toFixed(2)) } : {}) };
+  };
+}
+
+/** `n` consecutive free TCP ports on 127.0.0.1 (the first of them). */
+async function freePorts(n: number): Promise<number> {
+  const net = await import('node:net');
+  const free = (port: number) => new Promise<boolean>((resolve) => {
+    const srv = net.createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) ok = await free(base + i);
+    if (ok) return base;
+  }
 }
 
 /** `--soak` / `--flood`: `npm start` under a long mixed load, or a flood of unknown ids; figures printed and kept in bench/out/. */

@@ -5,7 +5,7 @@ import { DataSource, type MigrationInterface, type QueryRunner } from 'typeorm';
 import { circuit, type Circuit } from './circuit';
 import { TransientError, sqlStateKind } from './errors';
 import { log } from './log';
-import { circuitOpen } from './metrics';
+import { circuitOpen, dbStatements } from './metrics';
 import { tracer } from './trace-context';
 
 /** Migrations are typeorm's (versioned classes, one transaction each); nothing else of typeorm leaves this file. */
@@ -138,6 +138,7 @@ function prepared(text: string): string {
 }
 
 async function run<T>(db: Db, client: pg.PoolClient, text: string, params: unknown[]): Promise<Result<T>> {
+  dbStatements.inc({ db: db.scope });
   try {
     const r = await client.query({ name: prepared(text), text, values: params });
     return { rows: r.rows as T[], count: r.rowCount ?? r.rows.length };

@@ -40,6 +40,13 @@ export const groupSize = new Histogram({
   registers: [registry],
 });
 
+export const dbStatements = new Counter({
+  name: 'aq_db_statements_total',
+  help: 'Statements sent to a database (BEGIN and COMMIT included; each is one round trip), by db scope: shard:N or global',
+  labelNames: ['db'] as const,
+  registers: [registry],
+});
+
 export const outboxPublished = new Counter({
   name: 'aq_outbox_published_total',
   help: 'Outbox tasks published and confirmed, by path (fast = right after commit, cron = relay)',

@@ -28,7 +28,7 @@ export type DbPoint = Readonly<{
  * spans start at `warm()`, so that the ceiling's per-transaction database CPU leaves out the
  * backends' start-up (~8 ms of CPU each here), which the pipeline's long-lived pools do not pay.
  */
-export type DbLevel = (c: number) => { warm(): void; end(p: DbPoint): void };
+export type DbLevel = (c: number) => { warm(): void; end(p: DbPoint): void | Promise<void> };
 
 /** What one pgbench run executes: the handlers' SQL, or a hot-path variant of it. */
 export type Variant = Readonly<{ name: string; kind: DbKind; mode: 'prepared' | 'extended'; perTransaction: number; script: (t: number) => string; about: string }>;
@@ -148,7 +148,7 @@ export async function dbCeiling(config: Config, v: Variant, concurrencies: reado
     if (failed) log(`pgbench ${v.name} C=${c}: ${failed} failed transactions`);
     const transactions = done.reduce((a, r) => a + r.transactions, 0);
     const point: DbPoint = { concurrency: c, throughput: round(throughput), latency: summarize(latencies), failed, transactions, ...(warmAt !== undefined ? { warmTransactions: logs.reduce((a, l) => a + l.since, 0) } : {}) };
-    hooks?.end(point);
+    await hooks?.end(point);
     points.push(point);
   }
   return points;

@@ -47,6 +47,9 @@ export function missingStatements(script: string, statements: readonly string[])
   });
 }
 
+/** SQL commands of a script (BEGIN and COMMIT included): its round trips, as pgbench waits for each. */
+export const statementsOf = (script: string): number => script.split('\n').filter((l) => !l.startsWith('\\') && l.trimEnd().endsWith(';')).length;
+
 const suffixOf = (t: number) => String(t).padStart(3, '0');
 
 /** The production statements a script of `kind` runs for split table t (what the unit test looks for). */

@@ -32,7 +32,7 @@ export type PartakePoint = Readonly<{
  * `onLevel(c)` is called as each concurrency level starts; the function it returns, if any, gets
  * the level's point as it ends (the bench's CPU spans per level).
  */
-export async function partakeScenario(d: Driver, concurrencies: readonly number[], seconds: number, onLevel?: (c: number) => ((p: PartakePoint) => void) | void): Promise<PartakePoint[]> {
+export async function partakeScenario(d: Driver, concurrencies: readonly number[], seconds: number, onLevel?: (c: number) => ((p: PartakePoint) => void | Promise<void>) | void): Promise<PartakePoint[]> {
   const points: PartakePoint[] = [];
   const lastOrder = new Map<string, string>();
   for (const c of concurrencies) {
@@ -71,7 +71,7 @@ export async function partakeScenario(d: Driver, concurrencies: readonly number[
     bar.note(`created ${created} existing ${existing} errors ${errors}`);
     bar.done();
     const point: PartakePoint = { concurrency: c, requests: created + existing + Object.values(refused).reduce((a, b) => a + b, 0), throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), created, existing, refused, errors };
-    ended?.(point);
+    await ended?.(point);
     points.push(point);
   }
   return points;
