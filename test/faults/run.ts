@@ -3,7 +3,7 @@ import { healthyTable, mutationTable, scenarioTable, stamp, writeDocs, writeRunF
 import { SCENARIOS, type Scenario } from './scenarios';
 
 /**
- * `npm run test:faults [-- --quick] [-- --only NAME[,NAME]] [-- --no-global] [-- --list] [-- --mutations] [-- --docs|--no-docs]`:
+ * `npm run test:faults [-- --quick] [-- --only NAME[,NAME]] [-- --no-global] [-- --list] [-- --mutations] [-- --docs|--no-docs] [-- --tables]`:
  * each scenario runs the real pipeline (`npm start`) in its own world under load, injects one fault,
  * waits until the pipeline is idle and checks the books. Prints `ok - name` / `not ok - name: why`,
  * the results table (also bench/out/faults-*.md; with --docs docs/faults.json and the tables of
@@ -101,5 +101,10 @@ async function runMutations(): Promise<number> {
   return rows.length - caught;
 }
 
+if (flag('--tables')) {
+  // Regenerate the tables of docs/RELIABILITY.md from docs/faults.json (after merging rows from another checkout).
+  writeDocs({ scenarioOrder: SCENARIOS.map((s) => s.name), mutationOrder: MUTATIONS.map((m) => m.name) });
+  process.exit(0);
+}
 const failed = flag('--mutations') ? await runMutations() : await runScenarios();
 process.exit(failed || harnessErrors.length ? 1 : 0);
