@@ -34,6 +34,16 @@ const queueBinding = (name: string) => ({
 });
 const QUEUE_ARGUMENTS = { 'x-queue-type': 'quorum', 'x-delivery-limit': 'DELIVERY_LIMIT (default 10)', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': DEAD_LETTER_QUEUE };
 const PUBLISH = { amqp: { deliveryMode: 2, mandatory: true, bindingVersion: '0.3.0' } };
+/** W3C trace context in the AMQP headers (optional on requests; set by the service on replies and events when the cause had it). */
+const TRACE_HEADERS = {
+  headers: {
+    type: 'object',
+    properties: {
+      traceparent: { type: 'string', pattern: '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$', description: 'W3C Trace Context traceparent: the sender span; the receiver continues its trace' },
+      tracestate: { type: 'string', description: 'W3C Trace Context tracestate, vendor data passed along' },
+    },
+  },
+};
 const JSON_MESSAGE = { contentType: 'application/json' };
 
 type Parts = { channels: Json; operations: Json; messages: Json; schemas: Json };
@@ -47,6 +57,7 @@ function addQueue(p: Parts, s: QueueSpec): void {
     title: `${s.queue} request`,
     summary: s.summary,
     ...JSON_MESSAGE,
+    ...TRACE_HEADERS,
     ...(s.reply === 'none' ? {} : { correlationId: { description: 'the AMQP correlationId property, copied to the reply', location: '$message.header#/correlationId' } }),
     payload: ref(`#/components/schemas/${msgName}`),
     bindings: { amqp: { messageType: s.queue, bindingVersion: '0.3.0' } },
@@ -72,7 +83,7 @@ function addQueue(p: Parts, s: QueueSpec): void {
   if (s.replySchema) {
     const replyName = replyTitle(s);
     p.schemas[replyName] = withoutDialect(jsonSchema(s.replySchema, 'output'));
-    p.messages[replyName] = { name: replyName, title: `${s.queue} reply`, ...JSON_MESSAGE, correlationId: { location: '$message.header#/correlationId' }, payload: ref(`#/components/schemas/${replyName}`) };
+    p.messages[replyName] = { name: replyName, title: `${s.queue} reply`, ...JSON_MESSAGE, ...TRACE_HEADERS, correlationId: { location: '$message.header#/correlationId' }, payload: ref(`#/components/schemas/${replyName}`) };
     p.channels[`${s.key}Reply`] = {
       address: null,
       title: `${s.queue} reply`,
@@ -93,6 +104,7 @@ function addEvent(p: Parts, e: EventSpec): void {
     title: e.topic,
     summary: e.summary,
     ...JSON_MESSAGE,
+    ...TRACE_HEADERS,
     payload: ref(`#/components/schemas/${name}`),
     bindings: { amqp: { messageType: e.topic, bindingVersion: '0.3.0' } },
     description: 'Persistent; AMQP messageId = envelope id, type = the routing key, timestamp set. Published at least once: deduplicate by messageId.',
