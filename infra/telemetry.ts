@@ -28,6 +28,13 @@ export function registerContext(): void {
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
 }
 
+/** Undoes `registerContext` (tests). */
+export function unregisterContext(): void {
+  propagation.disable();
+  context.disable();
+  registered = false;
+}
+
 /** Registers a global tracer provider (and the context manager and propagator); spans go to `processors`. */
 export function startTracing(o: { serviceName: string; attributes?: Record<string, string>; processors: SpanProcessor[] }): Tracing {
   registerContext();
@@ -37,9 +44,7 @@ export function startTracing(o: { serviceName: string; attributes?: Record<strin
     async shutdown() {
       await provider.shutdown(); // exports what is still buffered
       trace.disable();
-      propagation.disable();
-      context.disable();
-      registered = false;
+      unregisterContext();
     },
   };
 }
