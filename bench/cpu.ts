@@ -307,7 +307,7 @@ export function cpuClock() {
 
 /** What a span's own processes used, in ms per message, and their sum. */
 function perMessage(s: CpuSpan | undefined, names: readonly string[]): Record<string, number> | undefined {
-  if (!s || !s.messages) return undefined;
+  if (!s?.messages) return undefined;
   const out: Record<string, number> = {};
   for (const n of names) if (s.cpu[n] !== undefined) out[n] = round((1000 * s.cpu[n]!) / s.messages);
   return out;

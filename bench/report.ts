@@ -30,7 +30,7 @@ export type Results = {
 
 const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : String(round(v)));
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b || !Number.isFinite(a) ? '–' : `${(a / b).toFixed(2)}×`);
-const lat = (l: Latency | undefined) => (l && l.n ? `${f(l.p50)} / ${f(l.p95)} / ${f(l.p99)}` : '–');
+const lat = (l: Latency | undefined) => (l?.n ? `${f(l.p50)} / ${f(l.p95)} / ${f(l.p99)}` : '–');
 const best = (ps: ReadonlyArray<{ throughput: number }> | undefined) => (ps?.length ? Math.max(...ps.map((p) => p.throughput)) : undefined);
 
 /** The figures as a markdown table (also printed on the console). */
@@ -69,7 +69,7 @@ export function markdown(r: Results): string {
   }
   if (r.outbox) {
     const o = r.outbox.available ? r.outbox.result : undefined;
-    const v = (l?: Latency) => (l && l.n ? `${f(l.p50)} / ${f(l.p99)}` : '–');
+    const v = (l?: Latency) => (l?.n ? `${f(l.p50)} / ${f(l.p99)}` : '–');
     out.push(`| outbox delay ms p50 / p99, ${o ? `${o.rate}/s light load` : 'light load'} | | ${r.outbox.available ? v(o?.delay) : 'n/a'} | | | | | | | |`);
     for (const [k, l] of Object.entries(o?.underLoad ?? {})) out.push(`| outbox delay ms p50 / p99, during ${k} | | ${v(l)} | | | | | | | |`);
   }

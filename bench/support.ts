@@ -141,7 +141,7 @@ export function rssSampler(pgid: number, everyMs = 500) {
   const sample = () => {
     for (const p of processTree(pgid)) {
       // From source (`workers/run.ts NAME`) or built (`dist/run.mjs NAME`, what `npm start` runs).
-      const m = /(?:workers\/run\.ts|\/run\.mjs)\s+(\S+)/.exec(p.cmd) ?? (/(?:workers\/supervisor\.ts|\/supervisor\.mjs)/.test(p.cmd) ? [, 'supervisor'] : null);
+      const m = /(?:workers\/run\.ts|\/run\.mjs)\s+(\S+)/.exec(p.cmd) ?? (/(?:workers\/supervisor\.ts|\/supervisor\.mjs)/.test(p.cmd) ? [undefined, 'supervisor'] : null);
       if (!m) continue;
       const name = m[1]!;
       cpuNow.set(p.pid, { name, s: cpuSeconds(p.pid) });

@@ -52,7 +52,13 @@ export function boundedCache(o: CacheOptions = {}): BoundedCache {
   };
 }
 
-const toActivity = (r: Record<string, any>): Activity => ({
+type ActivityRow = {
+  activity_id: string; activity_name: string; activity_desc: string; strategy_id: string;
+  begin_date_time: Date; end_date_time: Date; state: Activity['state']; raffle_order_ttl_seconds?: number | null;
+};
+type SkuRow = ActivityRow & { sku: string; stock_count: number; activity_count_id: string; total_count: number; day_count: number; month_count: number };
+
+const toActivity = (r: ActivityRow): Activity => ({
   activityId: Number(r.activity_id),
   name: r.activity_name,
   desc: r.activity_desc,
@@ -74,12 +80,12 @@ export function catalogReader(global: Db, o: CacheOptions = {}): CatalogReader {
   return {
     activity: (activityId) =>
       cached(`a:${activityId}`, async () => {
-        const { rows } = await sql(global, 'SELECT * FROM raffle_activity WHERE activity_id = $1', [activityId]);
+        const { rows } = await sql<ActivityRow>(global, 'SELECT * FROM raffle_activity WHERE activity_id = $1', [activityId]);
         return rows[0] ? toActivity(rows[0]) : undefined;
       }),
     sku: (sku) =>
       cached(`s:${sku}`, async () => {
-        const { rows } = await sql<Record<string, any>>(global, `
+        const { rows } = await sql<SkuRow>(global, `
           SELECT s.sku, s.stock_count, c.activity_count_id, c.total_count, c.day_count, c.month_count, a.*
           FROM raffle_activity_sku s
           JOIN raffle_activity a ON a.activity_id = s.activity_id
@@ -96,7 +102,7 @@ export function catalogReader(global: Db, o: CacheOptions = {}): CatalogReader {
       }),
     rebates: (behavior) =>
       cached(`r:${behavior}`, async () => {
-        const { rows } = await sql<Record<string, any>>(global,
+        const { rows } = await sql<{ behavior_type: string; rebate_config: string; rebate_desc: string }>(global,
           `SELECT behavior_type, rebate_config, rebate_desc FROM daily_behavior_rebate WHERE behavior_type = $1 AND state = 'open' AND rebate_type = 'sku' ORDER BY id`, [behavior]);
         return rows.map((r) => ({ behavior: r.behavior_type, sku: Number(r.rebate_config), desc: r.rebate_desc }));
       }),

@@ -85,7 +85,7 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
       for (const p of group) await alone(p);
       return;
     }
-    group.forEach((p, i) => p.resolve(results[i]));
+    for (const [i, p] of group.entries()) p.resolve(results[i]);
   }
 
   async function alone(p: Pending): Promise<void> {

@@ -9,13 +9,8 @@ const USAGE = `usage: npm run contract -- generate   write docs/contract (JSON S
 options: -h, --help`;
 
 await runCommand(async () => {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: process.argv.slice(2), options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
+  const parsed = parseOrExplain(process.argv.slice(2));
+  if (!parsed) return 2;
   const [verb, ...rest] = parsed.positionals;
   if (parsed.values.help) return void process.stdout.write(`${USAGE}\n`);
   if (rest.length || (verb !== 'generate' && verb !== 'check')) {
@@ -38,3 +33,13 @@ await runCommand(async () => {
   process.stderr.write(`docs/contract is out of date with infra/contract:\n${problems.map((p) => `  ${p}`).join('\n')}\nrun: npm run contract -- generate (and commit the result)\n`);
   return 1;
 });
+
+/** The command line, or undefined after printing why it is wrong and the usage. */
+function parseOrExplain(args: string[]) {
+  try {
+    return parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    return undefined;
+  }
+}

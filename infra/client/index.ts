@@ -3,7 +3,7 @@ import amqplib, { type ChannelModel, type ConsumeMessage, type MessageProperties
 import type { z } from 'zod';
 import { EVENT_DATA, type Event } from '../contract/events';
 import { reasonOf } from '../contract/fields';
-import { CancelReply, HistoryReply, PartakeReply, QueryReply, REPLY_CODES, UseReply, type CancelledOrder, type History, type Quota, type RaffleOrder, type Reply } from '../contract/replies';
+import { CancelReply, HistoryReply, PartakeReply, QueryReply, type REPLY_CODES, UseReply, type CancelledOrder, type History, type Quota, type RaffleOrder, type Reply } from '../contract/replies';
 import type { BehaviorPayload, RechargePayload } from '../contract/requests';
 import { clientAmqpUrl } from '../config';
 import { EVENTS_EXCHANGE, QUEUES, type Topic } from '../topology';

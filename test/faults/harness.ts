@@ -5,10 +5,9 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
 import { QUEUES } from '../../infra/topology';
 import type { Books, History, PartakeInput, RechargeInput, UseInput } from '../support/books';
-import { ACTIVITY, SKU, catalog, partakeCall, progress, recharges, send, useOrder } from './load';
+import { SKU, catalog, partakeCall, progress, recharges, send, useOrder } from './load';
 import { sleep, World, type Proc, type ProxiedService } from './world';
 
 const exec = promisify(execFile);

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { QUEUES } from '../../infra/topology';
 import { armVictim, cutsShown, failuresFelt, finish, fundUsers, inWorld, mixedRecharges, partakeRounds, rechargeUnderFault, restartGlobal, type Scenario } from './harness';
-import { ACTIVITY, SKU, partakeCall, progress, recharges, send } from './load';
+import { SKU, partakeCall, progress, recharges, send } from './load';
 import { MORE_SCENARIOS } from './scenarios-more';
 import { PARTIAL_SCENARIOS } from './scenarios-partial';
 import { sleep } from './world';

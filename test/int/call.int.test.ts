@@ -7,6 +7,7 @@ import { sql } from '../../infra/db';
 import { openDatabases, type Databases } from '../../infra/shards';
 import { EVENTS_EXCHANGE, QUEUES } from '../../infra/topology';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { seedAccount, seedActivity } from '../support/seed';
 import { startWorker, type Running } from '../support/workers';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -21,8 +22,7 @@ let ch: Channel;
 test.before(async () => {
   env = await createTestEnv();
   dbs = await openDatabases(env.config, { poolSize: 2, name: 'test' });
-  await sql(dbs.global, `INSERT INTO raffle_activity (activity_id, activity_name, begin_date_time, end_date_time, strategy_id, state)
-    VALUES ($1, 'Spring raffle', '2020-01-01T00:00:00Z', '2099-01-01T00:00:00Z', 100006, 'open')`, [OPEN]);
+  await seedActivity(dbs.global, { activityId: OPEN, name: 'Spring raffle' });
   worker = await startWorker('partake', env.config);
   conn = await amqplib.connect(env.config.amqpUrl);
   ch = await conn.createChannel();
@@ -58,8 +58,7 @@ test('usage errors exit 2 with the usage', async () => {
 test('partake and query print the reply and exit 0', async () => {
   const userId = 'xiaofuge';
   const { ds } = dbs.forUser(userId);
-  await sql(ds, `INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
-    VALUES ($1, $2, 10, 10, 3, 3, 6, 6)`, [userId, OPEN]);
+  await seedAccount(dbs, userId, OPEN);
   const p = await call(['partake', userId, String(OPEN)]);
   assert.is(p.code, 0, p.stderr);
   const reply = JSON.parse(p.stdout);

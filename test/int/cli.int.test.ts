@@ -3,11 +3,11 @@ import path from 'node:path';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sql, transaction } from '../../infra/db';
-import { enqueue } from '../../infra/outbox';
+import { sql } from '../../infra/db';
 import { openDatabases, type Databases } from '../../infra/shards';
-import { DEAD_LETTER_QUEUE, QUEUES, declareTopology, type Topic } from '../../infra/topology';
+import { DEAD_LETTER_QUEUE, QUEUES, declareTopology } from '../../infra/topology';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { seedTask, taskState, type SeededTask } from '../support/seed';
 
 /** The operator commands as a person runs them: help, usage errors, lists, dry runs, unknown ids, unreachable services. */
 const root = path.resolve(import.meta.dirname, '../..');
@@ -75,13 +75,12 @@ test('usage errors: exit 2, the reason first, then the usage', async () => {
   }
 });
 
-async function deadTask(userId: string): Promise<{ messageId: string; shard: number; id: string }> {
-  const u = dbs.forUser(userId);
-  const [t] = await transaction(u.ds, (tx) => enqueue(tx, [{ topic: 'nobody.listens' as Topic, userId, data: { userId } }], new Date()));
-  await sql(u.ds, `UPDATE task SET state = 'dead', attempts = 10 WHERE id = $1`, [t!.id]);
-  return { messageId: t!.messageId, shard: u.shard, id: t!.id };
+async function deadTask(userId: string): Promise<SeededTask> {
+  const t = await seedTask(dbs, userId, 'nobody.listens');
+  await sql(t.ds, `UPDATE task SET state = 'dead', attempts = 10 WHERE id = $1`, [t.id]);
+  return t;
 }
-const stateOf = async (t: { shard: number; id: string }) => (await sql<{ state: string }>(dbs.shards[t.shard - 1]!.ds, 'SELECT state FROM task WHERE id = $1', [t.id])).rows[0]!.state;
+const stateOf = taskState;
 
 test('tasks: list --limit --json; replay --dry-run changes nothing; unknown ids are reported', async () => {
   const a = await deadTask('cli-a');

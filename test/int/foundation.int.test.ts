@@ -11,6 +11,7 @@ import { sql } from '../../infra/db';
 import { stockKey } from '../../infra/stock';
 import { INPUT_QUEUES } from '../../infra/topology';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { seedAccount } from '../support/seed';
 import { spawnNpm, waitConsumers } from '../support/workers';
 import { waitFor } from '../support/client';
 
@@ -46,9 +47,8 @@ t('migrate a second time changes nothing; every shard has every table', async ({
 });
 
 t('the schema refuses a negative surplus', async ({ dbs }) => {
-  const ds = dbs.shards[0]!.ds;
   try {
-    await sql(ds, `INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus) VALUES ('neg', 1, 1, -1, 1, 1, 1, 1)`);
+    await seedAccount(dbs, 'neg', 1, { total: 1, totalSurplus: -1, day: 1, month: 1 });
     assert.unreachable('a negative surplus was stored');
   } catch (err) {
     assert.is((err as { code?: string }).code, '23514'); // check_violation

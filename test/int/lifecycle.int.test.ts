@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { periodOf } from '../../domain/calendar';
 import { sql } from '../../infra/db';
 import { QUEUES } from '../../infra/topology';
+import { seedRaffleOrder } from '../support/seed';
 import { COUNTS, aSku, anActivity, load, openWorld, type World } from './recharge-world';
 import { cancel, cancelTasks, credited, partake, quotaRows, raffleOrders, stateOf, use, waitFor } from './lifecycle-world';
 
@@ -85,9 +86,9 @@ test('an order of an earlier day refunds the total (and the month only if it is 
   const today = await partake(w, 'olga', PLAIN);
   assert.is((await use(w, 'olga', today.data.orderId)).code, '0000'); // today's rows exist: 2 left of 3, 5 of 6
   // An unused order made yesterday, as if partaken then (its deduction is in the total).
-  const { ds, suffix } = w.dbs.forUser('olga');
+  const { ds } = w.dbs.forUser('olga');
   const yesterday = new Date(Date.now() - 86_400_000);
-  await sql(ds, `INSERT INTO user_raffle_order_${suffix} (order_id, user_id, activity_id, activity_name, strategy_id, order_time, order_state) VALUES ('100000000001', 'olga', $1, 'x', 100006, $2, 'create')`, [PLAIN, yesterday]);
+  await seedRaffleOrder(w.dbs, { userId: 'olga', orderId: '100000000001', activityId: PLAIN, orderTime: yesterday });
   await sql(ds, `UPDATE raffle_activity_account SET total_count_surplus = total_count_surplus - 1 WHERE user_id = 'olga' AND activity_id = $1`, [PLAIN]);
   const before = await quotaRows(w, 'olga', PLAIN);
   const sameMonth = periodOf(yesterday, 'UTC').month === periodOf(new Date(), 'UTC').month;

@@ -3,13 +3,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { transaction } from '../../infra/db';
-import { enqueue } from '../../infra/outbox';
 import { openDatabases, type Databases } from '../../infra/shards';
-import { QUEUES, TOPICS, type Topic } from '../../infra/topology';
+import { QUEUES, TOPICS } from '../../infra/topology';
 import { WORKERS } from '../../workers/runtime';
 import { connectClient, waitFor, type TestClient } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { seedTask } from '../support/seed';
 
 const root = path.resolve(import.meta.dirname, '../..');
 let world: TestEnv;
@@ -82,11 +81,7 @@ async function metrics(): Promise<Map<string, number>> {
 
 const metric = async (key: string) => (await metrics()).get(key) ?? 0;
 
-async function addTask(userId: string, topic: string): Promise<string> {
-  const u = dbs.forUser(userId);
-  const [t] = await transaction(u.ds, (tx) => enqueue(tx, [{ topic: topic as Topic, userId, data: { userId } }], new Date()));
-  return t!.messageId;
-}
+const addTask = async (userId: string, topic: string): Promise<string> => (await seedTask(dbs, userId, topic)).messageId;
 
 test('/healthz reports every dependency and every queue the worker consumes', async () => {
   const r = await fetch(`http://127.0.0.1:${port}/healthz`);

@@ -7,6 +7,7 @@ import { openDatabases, type Databases } from '../../infra/shards';
 import { QUEUES } from '../../infra/topology';
 import { connectClient, waitFor, type TestClient } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { seedAccount, seedActivity, seedDayRow, seedMonthRow } from '../support/seed';
 import { startWorker, type Running } from '../support/workers';
 
 const OPEN = 100301;
@@ -28,10 +29,7 @@ test.before(async () => {
     [NOT_STARTED, 'open', '2090-01-01T00:00:00Z', '2099-01-01T00:00:00Z'],
     [ENDED, 'open', '2020-01-01T00:00:00Z', '2021-01-01T00:00:00Z'],
   ];
-  for (const [id, state, begin, end] of activities) {
-    await sql(dbs.global, `INSERT INTO raffle_activity (activity_id, activity_name, begin_date_time, end_date_time, strategy_id, state)
-      VALUES ($1, $2, $3, $4, 100006, $5)`, [id, `activity ${id}`, begin, end, state]);
-  }
+  for (const [id, state, begin, end] of activities) await seedActivity(dbs.global, { activityId: id, state: state as 'open' | 'close', begin, end });
   worker = await startWorker('partake', env.config);
   client = await connectClient(env.config.amqpUrl);
 });
@@ -47,15 +45,10 @@ type Given = { total?: number; totalSurplus?: number; day?: number; month?: numb
 
 /** An account as a recharge would leave it, with today's / this month's rows if asked for. */
 async function givenAccount(userId: string, g: Given = {}, activityId = OPEN): Promise<void> {
-  const { ds } = dbs.forUser(userId);
   const p = periodOf(new Date(), 'UTC');
-  const total = g.total ?? 10;
-  const day = g.day ?? 3;
-  const month = g.month ?? 6;
-  await sql(ds, `INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [userId, activityId, total, g.totalSurplus ?? total, day, g.dayRow?.[1] ?? day, month, g.monthRow?.[1] ?? month]);
-  if (g.dayRow) await sql(ds, 'INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus) VALUES ($1, $2, $3, $4, $5)', [userId, activityId, p.day, ...g.dayRow]);
-  if (g.monthRow) await sql(ds, 'INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus) VALUES ($1, $2, $3, $4, $5)', [userId, activityId, p.month, ...g.monthRow]);
+  await seedAccount(dbs, userId, activityId, { total: g.total, totalSurplus: g.totalSurplus, day: g.day, daySurplus: g.dayRow?.[1], month: g.month, monthSurplus: g.monthRow?.[1] });
+  if (g.dayRow) await seedDayRow(dbs, userId, activityId, p.day, ...g.dayRow);
+  if (g.monthRow) await seedMonthRow(dbs, userId, activityId, p.month, ...g.monthRow);
 }
 
 /** Everything partake may touch for one user, found by scanning every shard and split table. */
@@ -282,7 +275,7 @@ test('an unexpected failure mid-transaction replies 0001 and changes nothing', a
   // The outbox insert is part of the deduction statement: without its table that statement fails
   // (42P01, not transient) after the lock, and the transaction must roll back.
   await sql(ds, 'ALTER TABLE task RENAME TO task_away');
-  let reply;
+  let reply: Awaited<ReturnType<typeof partake>>;
   try {
     reply = await partake(userId);
   } finally {
@@ -335,7 +328,7 @@ test('a partake that fails inside a group gets 0001 alone; its neighbours in the
   await sql(ds, `CREATE FUNCTION fail_broken() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN IF NEW.user_id = '${broken}' THEN PERFORM nextval('broken_attempts'); RAISE EXCEPTION 'broken user'; END IF; RETURN NEW; END $$`);
   for (const suffix of dbs.suffixes) await sql(ds, `CREATE TRIGGER fail_broken BEFORE INSERT ON user_raffle_order_${suffix} FOR EACH ROW EXECUTE FUNCTION fail_broken()`);
-  let replies;
+  let replies: Awaited<ReturnType<typeof partake>>[];
   try {
     replies = await Promise.all(users.map((u) => partake(u)));
   } finally {

@@ -4,6 +4,7 @@ import { periodOf } from '../../domain/calendar';
 import { begin, sql } from '../../infra/db';
 import { reservedKey, skuLockKey } from '../../infra/stock';
 import { QUEUES } from '../../infra/topology';
+import { seedDayRow, seedMonthRow } from '../support/seed';
 import { COUNTS, aSku, account, anActivity, counter, drained, load, openWorld, rows, tasks, waitFor, type World } from './recharge-world';
 
 const test = suite('recharge');
@@ -30,8 +31,8 @@ const ordersOf = (userId: string) => rows(w, 'raffle_activity_order', 'user_id =
 test('credit: order, account, day and month rows, recharge.completed task, one unit', async () => {
   const { ds } = w.dbs.forUser('alice');
   const { day, month } = periodOf(new Date(), 'UTC');
-  await sql(ds, `INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus) VALUES ('alice', $1, $2, 3, 1)`, [OPEN, day]);
-  await sql(ds, `INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus) VALUES ('alice', $1, $2, 6, 2)`, [OPEN, month]);
+  await seedDayRow(w.dbs, 'alice', OPEN, day, 3, 1);
+  await seedMonthRow(w.dbs, 'alice', OPEN, month, 6, 2);
   await recharge('alice', SKU, 'pay-1', { payType: 'cash', payAmount: '12.50' });
   const [order] = await waitFor(async () => ((await ordersOf('alice')).length ? ordersOf('alice') : undefined), 10_000, 'order');
   assert.is(order!.sku, '9011');

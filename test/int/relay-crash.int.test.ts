@@ -3,12 +3,12 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openDatabases, type Databases } from '../../infra/shards';
-import { sql, transaction } from '../../infra/db';
+import { transaction } from '../../infra/db';
 import { firstDelivery } from '../../infra/inbox';
-import { enqueue } from '../../infra/outbox';
 import { TOPICS } from '../../infra/topology';
 import { connectClient, waitFor, type TestClient } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { seedTask, taskState } from '../support/seed';
 
 const root = path.resolve(import.meta.dirname, '../..');
 let world: TestEnv;
@@ -41,9 +41,8 @@ function relayProcess(extra: Record<string, string>): { child: ChildProcess; exi
 
 test('relay killed between confirm and marking: published again with the same id, the effect happens once', async () => {
   const userId = 'crash-user';
-  const u = dbs.forUser(userId);
-  const [t] = await transaction(u.ds, (tx) => enqueue(tx, [{ topic: TOPICS.partakeCreated, userId, data: { userId } }], new Date()));
-  const state = async () => (await sql<{ state: string }>(u.ds, 'SELECT state FROM task WHERE id = $1', [t!.id])).rows[0]!.state;
+  const t = await seedTask(dbs, userId, TOPICS.partakeCreated);
+  const state = () => taskState(t);
 
   const crashing = relayProcess({ AQ_CRASH_AT: 'relay-after-confirm' });
   assert.is(await crashing.exited, 'SIGKILL');

@@ -1,12 +1,13 @@
 import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sql, transaction } from '../../infra/db';
-import { claimDue, enqueue, type EnqueuedTask } from '../../infra/outbox';
+import { sql, } from '../../infra/db';
+import { claimDue, type EnqueuedTask } from '../../infra/outbox';
 import { TOPICS } from '../../infra/topology';
 import { openContext, type Context } from '../../workers/runtime';
 import { connectClient, waitFor, type TestClient } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { seedTask } from '../support/seed';
 import { startWorker, type Running } from '../support/workers';
 
 let world: TestEnv;
@@ -31,9 +32,7 @@ async function addTasks(n: number, prefix: string): Promise<Array<EnqueuedTask &
   const out: Array<EnqueuedTask & { shard: number }> = [];
   for (let i = 0; i < n; i++) {
     const userId = `${prefix}-user-${i}`;
-    const u = ctx.dbs.forUser(userId);
-    const tasks = await transaction(u.ds, (tx) => enqueue(tx, [{ topic: TOPICS.rechargeCompleted, userId, data: { userId, i } }], new Date()));
-    out.push(...tasks.map((t) => ({ ...t, shard: u.shard })));
+    out.push(await seedTask(ctx.dbs, userId, TOPICS.rechargeCompleted, { userId, i }));
   }
   return out;
 }

@@ -1,11 +1,11 @@
 import amqplib, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sql, transaction } from '../../infra/db';
-import { enqueue } from '../../infra/outbox';
-import { DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, QUEUES, type Topic } from '../../infra/topology';
+import { sql } from '../../infra/db';
+import { DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, QUEUES } from '../../infra/topology';
 import { waitFor } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { seedTask } from '../support/seed';
 import { npmScript, startWorker, type Running } from '../support/workers';
 
 let world: TestEnv;
@@ -30,9 +30,8 @@ test.after(async () => {
 const tasksCli = (...args: string[]) => npmScript('tasks', args, world.env);
 
 async function addTask(userId: string, topic: string): Promise<{ messageId: string; shard: number }> {
-  const u = worker.ctx.dbs.forUser(userId);
-  const [t] = await transaction(u.ds, (tx) => enqueue(tx, [{ topic: topic as Topic, userId, data: { userId } }], new Date()));
-  return { messageId: t!.messageId, shard: u.shard };
+  const t = await seedTask(worker.ctx.dbs, userId, topic);
+  return { messageId: t.messageId, shard: t.shard };
 }
 
 type TaskRow = { state: string; attempts: number; gap_ms: number; last_error: string | null };

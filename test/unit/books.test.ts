@@ -140,7 +140,7 @@ test("stock is judged by the events the test saw: an order whose recharge.comple
   h.events = h.events.filter((e: any) => !(e.key === 'recharge.completed' && e.data.orderId === 'o3'));
 }));
 
-test('more orders than stock is oversold', () => fails('oversold', (h, s) => {
+test('more orders than stock is oversold', () => fails('oversold', (h) => {
   h.recharges.push({ userId: 'u5', outBusinessNo: 'r5', sku: 9013 });
   h.events.push({ key: 'recharge.completed', messageId: 'x5', data: { orderId: 'o5', sku: 9013 } });
 }));

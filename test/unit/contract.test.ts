@@ -1,28 +1,17 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ConsumeMessage } from 'amqplib';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PermanentError } from '../../infra/errors';
 import { asyncApi } from '../../infra/contract/documents';
 import { CONTRACT_DIR, asyncApiProblems, expectedFiles, staleFiles, writeFiles } from '../../infra/contract/generate';
 import { AccountPayload, BehaviorPayload, HistoryPayload, OrderPayload, RechargePayload, ReplayPayload, parseAccountRequest, parseHistoryRequest, parseRechargeRequest, parseReplayRequest } from '../../infra/contract/requests';
 import { PartakeReply } from '../../infra/contract/replies';
 import { QUEUES, TOPICS } from '../../infra/topology';
+import { aDelivery, permanentReason } from '../support/deliveries';
 
-const msg = (body: unknown): ConsumeMessage => ({ content: Buffer.from(JSON.stringify(body)), properties: { headers: {} }, fields: {} }) as unknown as ConsumeMessage;
-const reasonOf = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, PermanentError);
-    return (err as PermanentError).reason;
-  }
-  throw new Error('expected a PermanentError');
-};
 
 const emoji = '😀';
 /** [id, accepted?]: the id rule of contract §5.1 at its edges. */
@@ -50,33 +39,33 @@ test('ids: 1-128 code points of printable Unicode, taken verbatim; the reason na
   for (const [id, ok] of IDS) {
     for (const name of ['userId', 'outBusinessNo'] as const) {
       const body = { userId: 'u', sku: 1, outBusinessNo: 'o', [name]: id };
-      if (ok) assert.is(parseRechargeRequest(msg(body))[name], id, JSON.stringify(id));
-      else assert.match(reasonOf(() => parseRechargeRequest(msg(body))), new RegExp(`^${name} `), JSON.stringify(id));
+      if (ok) assert.is(parseRechargeRequest(aDelivery(body))[name], id, JSON.stringify(id));
+      else assert.match(permanentReason(() => parseRechargeRequest(aDelivery(body))), new RegExp(`^${name} `), JSON.stringify(id));
     }
   }
-  assert.is(reasonOf(() => parseRechargeRequest(msg({ userId: 'x'.repeat(129), sku: 1, outBusinessNo: 'o' }))), 'userId is over 128 characters');
-  assert.is(reasonOf(() => parseRechargeRequest(msg({ userId: 'a\u0001', sku: 1, outBusinessNo: 'o' }))), 'userId holds a control character or a lone surrogate');
-  assert.is(reasonOf(() => parseRechargeRequest(msg({ userId: 7, sku: 1, outBusinessNo: 'o' }))), 'userId must be a non-empty string');
-  assert.is(reasonOf(() => parseAccountRequest(msg({ userId: 'u', activityId: '100301' }))), 'activityId must be a positive whole number');
-  assert.is(reasonOf(() => parseAccountRequest(msg({ userId: 'u' }))), 'activityId must be a positive whole number');
+  assert.is(permanentReason(() => parseRechargeRequest(aDelivery({ userId: 'x'.repeat(129), sku: 1, outBusinessNo: 'o' }))), 'userId is over 128 characters');
+  assert.is(permanentReason(() => parseRechargeRequest(aDelivery({ userId: 'a\u0001', sku: 1, outBusinessNo: 'o' }))), 'userId holds a control character or a lone surrogate');
+  assert.is(permanentReason(() => parseRechargeRequest(aDelivery({ userId: 7, sku: 1, outBusinessNo: 'o' }))), 'userId must be a non-empty string');
+  assert.is(permanentReason(() => parseAccountRequest(aDelivery({ userId: 'u', activityId: '100301' }))), 'activityId must be a positive whole number');
+  assert.is(permanentReason(() => parseAccountRequest(aDelivery({ userId: 'u' }))), 'activityId must be a positive whole number');
 });
 
 test('history: limit 1..100 defaulting to 20, before in epoch ms', () => {
-  assert.equal(parseHistoryRequest(msg({ userId: 'u', activityId: 1 })), { userId: 'u', activityId: 1, limit: 20 });
-  assert.equal(parseHistoryRequest(msg({ id: 'm', data: { userId: 'u', activityId: 1, limit: 100, before: 1_780_000_000_000 } })), { userId: 'u', activityId: 1, limit: 100, before: 1_780_000_000_000 });
-  for (const limit of [0, 101, 1.5, '5']) assert.match(reasonOf(() => parseHistoryRequest(msg({ userId: 'u', activityId: 1, limit }))), /^limit /);
-  assert.match(reasonOf(() => parseHistoryRequest(msg({ userId: 'u', activityId: 1, before: -1 }))), /^before /);
+  assert.equal(parseHistoryRequest(aDelivery({ userId: 'u', activityId: 1 })), { userId: 'u', activityId: 1, limit: 20 });
+  assert.equal(parseHistoryRequest(aDelivery({ id: 'm', data: { userId: 'u', activityId: 1, limit: 100, before: 1_780_000_000_000 } })), { userId: 'u', activityId: 1, limit: 100, before: 1_780_000_000_000 });
+  for (const limit of [0, 101, 1.5, '5']) assert.match(permanentReason(() => parseHistoryRequest(aDelivery({ userId: 'u', activityId: 1, limit }))), /^limit /);
+  assert.match(permanentReason(() => parseHistoryRequest(aDelivery({ userId: 'u', activityId: 1, before: -1 }))), /^before /);
 });
 
 test('replay: exactly one of taskIds or state', () => {
-  assert.equal(parseReplayRequest(msg({ taskIds: [1, '2:7', 'partake.created:1'] })), { ids: [1, '2:7', 'partake.created:1'] });
-  assert.equal(parseReplayRequest(msg({ state: 'dead' })), { state: 'dead' });
-  assert.is(reasonOf(() => parseReplayRequest(msg({}))), 'give exactly one of taskIds or state');
-  assert.is(reasonOf(() => parseReplayRequest(msg({ taskIds: [1], state: 'dead' }))), 'give exactly one of taskIds or state');
-  assert.is(reasonOf(() => parseReplayRequest(msg({ state: 'create' }))), 'state must be "fail" or "dead"');
-  assert.is(reasonOf(() => parseReplayRequest(msg({ taskIds: [] }))), 'taskIds must be a non-empty array');
-  assert.match(reasonOf(() => parseReplayRequest(msg({ taskIds: [1, 0] }))), /^taskIds\[1\] /);
-  assert.is(reasonOf(() => parseReplayRequest(msg({ taskIds: Array.from({ length: 1001 }, (_, i) => i + 1) }))), 'taskIds has over 1000 entries');
+  assert.equal(parseReplayRequest(aDelivery({ taskIds: [1, '2:7', 'partake.created:1'] })), { ids: [1, '2:7', 'partake.created:1'] });
+  assert.equal(parseReplayRequest(aDelivery({ state: 'dead' })), { state: 'dead' });
+  assert.is(permanentReason(() => parseReplayRequest(aDelivery({}))), 'give exactly one of taskIds or state');
+  assert.is(permanentReason(() => parseReplayRequest(aDelivery({ taskIds: [1], state: 'dead' }))), 'give exactly one of taskIds or state');
+  assert.is(permanentReason(() => parseReplayRequest(aDelivery({ state: 'create' }))), 'state must be "fail" or "dead"');
+  assert.is(permanentReason(() => parseReplayRequest(aDelivery({ taskIds: [] }))), 'taskIds must be a non-empty array');
+  assert.match(permanentReason(() => parseReplayRequest(aDelivery({ taskIds: [1, 0] }))), /^taskIds\[1\] /);
+  assert.is(permanentReason(() => parseReplayRequest(aDelivery({ taskIds: Array.from({ length: 1001 }, (_, i) => i + 1) }))), 'taskIds has over 1000 entries');
 });
 
 /** The checked-in JSON Schema, read by a separate validator, must agree with the zod schema on every sample. */

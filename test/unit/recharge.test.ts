@@ -1,10 +1,9 @@
-import type { ConsumeMessage } from 'amqplib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Activity } from '../../domain/catalog';
 import { checkRecharge, completedPayload, decideRecharge, rebateBizId, rechargeOrder, rejectedPayload, tookLastUnit, SOLD_OUT, type RechargeSku } from '../../domain/recharge';
-import { PermanentError } from '../../infra/errors';
 import { parseBehavior, parseRecharge } from '../../workers/recharge/message';
+import { aDelivery, permanentReason } from '../support/deliveries';
 
 const now = new Date('2026-06-15T12:00:00Z');
 const anActivity = (o: Partial<Activity> = {}): Activity => ({
@@ -60,49 +59,38 @@ test('rebate biz id joins user, behavior, sku and outBusinessNo', () => {
   assert.is(rebateBizId('u1', 'sign', 9011, '2026-06-15'), 'u1_sign_9011_2026-06-15');
 });
 
-const msg = (body: unknown, raw?: string): ConsumeMessage =>
-  ({ content: Buffer.from(raw ?? JSON.stringify(body)), properties: { headers: {} }, fields: {} }) as unknown as ConsumeMessage;
-const reasonOf = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, PermanentError);
-    return (err as PermanentError).reason;
-  }
-  throw new Error('expected a PermanentError');
-};
 
 test('parse: bare payload and envelope, defaults for pay fields', () => {
-  assert.equal(parseRecharge(msg({ userId: 'u1', sku: 9011, outBusinessNo: 'o1' })), { userId: 'u1', sku: 9011, outBusinessNo: 'o1', payType: 'free', payAmount: '0' });
-  assert.equal(parseRecharge(msg({ id: 'm1', timestamp: 1, data: { userId: 'u1', sku: 9011, outBusinessNo: 'o1', payType: 'cash', payAmount: '12.50' } })),
+  assert.equal(parseRecharge(aDelivery({ userId: 'u1', sku: 9011, outBusinessNo: 'o1' })), { userId: 'u1', sku: 9011, outBusinessNo: 'o1', payType: 'free', payAmount: '0' });
+  assert.equal(parseRecharge(aDelivery({ id: 'm1', timestamp: 1, data: { userId: 'u1', sku: 9011, outBusinessNo: 'o1', payType: 'cash', payAmount: '12.50' } })),
     { userId: 'u1', sku: 9011, outBusinessNo: 'o1', payType: 'cash', payAmount: '12.50' });
 });
 
 test('parse: every bad field is refused with its name', () => {
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: '9011', outBusinessNo: 'o' }))), 'sku');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: -1, outBusinessNo: 'o' }))), 'sku');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1.5, outBusinessNo: 'o' }))), 'sku');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'x'.repeat(129), sku: 1, outBusinessNo: 'o' }))), 'userId');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: '', sku: 1, outBusinessNo: 'o' }))), 'userId');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1 }))), 'outBusinessNo');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1\u0007', sku: 1, outBusinessNo: 'o' }))), 'userId');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1, outBusinessNo: 'o', payType: 'gold' }))), 'payType');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1, outBusinessNo: 'o', payAmount: '-1' }))), 'payAmount');
-  assert.match(reasonOf(() => parseRecharge(msg({ userId: 'u1', sku: 1, outBusinessNo: 'o', payAmount: 12.5 }))), 'payAmount');
-  assert.match(reasonOf(() => parseRecharge(msg(null, 'not json'))), 'JSON');
-  assert.match(reasonOf(() => parseRecharge(msg(null, JSON.stringify({ userId: 'u', sku: 1, outBusinessNo: 'x'.repeat(1 << 20) })))), 'limit');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: 'u1', sku: '9011', outBusinessNo: 'o' }))), 'sku');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: 'u1', sku: -1, outBusinessNo: 'o' }))), 'sku');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: 'u1', sku: 1.5, outBusinessNo: 'o' }))), 'sku');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: 'x'.repeat(129), sku: 1, outBusinessNo: 'o' }))), 'userId');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: '', sku: 1, outBusinessNo: 'o' }))), 'userId');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: 'u1', sku: 1 }))), 'outBusinessNo');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: 'u1\u0007', sku: 1, outBusinessNo: 'o' }))), 'userId');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: 'u1', sku: 1, outBusinessNo: 'o', payType: 'gold' }))), 'payType');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: 'u1', sku: 1, outBusinessNo: 'o', payAmount: '-1' }))), 'payAmount');
+  assert.match(permanentReason(() => parseRecharge(aDelivery({ userId: 'u1', sku: 1, outBusinessNo: 'o', payAmount: 12.5 }))), 'payAmount');
+  assert.match(permanentReason(() => parseRecharge(aDelivery(null, 'not json'))), 'JSON');
+  assert.match(permanentReason(() => parseRecharge(aDelivery(null, JSON.stringify({ userId: 'u', sku: 1, outBusinessNo: 'x'.repeat(1 << 20) })))), 'limit');
 });
 
 test('parse: ids with quotes, SQL text, CJK and emoji are taken verbatim', () => {
   const userId = "u1'; DROP TABLE raffle_activity_account; --";
-  assert.is(parseRecharge(msg({ userId, sku: 1, outBusinessNo: '订单-😀' })).userId, userId);
-  assert.is(parseRecharge(msg({ userId, sku: 1, outBusinessNo: '订单-😀' })).outBusinessNo, '订单-😀');
+  assert.is(parseRecharge(aDelivery({ userId, sku: 1, outBusinessNo: '订单-😀' })).userId, userId);
+  assert.is(parseRecharge(aDelivery({ userId, sku: 1, outBusinessNo: '订单-😀' })).outBusinessNo, '订单-😀');
 });
 
 test('parse behavior: behavior is an id of 1-128 characters', () => {
-  assert.equal(parseBehavior(msg({ userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' })), { userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' });
-  assert.equal(parseBehavior(msg({ userId: 'u1', behavior: 'x'.repeat(128), outBusinessNo: 'd' })).behavior, 'x'.repeat(128));
-  assert.is(reasonOf(() => parseBehavior(msg({ userId: 'u1', behavior: 'x'.repeat(129), outBusinessNo: 'd' }))), 'behavior is over 128 characters');
+  assert.equal(parseBehavior(aDelivery({ userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' })), { userId: 'u1', behavior: 'sign', outBusinessNo: '2026-06-15' });
+  assert.equal(parseBehavior(aDelivery({ userId: 'u1', behavior: 'x'.repeat(128), outBusinessNo: 'd' })).behavior, 'x'.repeat(128));
+  assert.is(permanentReason(() => parseBehavior(aDelivery({ userId: 'u1', behavior: 'x'.repeat(129), outBusinessNo: 'd' }))), 'behavior is over 128 characters');
 });
 
 test('decision: accepted and taken → credited with the order, its period and recharge.completed', () => {
