@@ -51,6 +51,8 @@ export type Config = Readonly<{
   callTimeoutMs: number;
   /** The outbox relay (`OUTBOX_*`). */
   outbox: OutboxSettings;
+  /** The orphaned-reservation reaper of the recharge workers: how often, and from which age (`STOCK_REAPER_*`). */
+  stockReaper: Readonly<{ everyMs: number; minAgeSeconds: number }>;
   /** Where spans go (OTLP/HTTP, JSON; `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`; unset = none recorded) and their service (`OTEL_SERVICE_NAME`, default `activity-quota-<worker>`). */
   otlpTracesUrl: string | undefined;
   otelServiceName: string | undefined;
@@ -181,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: r.int('METRICS_PORT', 9400, 0, 65000),
     callTimeoutMs: r.int('CALL_TIMEOUT_MS', 10_000, 1, 3_600_000),
     outbox: readOutbox(r),
+    stockReaper: { everyMs: r.int('STOCK_REAPER_MS', 5_000, 50, 3_600_000), minAgeSeconds: r.int('STOCK_REAPER_AGE_SECONDS', 15, 0, 86_400) },
     ...r.get(() => readTelemetry(env), { otlpTracesUrl: undefined, otelServiceName: undefined }),
   };
   if (r.problems.length) throw new ConfigError(r.problems);

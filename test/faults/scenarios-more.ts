@@ -1,7 +1,7 @@
 import { QUEUES } from '../../infra/topology';
 import type { CancelInput } from '../support/books';
 import { finish, fundUsers, inWorld, mixedRecharges, partakeRounds, type Ctx, type PartakeLoad, type Result, type Scenario } from './harness';
-import { ACTIVITY, cancelOrder, catalog, partakeCall, progress, queryAccount, send, useOrder } from './load';
+import { ACTIVITY, SKU, cancelOrder, catalog, partakeCall, progress, queryAccount, recharges, send, useOrder } from './load';
 import { sleep } from './world';
 
 /** Scenarios of issue 11: a graceful stop under load, poison on the request/reply path, expiry and cancel racing uses. */
@@ -92,6 +92,20 @@ async function expiryRace(c: Ctx): Promise<Result> {
   return { ...r, evidence: `use replies ${JSON.stringify(states)}; cancels won ${load.cancels.filter((x) => x.replies.some((y) => y.code === '0000')).length}; expiry rounds logged ${expired}` };
 }
 
+/**
+ * The reaper every 200 ms for reservations of any age: it meets attempts still in flight, and only
+ * the request lock (which it takes before looking for the order) keeps it from giving back a unit
+ * whose order is about to commit. The docs say exactness does not rest on the 15 s age: this shows it.
+ */
+async function eagerReaper(c: Ctx): Promise<Result> {
+  const inputs = recharges(1_500, { users: 300, sku: SKU.limited, prefix: 'eager' });
+  const t0 = Date.now();
+  await send(c.w, inputs, { concurrency: 30, ratePerSec: 300 });
+  const r = await finish(c, t0, { recharges: inputs });
+  const reaped = c.w.grepLogs(/orphaned stock reservations settled/).length;
+  return { ...r, evidence: `${reaped} reaper rounds settled reservations of attempts in flight` };
+}
+
 const poisonUser = `poison-${Math.random().toString(36).slice(2, 8)}`;
 
 export const MORE_SCENARIOS: Scenario[] = [
@@ -108,6 +122,13 @@ export const MORE_SCENARIOS: Scenario[] = [
     load: '30 users × 3 partake+use rounds and 2 account queries each, DELIVERY_LIMIT=3, one poison partake',
     fault: 'a partake request that kills the partake worker on every delivery (AQ_CRASH_AT=partake-message:<userId>)',
     run: () => inWorld({ env: { DELIVERY_LIMIT: '3', AQ_CRASH_AT: `partake-message:${poisonUser}` } }, (c) => poisonPartake(c, poisonUser)),
+  },
+  {
+    name: 'eager-reaper',
+    quick: false,
+    load: '1500 recharges of one SKU (stock 1000) by 300 users at 300/s',
+    fault: 'the stock reaper every 200 ms for reservations of any age (STOCK_REAPER_MS=200, STOCK_REAPER_AGE_SECONDS=0)',
+    run: () => inWorld({ stock: 1_000, env: { STOCK_REAPER_MS: '200', STOCK_REAPER_AGE_SECONDS: '0' } }, eagerReaper),
   },
   {
     name: 'expiry-cancel-use',

@@ -9,7 +9,7 @@ export const start: Start = async (ctx) => {
   const { log, broker, dbs, redis, clock, newOrderId } = ctx;
   const outbox = outboxPort(ctx.relay);
   const deps: Deps = { log, outbox, dbs, redis, clock, newOrderId, catalog: catalogReader(dbs.global), timeZone: ctx.config.timeZone };
-  const stopJobs = startStockJobs(dbs, redis, log);
+  const stopJobs = startStockJobs(dbs, redis, log, ctx.config.stockReaper);
   await broker.consume(RECHARGE_QUEUE, (msg) => handleRecharge(deps, msg));
   await broker.consume(BEHAVIOR_QUEUE, (msg) => handleBehavior(deps, msg));
   return stopJobs;
