@@ -24,6 +24,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox
                         [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--service-dir DIR] [--variants] [--docs|--no-docs] [--keep]
        npm run bench -- --cluster [--reuse] [--n N] [--duration SECONDS] [--no-docs]   (bench/cluster.ts)
        npm run bench -- --soak MINUTES | --flood N   [--env KEY=VALUE …] [--service-dir DIR] [--keep]
+       npm run bench -- --summarize RESULTS.json …   (issue 16's figures over several runs into docs/BENCHMARKS.md)
   --quick        small N and short runs (development, CI smoke)
   --only         run only these scenarios (the pipeline starts only for partake / recharge / outbox)
   --n            recharges to publish (default 20000; quick 1000)
@@ -139,6 +140,11 @@ async function unwind(): Promise<void> {
 async function main(): Promise<void> {
   // The cluster world's throughput (1 and 2 instances per worker) has a runner of its own, which exits.
   if (process.argv.includes('--cluster')) return void (await import('./cluster'));
+  if (process.argv[2] === '--summarize') {
+    const files = process.argv.slice(3);
+    if (!files.length) fail('--summarize: name the results files (bench/out/results-*.json)');
+    return void process.stdout.write(`${(await import('./summary')).writeSummary(files, root)}\n`);
+  }
   const o = parseArgs(process.argv.slice(2));
   const t0 = now();
   const runId = randomBytes(3).toString('hex');

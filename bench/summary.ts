@@ -1,0 +1,79 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DbWorkRow, Results } from './report';
+
+/**
+ * Issue 16's figures over several full runs (their results JSON), each run's value, the spread and
+ * the goal: `npm run bench -- --summarize FILE…` writes the table between the `bench:runs` markers
+ * of docs/BENCHMARKS.md.
+ */
+type Figure = Readonly<{ name: string; goal: string; ok?: (v: number) => boolean; digits: number; of: (r: Results) => number | undefined }>;
+
+const work = (r: Results, side: DbWorkRow['side'], scenario: DbWorkRow['scenario'], c?: number) =>
+  r.dbWork?.find((x) => x.side === side && x.scenario === scenario && (c === undefined || x.concurrency === c));
+const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? a / b : undefined);
+const cpuRow = (r: Results, scenario: 'partake' | 'recharge', c: number) =>
+  r.cpu?.perMessage.find((x) => x.scenario === scenario && (scenario === 'partake' ? x.concurrency === c : x.dbCeiling?.concurrency === c));
+/** WAL of the recharge pipeline (one span) against the ceiling at C. */
+const walRatio = (r: Results, scenario: 'partake' | 'recharge', c: number) =>
+  ratio(work(r, 'db ceiling', scenario, c)?.walBytesNoFpi, work(r, 'pipeline', scenario, scenario === 'partake' ? c : undefined)?.walBytesNoFpi);
+const atLeast = (g: number) => (v: number) => v >= g;
+const atMost = (g: number) => (v: number) => v <= g;
+const best = (ps: ReadonlyArray<{ throughput: number }> | undefined) => (ps?.length ? Math.max(...ps.map((p) => p.throughput)) : undefined);
+
+export const FIGURES: readonly Figure[] = [
+  { name: 'partake: PostgreSQL CPU ms per message, pipeline C=16', goal: '–', digits: 2, of: (r) => cpuRow(r, 'partake', 16)?.pipeline?.ms.postgres },
+  { name: 'partake: PostgreSQL CPU ms per transaction, DB ceiling C=16', goal: '–', digits: 2, of: (r) => cpuRow(r, 'partake', 16)?.dbCeiling?.postgresMs },
+  { name: 'partake: database CPU, ceiling ÷ pipeline, C=16', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => cpuRow(r, 'partake', 16)?.postgresCeilingOverPipeline },
+  { name: 'partake: database CPU, ceiling ÷ pipeline, C=64', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => cpuRow(r, 'partake', 64)?.postgresCeilingOverPipeline },
+  { name: 'partake: database CPU, ceiling ÷ pipeline, cheapest levels', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => r.cpu?.cheapest?.partake?.ceilingOverPipeline },
+  { name: 'partake: WAL bytes (no full-page images), ceiling ÷ pipeline, C=16', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => walRatio(r, 'partake', 16) },
+  { name: 'partake: WAL bytes per message, pipeline C=16', goal: '–', digits: 0, of: (r) => work(r, 'pipeline', 'partake', 16)?.walBytesNoFpi },
+  { name: 'partake: commits per message, pipeline C=16', goal: '–', digits: 2, of: (r) => work(r, 'pipeline', 'partake', 16)?.transactions },
+  { name: 'partake: statements (round trips) per message, pipeline C=16', goal: '–', digits: 2, of: (r) => work(r, 'pipeline', 'partake', 16)?.statements },
+  { name: 'recharge: PostgreSQL CPU ms per message, pipeline', goal: '–', digits: 2, of: (r) => cpuRow(r, 'recharge', 16)?.pipeline?.ms.postgres },
+  { name: 'recharge: database CPU, ceiling ÷ pipeline, ceiling C=16', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => cpuRow(r, 'recharge', 16)?.postgresCeilingOverPipeline },
+  { name: 'recharge: database CPU, ceiling ÷ pipeline, ceiling C=64', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => cpuRow(r, 'recharge', 64)?.postgresCeilingOverPipeline },
+  { name: 'recharge: database CPU, ceiling ÷ pipeline, cheapest levels', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => r.cpu?.cheapest?.recharge?.ceilingOverPipeline },
+  { name: 'recharge: WAL bytes (no full-page images), ceiling C=16 ÷ pipeline', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => walRatio(r, 'recharge', 16) },
+  { name: 'recharge: commits per message, pipeline', goal: '–', digits: 2, of: (r) => work(r, 'pipeline', 'recharge')?.transactions },
+  { name: 'partake throughput, pipeline ÷ DB ceiling, C=64', goal: '≥ 0.6', ok: atLeast(0.6), digits: 2, of: (r) => ratio(r.partake?.available ? r.partake.result.find((p) => p.concurrency === 64)?.throughput : undefined, r.ceilings?.dbPartake.find((p) => p.concurrency === 64)?.throughput) },
+  { name: 'recharge throughput, pipeline ÷ best DB ceiling', goal: '≥ 0.5', ok: atLeast(0.5), digits: 2, of: (r) => ratio(r.recharge?.available ? r.recharge.result.perSecond : undefined, best(r.ceilings?.dbRecharge)) },
+  { name: 'partake p99 ms, open loop at half of peak', goal: '≤ 50', ok: atMost(50), digits: 1, of: (r) => r.partakeHalfPeak?.latency.p99 },
+  { name: 'outbox delay p99 ms under full load (worst of the partake and recharge runs)', goal: '≤ 100', ok: atMost(100), digits: 0, of: (r) => (r.outbox?.available ? Math.max(...Object.values(r.outbox.result.underLoad).map((l) => l.p99)) : undefined) },
+  { name: 'largest worker peak RSS, MB', goal: '< 150', ok: (v) => v < 150, digits: 0, of: (r) => (r.rss ? Math.max(...Object.entries(r.rss.peaks).filter(([k]) => k !== 'supervisor').map(([, v]) => v)) : undefined) },
+];
+
+const show = (v: number | undefined, digits: number) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+
+/** The table: one column per run, the spread (min–max), the goal and whether every run reached it. */
+export function summaryMarkdown(runs: readonly Results[]): string {
+  const out: string[] = [];
+  out.push(`Issue 16's figures over ${runs.length} runs (${runs.map((r) => `${r.meta.date.slice(0, 16)}Z \`${r.meta.command}\``).join('; ')}):`);
+  out.push('');
+  out.push(`| figure | ${runs.map((_, i) => `run ${i + 1}`).join(' | ')} | spread (min – max) | goal | reached |`);
+  out.push(`|---|${runs.map(() => '---:').join('|')}|---|---|---|`);
+  for (const f of FIGURES) {
+    const vs = runs.map((r) => f.of(r));
+    const known = vs.filter((v): v is number => v !== undefined && Number.isFinite(v));
+    const spread = known.length ? `${show(Math.min(...known), f.digits)} – ${show(Math.max(...known), f.digits)}` : '–';
+    const reached = !f.ok ? '' : known.length < runs.length ? 'not measured in every run' : known.every(f.ok) ? '**yes**' : known.some(f.ok) ? 'in some runs only' : '**no**';
+    out.push(`| ${f.name} | ${vs.map((v) => show(v, f.digits)).join(' | ')} | ${spread} | ${f.goal} | ${reached} |`);
+  }
+  return out.join('\n');
+}
+
+const START = '<!-- bench:runs:start -->';
+const END = '<!-- bench:runs:end -->';
+
+/** Reads the results files and writes the table into docs/BENCHMARKS.md (and prints it). */
+export function writeSummary(files: readonly string[], root: string): string {
+  const runs = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Results);
+  const md = summaryMarkdown(runs);
+  const bm = path.join(root, 'docs', 'BENCHMARKS.md');
+  const text = fs.readFileSync(bm, 'utf8');
+  const a = text.indexOf(START), b = text.indexOf(END);
+  if (a < 0 || b < a) throw new Error(`docs/BENCHMARKS.md has no ${START} … ${END} markers`);
+  fs.writeFileSync(bm, `${text.slice(0, a + START.length)}\n${md}\n${text.slice(b)}`);
+  return md;
+}

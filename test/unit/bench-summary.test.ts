@@ -1,0 +1,26 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Results } from '../../bench/report';
+import { summaryMarkdown } from '../../bench/summary';
+
+/** A results file reduced to what the summary reads: database CPU per message at C=16. */
+function run(pipelineMs: number, ceilingMs: number): Results {
+  return {
+    meta: { date: '2026-12-05T08:00:00.000Z', command: 'npm run bench', options: {}, machine: {} },
+    cpu: { clockTicks: 100, spans: [], perMessage: [{ scenario: 'partake', concurrency: 16, pipeline: { messages: 1, seconds: 1, ms: { postgres: pipelineMs } }, dbCeiling: { transactions: 1, seconds: 1, postgresMs: ceilingMs }, postgresCeilingOverPipeline: ceilingMs / pipelineMs }] },
+  };
+}
+
+const line = (md: string, name: string) => md.split('\n').find((l) => l.startsWith(`| ${name} |`))!;
+
+test('each run, the spread and the goal: reached only when every run reaches it', () => {
+  const good = summaryMarkdown([run(0.5, 1), run(0.6, 1.2), run(0.4, 0.8)]);
+  assert.is(line(good, 'partake: database CPU, ceiling ÷ pipeline, C=16'), '| partake: database CPU, ceiling ÷ pipeline, C=16 | 2.00 | 2.00 | 2.00 | 2.00 – 2.00 | ≥ 1.5 | **yes** |');
+  const mixed = summaryMarkdown([run(0.5, 1), run(1, 1), run(2, 1)]);
+  assert.match(line(mixed, 'partake: database CPU, ceiling ÷ pipeline, C=16'), /\| 2\.00 \| 1\.00 \| 0\.50 \| 0\.50 – 2\.00 \| ≥ 1\.5 \| in some runs only \|$/);
+  const bad = summaryMarkdown([run(2, 1), run(2, 1)]);
+  assert.match(line(bad, 'partake: database CPU, ceiling ÷ pipeline, C=16'), /\*\*no\*\* \|$/);
+  assert.match(line(bad, 'partake: database CPU, ceiling ÷ pipeline, C=64'), /not measured in every run \|$/);
+});
+
+test.run();
