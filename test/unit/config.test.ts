@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, effectiveSettings, loadConfig } from '../../infra/config';
+import { ConfigError, effectiveSettings, initialLogLevel, loadConfig, processSwitches, workerEnv } from '../../infra/config';
 
 test('defaults follow the contract', () => {
   const c = loadConfig({});
@@ -130,6 +130,20 @@ test('effective settings mask every password and keep the rest', () => {
   assert.ok(shown.includes('postgres://app:***@db:5432/camp'), shown);
   assert.is(effectiveSettings(c).prefetch, 32);
   assert.is(c.callTimeoutMs, 10_000);
+});
+
+test('outbox relay settings (OUTBOX_*) are read and checked with the others', () => {
+  assert.equal(loadConfig({}).outbox, { maxAttempts: 10, backoffMs: 1000, backoffMaxMs: 300000, leaseMs: 30000, batchSize: 100 });
+  assert.equal(loadConfig({ OUTBOX_MAX_ATTEMPTS: '3', OUTBOX_LEASE_MS: '5000' }).outbox, { maxAttempts: 3, backoffMs: 1000, backoffMaxMs: 300000, leaseMs: 5000, batchSize: 100 });
+  refuses({ OUTBOX_LEASE_MS: '4999' }, 'OUTBOX_LEASE_MS'); // shorter than a publish may take
+  refuses({ OUTBOX_BATCH: 'ten' }, 'OUTBOX_BATCH');
+});
+
+test('the switches read before or beside the configuration: root log level, probation, the worker environment', () => {
+  assert.equal([initialLogLevel({}), initialLogLevel({ LOG_LEVEL: 'debug' }), initialLogLevel({ LOG_LEVEL: 'loud' })], ['info', 'debug', 'info']);
+  assert.equal([processSwitches({}).probation, processSwitches({ AQ_PROBATION: '1' }).probation, processSwitches({ AQ_CRASH_AT: ' x ' }).crashAt], [false, true, 'x']);
+  assert.equal(workerEnv(true, { A: '1' }), { A: '1', AQ_PROBATION: '1' });
+  assert.equal(workerEnv(false, { A: '1' }), { A: '1' });
 });
 
 test.run();
