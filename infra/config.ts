@@ -1,7 +1,9 @@
 import { isPowerOfTwo } from '../domain/router';
+import { ConfigError, checkUrl, clusterSetting, intSetting, urlSetting, type RedisClusterSetting } from './config-parse';
 import { maskUrl, withDatabaseSuffix } from './urls';
 
 export { databaseName, maskUrl, withDatabaseSuffix } from './urls';
+export { ConfigError, intSetting, type RedisClusterSetting } from './config-parse';
 
 export type Config = Readonly<{
   databaseUrl: string;
@@ -70,24 +72,6 @@ export type OutboxSettings = Readonly<{
   batchSize: number;
 }>;
 
-export type RedisClusterSetting = Readonly<{
-  nodes: ReadonlyArray<Readonly<{ host: string; port: number }>>;
-  username?: string;
-  password?: string;
-  tls: boolean;
-}>;
-
-/** Wrong settings: one line per wrong variable, all of them at once; the process stops with them. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  readonly problems: readonly string[];
-  constructor(problems: string | readonly string[]) {
-    const list = typeof problems === 'string' ? [problems] : problems;
-    super(list.join('\n'));
-    this.problems = list;
-  }
-}
-
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 const rawLogLevel = (env: NodeJS.ProcessEnv): string => env.LOG_LEVEL?.trim() || 'info';
@@ -133,7 +117,7 @@ function reader(env: NodeJS.ProcessEnv) {
     problems,
     get,
     int: (name: string, fallback: number, min: number, max: number) => get(() => intSetting(env, name, fallback, min, max), fallback),
-    url: (name: string, fallback: string, protocols: string[]) => get(() => url(env, name, fallback, protocols), fallback),
+    url: (name: string, fallback: string, protocols: string[]) => get(() => urlSetting(env, name, fallback, protocols), fallback),
     check: (fn: () => void) => get(fn, undefined),
   };
 }
@@ -243,61 +227,9 @@ export function effectiveSettings(c: Config): Record<string, unknown> {
   };
 }
 
-/** `host:port,host:port` or `redis[s]://[user:pass@]host:port,...`; credentials and TLS of the first URL apply to every node. */
-function clusterSetting(env: NodeJS.ProcessEnv): RedisClusterSetting | undefined {
-  const raw = env.REDIS_CLUSTER_NODES?.trim();
-  if (!raw) return undefined;
-  let auth: Omit<RedisClusterSetting, 'nodes'> | undefined;
-  const nodes = raw.split(',').map((entry, i) => {
-    const e = entry.trim();
-    const u = (() => {
-      try {
-        return new URL(/^[a-z]+:\/\//i.test(e) ? e : `redis://${e}`);
-      } catch {
-        return undefined;
-      }
-    })();
-    const port = Number(u?.port);
-    if (!u || !['redis:', 'rediss:'].includes(u.protocol) || !u.hostname || !Number.isInteger(port) || port < 1 || port > 65535 || (u.pathname && u.pathname !== '/')) {
-      throw new ConfigError(`REDIS_CLUSTER_NODES: entry ${i + 1} ${JSON.stringify(e)} is not host:port (or redis://[user:pass@]host:port)`);
-    }
-    auth ??= /^[a-z]+:\/\//i.test(e)
-      ? { username: decodeURIComponent(u.username) || undefined, password: decodeURIComponent(u.password) || undefined, tls: u.protocol === 'rediss:' }
-      : undefined;
-    return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port };
-  });
-  return { nodes, tls: false, ...auth };
-}
-
 /** The traces URL as the OpenTelemetry spec reads the variables (the per-signal one as is, else the base + `/v1/traces`). */
 function readTelemetry(env: NodeJS.ProcessEnv): Pick<Config, 'otlpTracesUrl' | 'otelServiceName'> {
   const [signal, base] = [env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim(), env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim().replace(/\/+$/, '')];
   const otlpTracesUrl = signal ? checkUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', signal, ['http:', 'https:']) : base ? `${checkUrl('OTEL_EXPORTER_OTLP_ENDPOINT', base, ['http:', 'https:'])}/v1/traces` : undefined;
   return { otlpTracesUrl, otelServiceName: env.OTEL_SERVICE_NAME?.trim() || undefined };
-}
-
-function url(env: NodeJS.ProcessEnv, name: string, fallback: string, protocols: string[]): string {
-  const raw = env[name]?.trim();
-  return raw ? checkUrl(name, raw, protocols) : fallback;
-}
-
-function checkUrl(name: string, raw: string, protocols: string[]): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new ConfigError(`${name}: ${JSON.stringify(raw)} is not a URL`);
-  }
-  if (!protocols.includes(u.protocol)) throw new ConfigError(`${name}: expected a ${protocols.join(' or ')} URL, got ${JSON.stringify(raw)}`);
-  if (protocols[0] === 'postgres:' && !u.pathname.replace(/^\//, '')) throw new ConfigError(`${name}: ${JSON.stringify(raw)} names no database`);
-  return raw;
-}
-
-/** A whole-number setting from `min` to `max`; anything else is a ConfigError naming the variable. */
-export function intSetting(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  return n;
 }
