@@ -11,6 +11,6 @@ export const MUTATIONS: readonly Mutation[] = [
   { name: 'no-sold-out-check', protection: 'the sold-out check of the TAKE script (infra/stock.ts)', scenario: 'recharge-10k-stock-100' },
   { name: 'completed-on-claim', protection: 'mark after confirm: tasks are marked completed before they are published (infra/relay.ts)', scenario: 'amqp-cut' },
   { name: 'no-request-lock', protection: 'the request lock on (userId, outBusinessNo), which the reaper takes before it decides (workers/recharge/store.ts lockRequest)', scenario: 'eager-reaper' },
-  { name: 'no-reservation-reaper', protection: 'the reaper of orphaned stock reservations (workers/recharge/stock-jobs.ts)', scenario: 'crash-recharge-before-commit' },
+  { name: 'no-reservation-reaper', protection: 'the reaper of orphaned stock reservations (workers/recharge/stock-jobs.ts)', scenario: 'kill-tree' },
   { name: 'no-rebuild-lock', protection: "the rebuild's exclusive SKU lock on every shard (infra/stock.ts rebuildLocked)", scenario: 'redis-flush' },
 ];
