@@ -62,7 +62,8 @@ export type Round = { part: string; start: number; end: number; call: PartakeInp
 /** The load both phases share: paced recharges per part, and partake + use rounds by callers per part. */
 export type Load = { sent: Sent[]; rounds: Round[]; stop(): Promise<void> };
 
-export type Part = Readonly<{ name: string; rechargeUsers: string[]; sku: number; ratePerSec: number; callers?: string[][] }>;
+/** `labels`: how the part's recharges and partakes are named in the table (default: `<name> recharges`, `<name> partakes`). */
+export type Part = Readonly<{ name: string; rechargeUsers: string[]; sku: number; ratePerSec: number; callers?: string[][]; labels?: Readonly<{ recharges: string; partakes: string }> }>;
 
 /** Starts the load: each part's recharges at its rate (open loop), each partake caller in a closed loop (one round per 250 ms at most). */
 export function startLoad(w: World, parts: readonly Part[]): Load {
@@ -147,11 +148,11 @@ export async function orderTimes(w: World): Promise<Map<string, number>> {
 }
 
 /** The samples of each part: recharges by the committed order's `order_time`, partakes by their reply. */
-async function seriesOf(w: World, load: Load, which: { healthy: readonly string[]; failing?: string }): Promise<Series[]> {
+async function seriesOf(w: World, load: Load, parts: readonly Part[], which: { healthy: readonly string[]; failing?: string }): Promise<Series[]> {
   const times = await orderTimes(w);
   return [...which.healthy, ...(which.failing ? [which.failing] : [])].flatMap((part) => [
-    { name: `${part} recharges`, failing: part === which.failing, samples: load.sent.filter((s) => s.part === part).map((s) => ({ at: s.at, done: times.get(`${s.input.userId}/${s.input.outBusinessNo}`) })) },
-    { name: `${part} partakes`, failing: part === which.failing, samples: load.rounds.filter((r) => r.part === part && r.call.replies[0]?.code === '0000').map((r) => ({ at: r.start, done: r.end })) },
+    { name: parts.find((p) => p.name === part)?.labels?.recharges ?? `${part} recharges`, failing: part === which.failing, samples: load.sent.filter((s) => s.part === part).map((s) => ({ at: s.at, done: times.get(`${s.input.userId}/${s.input.outBusinessNo}`) })) },
+    { name: parts.find((p) => p.name === part)?.labels?.partakes ?? `${part} partakes`, failing: part === which.failing, samples: load.rounds.filter((r) => r.part === part && r.call.replies[0]?.code === '0000').map((r) => ({ at: r.start, done: r.end })) },
   ]);
 }
 
@@ -195,7 +196,7 @@ export async function baselineThenFault(c: Ctx, parts: Part[], healthy: string[]
   await sleep(10_000);
   await load.stop();
   const r = await finish(c, fault.to, load, { funding: o.funding });
-  const judged = judge(await seriesOf(c.w, load, { healthy, failing: o.failing }), base, fault);
+  const judged = judge(await seriesOf(c.w, load, parts, { healthy, failing: o.failing }), base, fault);
   r.healthy = judged.rows;
   r.books.violations.push(...judged.violations);
   const down = r.healthy.filter((h) => h.part.includes('failing part')).map((h) => `${h.part.replace(' (the failing part)', '')} ${(h.ratio * 100).toFixed(0)} % of baseline`);

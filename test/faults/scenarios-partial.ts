@@ -52,8 +52,8 @@ const redisSilent: Scenario = {
       const f = await fund(c, 1, 2, 60, 'rpa');
       const g = await fund(c, 2, 2, 60, 'rpb');
       const parts: Part[] = [
-        { name: 'unlimited', rechargeUsers: usersOn(c.w, undefined, 100, 'ru'), sku: SKU.unlimited, ratePerSec: 30, callers: [...f.groups, ...g.groups] },
-        { name: 'limited', rechargeUsers: usersOn(c.w, undefined, 100, 'rl'), sku: SKU.limited, ratePerSec: 20 },
+        { name: 'unlimited', rechargeUsers: usersOn(c.w, undefined, 100, 'ru'), sku: SKU.unlimited, ratePerSec: 30, callers: [...f.groups, ...g.groups], labels: { recharges: 'unlimited-stock recharges', partakes: 'partakes' } },
+        { name: 'limited', rechargeUsers: usersOn(c.w, undefined, 100, 'rl'), sku: SKU.limited, ratePerSec: 20, labels: { recharges: 'limited-stock recharges', partakes: '-' } },
       ];
       const r = await baselineThenFault(c, parts, ['unlimited'], { baselineMs: seconds('FAULTS_BASELINE_SECONDS', 30, 20), faultMs: seconds('FAULTS_REDIS_OUTAGE_SECONDS', 60, 60), funding: [...f.funding, ...g.funding], failing: 'limited' }, async () => {
         proxy!.drop();
@@ -76,7 +76,7 @@ const amqpSilentOneWorker: Scenario = {
         const second = c.w.spawn({ worker: 'recharge', extra: { AMQP_URL: proxy.url(c.w.config.amqpUrl), METRICS_PORT: '0' } });
         const deadline = Date.now() + 60_000;
         while (((await c.w.consumerCounts()).get(QUEUES.recharge) ?? 0) <= before && Date.now() < deadline) await sleep(300);
-        const parts: Part[] = [{ name: 'recharges', rechargeUsers: usersOn(c.w, undefined, 200, 'am'), sku: SKU.unlimited, ratePerSec: 60 }];
+        const parts: Part[] = [{ name: 'recharges', rechargeUsers: usersOn(c.w, undefined, 200, 'am'), sku: SKU.unlimited, ratePerSec: 60, labels: { recharges: 'recharges (both workers, then npm start\'s alone)', partakes: '-' } }];
         const r = await baselineThenFault(c, parts, ['recharges'], { baselineMs: seconds('FAULTS_BASELINE_SECONDS', 30, 20), faultMs: seconds('FAULTS_AMQP_OUTAGE_SECONDS', 60, 60), funding: [] }, async () => {
           proxy.drop();
           return () => proxy.restore();
