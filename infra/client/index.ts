@@ -8,9 +8,9 @@ import type { BehaviorPayload, RechargePayload } from '../contract/requests';
 import { clientAmqpUrl } from '../config';
 import { EVENTS_EXCHANGE, QUEUES, type Topic } from '../topology';
 import { extractTraceContext } from '../trace-context';
-import { ContractError, DIRECT_REPLY_TO, TimeoutError, UnroutableError, openWire, parseJson, type PublishOptions, type RawReply } from './wire';
+import { ContractError, DIRECT_REPLY_TO, ReplyLostError, TimeoutError, UnroutableError, openWire, parseJson, type PublishOptions, type RawReply } from './wire';
 
-export { ContractError, DIRECT_REPLY_TO, TimeoutError, UnroutableError, type PublishOptions, type RawReply };
+export { ContractError, DIRECT_REPLY_TO, ReplyLostError, TimeoutError, UnroutableError, type PublishOptions, type RawReply };
 export { EVENTS_EXCHANGE, QUEUES, TOPICS, DEAD_LETTER_QUEUE, type Topic } from '../topology';
 export { RESULT_CODES, type ResultCode, type Reply, type RaffleOrder, type Quota, type History, type CancelledOrder } from '../contract/replies';
 export type { Event, EventData } from '../contract/events';

@@ -13,6 +13,10 @@ export class TimeoutError extends Error {
 export class UnroutableError extends Error {
   override name = 'UnroutableError';
 }
+/** The request was published and confirmed, then the channel closed before its reply came: the request may take effect. */
+export class ReplyLostError extends Error {
+  override name = 'ReplyLostError';
+}
 /** A reply or event that does not match the contract's schema. */
 export class ContractError extends Error {
   override name = 'ContractError';
@@ -89,7 +93,8 @@ export async function openWire(conn: ChannelModel, defaultTimeoutMs: number, rep
   ch.on('error', (err: Error) => (closed = err));
   ch.on('close', () => {
     closed ??= new Error('channel closed');
-    for (const id of [...pending.keys()]) settle(id)?.reject(closed);
+    const lost = new ReplyLostError(`the channel closed before the reply came (${closed.message}); the request was sent`, { cause: closed });
+    for (const id of [...pending.keys()]) settle(id)?.reject(lost);
   });
   ch.on('return', (m: ConsumeMessage) => m.properties.messageId && returned.add(String(m.properties.messageId)));
   const settle = (id: string): Pending | undefined => {
@@ -126,7 +131,7 @@ export async function openWire(conn: ChannelModel, defaultTimeoutMs: number, rep
       return reply;
     },
     async close() {
-      for (const id of [...pending.keys()]) settle(id)?.reject(new Error('client closed'));
+      for (const id of [...pending.keys()]) settle(id)?.reject(new ReplyLostError('the client was closed before the reply came; the request was sent'));
       await ch.close().catch(() => undefined);
     },
   };

@@ -5,8 +5,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import amqplib, { type ChannelModel, type ConfirmChannel, type Channel } from 'amqplib';
+import type { GetMessage } from 'amqplib';
 import pg from 'pg';
+import { connect, ReplyLostError, TimeoutError, type Client } from '../../infra/client';
 import type { Config } from '../../infra/config';
 import { log } from '../../infra/log';
 import { connectRedis } from '../../infra/redis';
@@ -346,17 +347,14 @@ function rows(stdout: string): string[][] {
 export type Reply = { code: string; info?: string; data?: any };
 
 /**
- * A caller that survives broker outages: publishes with confirms and retries until confirmed
- * (at-least-once, as a real upstream would), does request/reply with a timeout, and keeps a
- * durable observer queue on `activity.events` that is drained at the end.
+ * A caller that survives broker outages, on the package's client (infra/client): publishes with
+ * confirms and retries until confirmed (at-least-once, as a real upstream would), does
+ * request/reply with a timeout, and keeps a durable observer queue on `activity.events` that is
+ * drained at the end. A lost connection is replaced by a new client (on a cluster, to the next node).
  */
 export class Caller {
-  private conn?: ChannelModel;
-  private pub?: ConfirmChannel;
-  private sub?: Channel;
-  private replyQueue?: string;
-  private connecting?: Promise<void>;
-  private readonly pending = new Map<string, (r: Reply) => void>();
+  private client?: Client;
+  private connecting?: Promise<Client>;
   private readonly events: SeenEvent[] = [];
   private readonly dead: Array<{ messageId?: string; headers: Record<string, any> }> = [];
   private closed = false;
@@ -368,96 +366,94 @@ export class Caller {
 
   static async connect(urls: string | readonly string[]): Promise<Caller> {
     const c = new Caller(typeof urls === 'string' ? [urls] : urls);
-    await c.ensure();
     // The observer queue: durable, so events published during a broker restart are still counted;
     // on a cluster a quorum queue, so that it outlives the node it was declared on.
-    await c.sub!.assertExchange(EVENTS_EXCHANGE, 'topic', { durable: true });
-    await c.sub!.assertQueue(OBSERVER_QUEUE, { durable: true, ...(c.urls.length > 1 ? { arguments: { 'x-queue-type': 'quorum' } } : {}) });
-    await c.sub!.bindQueue(OBSERVER_QUEUE, EVENTS_EXCHANGE, '#');
+    const ch = await (await c.ensure()).connection.createChannel();
+    await ch.assertExchange(EVENTS_EXCHANGE, 'topic', { durable: true });
+    await ch.assertQueue(OBSERVER_QUEUE, { durable: true, ...(c.urls.length > 1 ? { arguments: { 'x-queue-type': 'quorum' } } : {}) });
+    await ch.bindQueue(OBSERVER_QUEUE, EVENTS_EXCHANGE, '#');
+    await ch.close();
     return c;
   }
 
-  private ensure(): Promise<void> {
-    if (this.pub && this.sub) return Promise.resolve();
+  private ensure(): Promise<Client> {
+    if (this.client) return Promise.resolve(this.client);
     return (this.connecting ??= (async () => {
       try {
         const url = this.urls[this.next % this.urls.length]!;
-        let conn: ChannelModel;
+        let client: Client;
         try {
-          conn = await amqplib.connect(url);
+          client = await connect({ url, validate: false, name: 'activity-quota:faults-caller' });
         } catch (err) {
           this.next++;
           throw err;
         }
-        const drop = () => {
-          if (this.conn === conn) (this.conn = undefined), (this.pub = undefined), (this.sub = undefined), this.next++;
-        };
-        conn.on('error', () => undefined);
-        conn.on('close', drop);
-        const pub = await conn.createConfirmChannel();
-        const sub = await conn.createChannel();
-        pub.on('error', () => undefined);
-        sub.on('error', () => undefined);
-        pub.on('close', drop);
-        sub.on('close', drop);
-        const q = (await sub.assertQueue('', { exclusive: true, autoDelete: true })).queue;
-        await sub.consume(q, (m) => {
-          if (!m) return;
-          const f = this.pending.get(String(m.properties.correlationId));
-          this.pending.delete(String(m.properties.correlationId));
-          let body: Reply;
-          try {
-            body = JSON.parse(m.content.toString('utf8'));
-          } catch {
-            body = { code: 'UNPARSABLE' };
-          }
-          f?.(body);
-        }, { noAck: true });
-        Object.assign(this, { conn, pub, sub, replyQueue: q });
+        client.connection.on('close', () => this.drop(client));
+        return (this.client = client);
       } finally {
         this.connecting = undefined;
       }
     })());
   }
 
+  /** Forgets `client` (closing it): the next call connects again, on a cluster to the next node. */
+  private drop(client: Client): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    this.next++;
+    void client.close().catch(() => undefined);
+  }
+
   /** Publishes until the broker confirms (reconnecting as needed); gives up after `timeoutMs`. */
-  async publish(queue: string, payload: unknown, o: { messageId?: string; replyTo?: string; correlationId?: string; timeoutMs?: number } = {}): Promise<string> {
+  async publish(queue: string, payload: unknown, o: { messageId?: string; timeoutMs?: number } = {}): Promise<string> {
     const messageId = o.messageId ?? randomUUID();
-    const body = Buffer.from(JSON.stringify(payload));
     const end = Date.now() + (o.timeoutMs ?? 300_000);
-    let delay = 100;
-    for (;;) {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
       try {
-        await this.ensure();
-        const ch = this.pub!;
-        await new Promise<void>((resolve, reject) => {
-          const t = setTimeout(() => reject(new Error('confirm timeout')), 10_000);
-          ch.sendToQueue(queue, body, { persistent: true, contentType: 'application/json', messageId, replyTo: o.replyTo, correlationId: o.correlationId }, (err) => (clearTimeout(t), err ? reject(err) : resolve()));
+        const client = await this.ensure();
+        // A confirm that never comes (a silent path) is a failed attempt too.
+        await within(client.publish(queue, payload, { messageId, mandatory: false }), 10_000, 'confirm timeout').catch((err: unknown) => {
+          if (!(err instanceof Deadline)) this.drop(client);
+          throw err;
         });
         return messageId;
       } catch (err) {
         if (this.closed || Date.now() > end) throw err;
         await sleep(delay);
-        delay = Math.min(delay * 2, 2_000);
       }
     }
   }
 
-  /** One request/reply attempt: resolves with the reply or rejects after `timeoutMs` (a later reply goes to `onLate`). */
+  /**
+   * One request/reply attempt: resolves with the reply or rejects after `timeoutMs`; a publish that
+   * fails is retried within that time. With `onLate`, a reply that comes after the timeout is
+   * handed to it (the client keeps waiting for it, up to LATE_REPLY_MS).
+   */
   async rpc(queue: string, payload: unknown, timeoutMs = 10_000, onLate?: (r: Reply) => void, messageId?: string): Promise<Reply> {
-    await this.ensure();
-    const correlationId = randomUUID();
-    const reply = new Promise<Reply>((resolve, reject) => {
-      const t = setTimeout(() => {
-        if (onLate) this.pending.set(correlationId, onLate);
-        else this.pending.delete(correlationId);
-        reject(new Error(`no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(correlationId, (r) => (clearTimeout(t), resolve(r)));
-    });
-    reply.catch(() => undefined); // observed here too: a failed publish below must not leave it unhandled
-    await this.publish(queue, payload, { replyTo: this.replyQueue, correlationId, timeoutMs, messageId });
-    return reply;
+    const end = Date.now() + timeoutMs;
+    const noReply = () => new Error(`no reply within ${timeoutMs} ms`);
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+      const client = await within(this.ensure(), Math.max(0, end - Date.now()), 'not connected').catch(() => undefined);
+      if (client) {
+        const call = client.request(queue, payload, { messageId, mandatory: false, timeoutMs: onLate ? LATE_REPLY_MS : Math.max(1, end - Date.now()) });
+        try {
+          return asReply((await within(call, Math.max(0, end - Date.now()), 'no reply')).body);
+        } catch (err) {
+          if (err instanceof Deadline || err instanceof TimeoutError) {
+            if (onLate) call.then((r) => onLate(asReply(r.body)), () => undefined);
+            throw noReply();
+          }
+          // Sent, and the connection went: as before, nothing comes until the timeout.
+          if (err instanceof ReplyLostError) {
+            await sleep(end - Date.now());
+            throw noReply();
+          }
+          this.drop(client); // the publish failed: try again on a fresh connection
+        }
+      }
+      if (this.closed || Date.now() >= end) throw noReply();
+      await sleep(Math.min(delay, end - Date.now()));
+    }
   }
 
   /** Reads what the observer queue holds now into the event list; returns every event seen so far. */
@@ -479,9 +475,8 @@ export class Caller {
     return this.dead;
   }
 
-  private async drain(queue: string, take: (m: amqplib.GetMessage) => void): Promise<void> {
-    await this.ensure();
-    const ch = await this.conn!.createChannel();
+  private async drain(queue: string, take: (m: GetMessage) => void): Promise<void> {
+    const ch = await (await this.ensure()).connection.createChannel();
     ch.on('error', () => undefined);
     try {
       for (;;) {
@@ -498,6 +493,23 @@ export class Caller {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.conn?.close().catch(() => undefined);
+    await this.client?.close().catch(() => undefined);
   }
+}
+
+/** How long a request with `onLate` keeps waiting for its reply after the caller gave up. */
+const LATE_REPLY_MS = 600_000;
+
+class Deadline extends Error {}
+
+/** `p`, or a Deadline rejection after `ms` (`p` goes on; its rejection is observed). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  p.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Deadline(what)), ms)));
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+function asReply(body: unknown): Reply {
+  return body && typeof body === 'object' && typeof (body as Reply).code === 'string' ? (body as Reply) : { code: 'UNPARSABLE' };
 }

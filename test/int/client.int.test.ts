@@ -1,7 +1,7 @@
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ContractError, TimeoutError, UnroutableError, connect, type Client, type Event } from '../../infra/client';
+import { ContractError, ReplyLostError, TimeoutError, UnroutableError, connect, type Client, type Event } from '../../infra/client';
 import { EVENTS_EXCHANGE, QUEUES, TOPICS, declareTopology } from '../../infra/topology';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { waitFor } from '../support/client';
@@ -87,6 +87,19 @@ test('request/reply: typed reply, a timeout, a reply off the contract; Direct Re
   stop = await fakeWorker(QUEUES.partake, { code: 'ERR_BIZ_005', info: 'a recharge code, never a partake reply' });
   assert.instance(await client.partake({ userId: 'u', activityId: 1 }).catch((e: unknown) => e), ContractError);
   await stop();
+});
+
+test('a request sent whose connection closes before the reply: ReplyLostError, not a timeout', async () => {
+  const other = await connect({ url: env.config.amqpUrl, timeoutMs: 10_000 });
+  const started = Date.now();
+  // Nobody consumes the queue (it exists: declared in the first test), so the request is confirmed and waits.
+  const pending = other.query({ userId: 'u', activityId: 1 }).catch((e: unknown) => e);
+  await waitFor(async () => (await ch.checkQueue(QUEUES.accountQuery)).messageCount > 0, 5_000, 'the request in its queue');
+  await other.connection.close();
+  const err = await pending;
+  assert.instance(err, ReplyLostError);
+  assert.ok(Date.now() - started < 5_000, 'rejected at the close, not at the timeout');
+  await other.close();
 });
 
 test.run();
