@@ -21,9 +21,8 @@ export type Config = Readonly<{
   redisCluster: RedisClusterSetting | undefined;
   /** Prepended to every Redis key (`REDIS_KEY_PREFIX`): several deployments can share one Redis or one cluster. */
   redisKeyPrefix: string;
-  /** Replicas that must hold a stock take before its order commits (`WAIT`); 0 = don't wait. */
+  /** Replicas that must hold a stock take before its order commits (`WAIT`; 0 = don't wait), and how long a take waits for them before it is given back and retried. */
   redisWaitReplicas: number;
-  /** How long a take waits for those replicas before it is given back and retried. */
   redisWaitTimeoutMs: number;
   /** A Redis command not answered within this is an outage (a silent path). */
   redisCommandTimeoutMs: number;
@@ -35,9 +34,8 @@ export type Config = Readonly<{
   prefetch: number;
   /** Connections per database (global and each shard) per worker process. */
   dbPoolSize: number;
-  /** Server statement_timeout of the workers' sessions; the client gives up 2 s later (a silent path). */
+  /** Server statement_timeout of the workers' sessions, the client gives up 2 s later (a silent path); and how long a new connection (TCP, startup, auth) or a wait for a pooled one may take. */
   dbStatementTimeoutMs: number;
-  /** How long a new PostgreSQL connection (TCP + startup + auth) or a wait for a pooled one may take. */
   dbConnectTimeoutMs: number;
   /** Messages a consumer holds in process per failing dependency; the others wait on the park queue. */
   outageHold: number;
@@ -45,8 +43,9 @@ export type Config = Readonly<{
   parkMs: number;
   /** Messages of one shard database in one transaction at most (group commit); 1 turns grouping off. */
   groupMax: number;
-  /** Group transactions in flight at once per shard database and worker. */
+  /** Group transactions in flight per shard database and worker; all stuck `groupStallMs` (0 = never): waiting units fail as an outage. */
   groupLanes: number;
+  groupStallMs: number;
   /** First port of the workers' /healthz and /metrics servers; 0 turns them off. */
   metricsPort: number;
   /** How long `npm run call` (and the client by default) waits for a reply. */
@@ -164,14 +163,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     parkMs: r.int('PARK_MS', 5_000, 100, 3_600_000),
     groupMax: r.int('GROUP_COMMIT_MAX', 16, 1, 1000),
     groupLanes,
+    groupStallMs: 0,
     metricsPort: r.int('METRICS_PORT', 9400, 0, 65000),
     callTimeoutMs: r.int('CALL_TIMEOUT_MS', 10_000, 1, 3_600_000),
     outbox: readOutbox(r),
     stockReaper: { everyMs: r.int('STOCK_REAPER_MS', 5_000, 50, 3_600_000), minAgeSeconds: r.int('STOCK_REAPER_AGE_SECONDS', 15, 0, 86_400) },
     ...r.get(() => readTelemetry(env), { otlpTracesUrl: undefined, otelServiceName: undefined }),
   };
+  const stall = readStall(r, config);
   if (r.problems.length) throw new ConfigError(r.problems);
-  return config;
+  return { ...config, groupStallMs: stall };
+}
+
+/**
+ * GROUP_COMMIT_STALL_MS: a stock take inside a shard transaction may wait for Redis up to its command
+ * timeout (and a replica's WAIT), so a stall bound must be longer than that, or a Redis outage
+ * would pass for the shard's. Default: that wait + 1 s.
+ */
+function readStall(r: Reader, c: Config): number {
+  const redisWait = c.redisCommandTimeoutMs + (c.redisWaitReplicas ? c.redisWaitTimeoutMs : 0);
+  const ms = r.int('GROUP_COMMIT_STALL_MS', redisWait + 1_000, 0, 3_600_000);
+  if (ms && ms <= redisWait) r.problems.push(`GROUP_COMMIT_STALL_MS: ${ms} must be 0 or more than the ${redisWait} ms a stock take may wait for Redis (REDIS_COMMAND_TIMEOUT_MS${c.redisWaitReplicas ? ' + REDIS_WAIT_TIMEOUT_MS' : ''})`);
+  return ms;
 }
 
 type Reader = ReturnType<typeof reader>;

@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
 import { endSpan, transactionSpan, untracedTransaction, type Db, type Tx } from './db';
-import { classify } from './errors';
+import { classify, TransientError } from './errors';
 import type { Logger } from './log';
 import { groupSize } from './metrics';
 
@@ -25,6 +25,13 @@ export type GroupSettings = Readonly<{
   max: number;
   /** Group transactions in flight at once on this database. */
   lanes: number;
+  /**
+   * When every lane has been in its transaction this long (the database, or the path to it, has gone
+   * silent), waiting units fail at once as an outage of this database instead of waiting for the
+   * client timeouts: their messages are held or parked and leave the consumer's prefetch window to
+   * the other shards. 0 = never.
+   */
+  stallMs?: number;
 }>;
 
 export type GroupCommitter = Readonly<{ run<T>(unit: Unit<T>): Promise<T> }>;
@@ -53,19 +60,22 @@ class CommitOutcomeUnknown extends Error {
  */
 export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupCommitter {
   const queue: Pending[] = [];
-  let busy = 0;
+  const lanes = new Set<{ at: number }>();
+  const stall = stallGuard(ds, s, lanes, queue, log);
 
   function pump(): void {
-    while (busy < s.lanes && queue.length) {
+    while (lanes.size < s.lanes && queue.length) {
       const group = takeGroup(queue, s.max);
-      busy++;
+      const lane = { at: Date.now() };
+      lanes.add(lane);
       groupSize.observe(group.length);
       // The group belongs to no one message: its own lines carry none's fields; each unit runs in its own context.
       void context.with(ROOT_CONTEXT, () => commit(group)).finally(() => {
-        busy--;
+        lanes.delete(lane);
         pump();
       });
     }
+    stall.watch();
   }
 
   async function commit(group: Pending[]): Promise<void> {
@@ -99,11 +109,41 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
   return {
     run<T>(unit: Unit<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
+        const stalled = stall.error();
+        if (stalled) return reject(stalled);
         queue.push({ unit, ctx: context.active(), resolve: resolve as (v: unknown) => void, reject });
         pump();
       });
     },
   };
+}
+
+/**
+ * The stall bound (`GroupSettings.stallMs`): while every lane has been in its transaction that long,
+ * `error()` is the outage a new unit fails with, and the units already waiting fail with it too.
+ * A lane is freed just after its units are answered: a unit handed in within that turn may still
+ * fail as stalled, and is retried like any outage.
+ */
+function stallGuard(ds: Db, s: GroupSettings, lanes: ReadonlySet<{ at: number }>, queue: Pending[], log: Logger): { watch(): void; error(): TransientError | undefined } {
+  let timer: NodeJS.Timeout | undefined;
+  /** Ms every lane has been stuck (since the newest of them started), or 0 while one is free. */
+  const stalledFor = () => (s.stallMs && lanes.size >= s.lanes ? Date.now() - Math.max(...[...lanes].map((l) => l.at)) : 0);
+  const error = () => {
+    const ms = stalledFor();
+    return s.stallMs && ms >= s.stallMs ? new TransientError(ds.scope, 'outage', `${ds.scope}: no transaction ended for ${ms} ms on any of ${s.lanes} connections`) : undefined;
+  };
+  const watch = (): void => {
+    clearTimeout(timer);
+    if (!s.stallMs || !queue.length || lanes.size < s.lanes) return;
+    timer = setTimeout(() => {
+      const err = error();
+      if (!err) return watch();
+      log.warn({ waiting: queue.length }, 'database not answering: waiting units fail as an outage');
+      for (const p of queue.splice(0)) p.reject(err);
+    }, Math.max(0, s.stallMs - stalledFor()));
+    timer.unref();
+  };
+  return { watch, error };
 }
 
 /** Takes up to `max` pending units off the queue in arrival order, one per key, then sorted by key. */

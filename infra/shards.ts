@@ -33,7 +33,7 @@ export function openDatabases(config: Config, o: { poolSize?: number; name?: str
   const global = openDatabase({ url: config.databaseUrl, name: `${name}:global`, scope: 'global', poolSize, statementTimeoutMs, connectTimeoutMs });
   const shards: Shard[] = config.shardUrls.map((url, i) => {
     const ds = openDatabase({ url, name: `${name}:shard${i + 1}`, scope: `shard:${i + 1}`, poolSize, statementTimeoutMs, connectTimeoutMs });
-    return { shard: i + 1, ds, group: groupCommitter(ds, { max: config.groupMax, lanes }, log.child({ shard: i + 1 })) };
+    return { shard: i + 1, ds, group: groupCommitter(ds, { max: config.groupMax, lanes, stallMs: config.groupStallMs }, log.child({ shard: i + 1 })) };
   });
   const tableCount = config.shardTableCount;
   return {

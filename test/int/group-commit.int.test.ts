@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type Db, sql, type Tx } from '../../infra/db';
+import { TransientError } from '../../infra/errors';
 import { groupCommitter, type GroupCommitter, type Unit } from '../../infra/group-commit';
 import { log } from '../../infra/log';
 import { groupSize } from '../../infra/metrics';
@@ -180,6 +181,34 @@ test('a failing COMMIT: every unit gets its error and nothing is undone (the out
     await sql(ds, 'DROP TRIGGER fail_at_commit ON probe');
     await sql(ds, 'DROP FUNCTION fail_at_commit()');
   }
+});
+
+test('every lane stuck past stallMs: waiting and new units fail at once as an outage of this database; a free lane ends it', async () => {
+  const g = groupCommitter(ds, { max: 4, lanes: 1, stallMs: 300 }, quiet);
+  const slow: Unit<number> = { key: 'slow', run: async (tx) => (await sql(tx, 'SELECT pg_sleep(1.2)'), 1) };
+  const t0 = Date.now();
+  const stuck = g.run(slow);
+  const waiting = g.run(write('w1', 1)).then(() => 'committed', (err: unknown) => err);
+  const waitErr = await waiting;
+  assert.instance(waitErr, TransientError);
+  assert.equal([(waitErr as TransientError).scope, (waitErr as TransientError).kind], [ds.scope, 'outage']);
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 280 && waited < 900, `the waiting unit failed after ${waited} ms (bound 300)`);
+  const t1 = Date.now();
+  const late = await g.run(write('w2', 2)).then(() => 'committed', (err: unknown) => err);
+  assert.instance(late, TransientError, 'a unit handed in while stuck fails at once');
+  assert.ok(Date.now() - t1 < 100);
+  assert.is(await stuck, 1, 'the slow transaction itself is not disturbed');
+  await new Promise((r) => setImmediate(r)); // its lane is freed just after its units are answered
+  assert.is(typeof (await g.run(write('w3', 3))), 'number', 'once a lane is free, units run again');
+  assert.equal((await sql<{ k: string }>(ds, 'SELECT k FROM probe ORDER BY k')).rows.map((r) => r.k), ['w3']);
+});
+
+test('stallMs 0: a unit waits for a busy lane however long it takes', async () => {
+  const g = groupCommitter(ds, { max: 4, lanes: 1, stallMs: 0 }, quiet);
+  const stuck = g.run({ key: 'slow', run: async (tx) => (await sql(tx, 'SELECT pg_sleep(0.8)'), 1) });
+  assert.is(typeof (await g.run(write('w4', 4))), 'number');
+  await stuck;
 });
 
 test('max 1: one transaction per unit, as without grouping', async () => {

@@ -71,7 +71,10 @@ test('Redis: one server by default; REDIS_CLUSTER_NODES turns cluster mode on, w
 
 test('group commit: 16 messages per transaction and 2 lanes by default; 1 turns grouping off', () => {
   const c = loadConfig({});
-  assert.equal([c.groupMax, c.groupLanes], [16, 2]);
+  assert.equal([c.groupMax, c.groupLanes, c.groupStallMs], [16, 2, 3_000]);
+  assert.is(loadConfig({ REDIS_COMMAND_TIMEOUT_MS: '500' }).groupStallMs, 1_500, 'default: the Redis wait + 1 s');
+  assert.is(loadConfig({ GROUP_COMMIT_STALL_MS: '0' }).groupStallMs, 0);
+  assert.throws(() => loadConfig({ GROUP_COMMIT_STALL_MS: '1500' }), /GROUP_COMMIT_STALL_MS: 1500 must be 0 or more than the 2000 ms a stock take may wait for Redis/);
   assert.equal([loadConfig({ GROUP_COMMIT_MAX: '1' }).groupMax, loadConfig({ GROUP_COMMIT_LANES: '3', DB_POOL_SIZE: '3' }).groupLanes], [1, 3]);
 });
 
