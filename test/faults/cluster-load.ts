@@ -42,7 +42,7 @@ export async function inClusterWorld<T>(cw: ClusterWorld, o: { stock?: number; e
 }
 
 export type MixedLoad = Readonly<{ unlimited: number; limited: number; ratePerSec: number; partakers: number; rounds: number }>;
-export type Window = { faultStart: number; faultEnd: number; sendEnd: number; extra: string[]; samples: Sample[]; stopSampling(): void };
+export type Window = { faultStart: number; faultEnd: number; sendEnd: number; extra: string[]; samples: Sample[]; stopSampling(): void; confirmedAt: number[] };
 export type Sent = { recharges: RechargeInput[]; partakes: PartakeInput[]; uses: UseInput[]; expectPartakes: number };
 
 export const describeLoad = (m: MixedLoad) =>
@@ -61,7 +61,8 @@ export async function underMixedLoad(c: CCtx, m: MixedLoad, at: number, inject: 
   const inputs = [...recharges(m.unlimited, { users: 200 }), ...recharges(m.limited, { users: 150, sku: SKU.limited, prefix: 'lim' })].sort(() => Math.random() - 0.5);
   const sampler = sampleCommits(c.w.config, SKU.limited);
   const p = progress();
-  const loading = send(c.w, inputs, { onProgress: p.tick, ratePerSec: m.ratePerSec, concurrency: 40 });
+  const confirmedAt: number[] = [];
+  const loading = send(c.w, inputs, { onProgress: (n) => (confirmedAt.push(Date.now()), p.tick(n)), ratePerSec: m.ratePerSec, concurrency: 40 });
   const spanMs = (inputs.length / m.ratePerSec) * 1000;
   const partaking = partakeRounds(c.w, users, m.rounds, spanMs / m.rounds);
   await p.reached(Math.floor(inputs.length * at));
@@ -71,7 +72,7 @@ export async function underMixedLoad(c: CCtx, m: MixedLoad, at: number, inject: 
   await loading;
   const sendEnd = Date.now();
   const { partakes, uses } = await partaking;
-  return { sent: { recharges: [...funding, ...inputs], partakes, uses, expectPartakes: users.length * m.rounds }, win: { faultStart, faultEnd, sendEnd, extra, samples: sampler.samples, stopSampling: () => sampler.stop() } };
+  return { sent: { recharges: [...funding, ...inputs], partakes, uses, expectPartakes: users.length * m.rounds }, win: { faultStart, faultEnd, sendEnd, extra, samples: sampler.samples, stopSampling: () => sampler.stop(), confirmedAt } };
 }
 
 /** Each user: partake (retrying after 5 s without a reply), use the order, pause; `rounds` times. A round without an order is recorded and the next one follows. */
@@ -153,6 +154,17 @@ export function sampleCommits(config: Config, limitedSku: number): Sampler {
 /** The longest pause in commits (all shards, or those 0-based `shards`), in seconds, from the fault until the load's last second. */
 export function trafficGapS(win: Window, shards?: readonly number[]): number {
   return longestGap(win.samples, win.faultStart, win.sendEnd - 1_000, shards) / 1000;
+}
+
+/** The longest pause between broker confirms of the test's own publishes from the fault on, in seconds (is the caller or the pipeline stuck?). */
+export function publishGapS(win: Window): number {
+  let gap = 0;
+  let prev: number | undefined;
+  for (const t of win.confirmedAt) {
+    if (prev !== undefined && t >= win.faultStart) gap = Math.max(gap, t - prev);
+    prev = t;
+  }
+  return gap / 1000;
 }
 
 export const s1 = (ms: number) => (ms / 1000).toFixed(1);

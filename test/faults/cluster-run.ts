@@ -32,6 +32,15 @@ export async function openClusterWorld(o: { reuse: boolean; list: boolean }): Pr
   let downing: Promise<void> | undefined;
   const down = () => (downing ??= (async () => {
     const t1 = Date.now();
+    if (process.env.FAULTS_KEEP_LOGS) {
+      const keep = `/tmp/aq-cluster-logs-${path.basename(world.layout.dir)}`;
+      try {
+        for (const part of ['rabbitmq/log', 'redis']) fs.cpSync(path.join(world.layout.dir, part), path.join(keep, part), { recursive: true, force: true });
+        say(`RabbitMQ and Redis logs kept in ${keep}`);
+      } catch (err) {
+        say(`could not keep the logs: ${(err as Error).message}`);
+      }
+    }
     await world.down();
     say(`down in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
   })());
