@@ -8,6 +8,13 @@ import type { Publisher } from './publisher';
 export type SubscriptionSettings = Readonly<{ deliveryLimit: number; outageHold: number; topology: TopologySettings }>;
 
 const RESUBSCRIBE_MS = [500, 1_000, 2_000, 5_000];
+/**
+ * A subscribe step (channel, prefetch, declare, consume) that has not answered by then is given up:
+ * its channel is closed and a new one tried. After a RabbitMQ node dies, a step sent to a survivor
+ * can wait on the broker for ~30 s although the queue has a new leader within a second (measured in
+ * the cluster world, docs/RELIABILITY.md); a fresh channel asks again.
+ */
+const SUBSCRIBE_TIMEOUT_MS = 5_000;
 
 /**
  * One queue's consumer across reconnects: its own channel and prefetch, its deliveries in flight,
@@ -60,14 +67,31 @@ export class Subscription {
 
   private async subscribe(m: ChannelModel, attempt: number): Promise<void> {
     if (this.stopping || m !== this.model) return;
-    try {
+    const t0 = Date.now();
+    let timedOut = false;
+    const step = (async () => {
       const ch = this.channel && !this.closed.has(this.channel) ? this.channel : await this.openChannel(m);
+      if (timedOut) throw new Error('given up');
+      this.channel = ch;
       const ok = await ch.consume(this.queue, (msg) => (msg ? this.deliver(ch, msg) : this.later(m, 'consumer cancelled by the broker')));
-      this.tag = ok.consumerTag;
+      return { ch, tag: ok.consumerTag };
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const r = await Promise.race([step, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${SUBSCRIBE_TIMEOUT_MS} ms`)), SUBSCRIBE_TIMEOUT_MS)))]);
+      this.tag = r.tag;
       this.setActive(true);
+      if (attempt > 0 || Date.now() - t0 > 1_000) this.log.info({ queue: this.queue, attempt, ms: Date.now() - t0 }, 'consuming again');
     } catch (err) {
+      timedOut = true;
+      // A step that answers late must not leave a consumer behind: its channel goes.
+      step.then(({ ch }) => ch.close(), () => undefined).catch(() => undefined);
+      const stale = this.channel;
       this.channel = undefined;
+      if (stale && !this.closed.has(stale)) stale.close().catch(() => undefined);
       this.later(m, 'cannot consume yet', err, attempt + 1);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -89,7 +113,6 @@ export class Subscription {
     await ch.prefetch(this.probation ? 1 : this.prefetch);
     // The queue may have been deleted under us: bring it back as the topology says.
     await declareInputQueue(ch, this.queue, this.s.topology);
-    this.channel = ch;
     return ch;
   }
 
