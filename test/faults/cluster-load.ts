@@ -151,9 +151,14 @@ export function sampleCommits(config: Config, limitedSku: number): Sampler {
   };
 }
 
-/** The longest pause in commits (all shards, or those 0-based `shards`), in seconds, from the fault until the load's last second. */
+/**
+ * The longest pause in commits (all shards, or those 0-based `shards`), in seconds, from the fault
+ * until one second before the last publish was confirmed (a fault that outlasts the load, like a
+ * rolling restart, must not count the idle tail after it).
+ */
 export function trafficGapS(win: Window, shards?: readonly number[]): number {
-  return longestGap(win.samples, win.faultStart, win.sendEnd - 1_000, shards) / 1000;
+  const lastPublish = win.confirmedAt[win.confirmedAt.length - 1] ?? win.sendEnd;
+  return longestGap(win.samples, win.faultStart, lastPublish - 1_000, shards) / 1000;
 }
 
 /** The longest pause between broker confirms of the test's own publishes from the fault on, in seconds (is the caller or the pipeline stuck?). */

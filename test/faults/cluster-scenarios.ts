@@ -101,7 +101,7 @@ export function clusterScenarios(cw: ClusterWorld): Scenario[] {
     {
       name: 'cluster-pg-server-stop',
       quick: false,
-      load: describeLoad({ ...LOAD, unlimited: 5600, limited: 400, ratePerSec: 60 }),
+      load: describeLoad({ ...LOAD, unlimited: 5600, limited: 400, ratePerSec: 60, rounds: 10 }),
       fault: 'the second PostgreSQL server (shards 2 and 4) stopped (fast) for 60 s at 20 %',
       run: () => inClusterWorld(cw, { stock: STOCK }, async (c) => {
         const m = { ...LOAD, unlimited: 5600, limited: 400, ratePerSec: 60, rounds: 10 };
@@ -137,11 +137,11 @@ export function clusterScenarios(cw: ClusterWorld): Scenario[] {
     {
       name: 'cluster-rolling-restart',
       quick: false,
-      load: describeLoad({ ...LOAD, unlimited: 2400, ratePerSec: 80 }),
-      fault: 'rolling restart from 20 %: each tree in turn stopped (SIGTERM, drain) and started again, the next once it consumes',
+      load: describeLoad({ ...LOAD, unlimited: 6400, ratePerSec: 80 }),
+      fault: 'rolling restart from 10 %: each tree in turn stopped (SIGTERM, drain) and started again, the next once it consumes (all under load)',
       run: () => inClusterWorld(cw, { stock: STOCK }, async (c) => {
         let rollMs = 0;
-        const { sent, win } = await underMixedLoad(c, { ...LOAD, unlimited: 2400 }, 0.2, async () => {
+        const { sent, win } = await underMixedLoad(c, { ...LOAD, unlimited: 6400 }, 0.1, async () => {
           const t0 = Date.now();
           for (let i = 0; i < c.trees.length; i++) await roll(c, i);
           rollMs = Date.now() - t0;
