@@ -11,6 +11,7 @@ import { sleep, until } from './layout';
 const pauses = process.argv.slice(2).map(Number).filter((n) => n >= 0);
 const PAUSES = pauses.length ? pauses : [200, 3_000];
 const cw = await privateWorld(['rabbitmq'], (s) => process.stdout.write(`# ${s}\n`));
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cw.down().finally(() => process.exit(130)));
 try {
   const urls = cw.env.AMQP_URL!.split(',');
   const leaderConn = await amqplib.connect(urls[0]!);
@@ -18,7 +19,9 @@ try {
   const queues = PAUSES.map((p) => `gap.${p}`);
   for (const q of queues) await ch0.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   const leader = await until('leader', 30_000, async () => quorumLeader(cw.layout, queues[0]!));
-  const survivors = cw.layout.rabbit.filter((n) => n.node !== leader).map((n) => `amqp://guest:guest@127.0.0.1:${n.port}`);
+  const url = (n: { port: number }) => `amqp://guest:guest@127.0.0.1:${n.port}`;
+  const leaderUrl = url(cw.layout.rabbit.find((n) => n.node === leader)!);
+  const survivors = cw.layout.rabbit.filter((n) => n.node !== leader).map(url);
   const pub = await amqplib.connect(survivors[1]!);
   const pch = await pub.createConfirmChannel();
   let publishing = true;
@@ -32,7 +35,7 @@ try {
   let killedAt = 0;
   const results = PAUSES.map(async (pause, i) => {
     // Consumers start on the leader's node (as the workers did: the first address of the list).
-    const c = await amqplib.connect(urls[0]!);
+    const c = await amqplib.connect(leaderUrl);
     c.on('error', () => undefined);
     let first: number | undefined;
     const ch = await c.createChannel();
