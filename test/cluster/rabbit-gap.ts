@@ -15,6 +15,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void c
 try {
   const urls = cw.env.AMQP_URL!.split(',');
   const leaderConn = await amqplib.connect(urls[0]!);
+  leaderConn.on('error', () => undefined); // its node is the one killed
   const ch0 = await leaderConn.createChannel();
   const queues = PAUSES.map((p) => `gap.${p}`);
   for (const q of queues) await ch0.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
@@ -23,6 +24,7 @@ try {
   const leaderUrl = url(cw.layout.rabbit.find((n) => n.node === leader)!);
   const survivors = cw.layout.rabbit.filter((n) => n.node !== leader).map(url);
   const pub = await amqplib.connect(survivors[1]!);
+  pub.on('error', () => undefined);
   const pch = await pub.createConfirmChannel();
   let publishing = true;
   void (async () => {
@@ -44,6 +46,7 @@ try {
     await new Promise<void>((resolve) => c.on('close', () => resolve()));
     await sleep(pause);
     const c2 = await amqplib.connect(survivors[0]!);
+    c2.on('error', () => undefined);
     const ch2 = await c2.createChannel();
     await ch2.prefetch(50);
     const t = Date.now();
