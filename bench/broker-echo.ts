@@ -36,7 +36,10 @@ async function main(): Promise<void> {
       if (!m) return;
       // The same parse a worker does, so the JSON cost is in the ceiling too.
       JSON.parse(m.content.toString('utf8'));
-      handle(m).then(() => ch.ack(m), (err) => (process.stderr.write(`echo: ${err}\n`), ch.nack(m, false, true)));
+      handle(m).then(
+        () => ch.ack(m),
+        (err) => (process.stderr.write(`echo: ${err}\n`), ch.nack(m, false, true)),
+      );
     });
   };
   await consume(ECHO_QUEUE, (m) =>

@@ -23,13 +23,19 @@ export function clusterFigure(rows: readonly ClusterRow[]): { table: string; svg
   const table = [
     `| instances per worker | recharge /s | per shard /s (1 / 2 / 3 / 4) | partake+use /s | CPU % during recharge: ${comps.join(', ')}, machine | CPU % during partake: same order |`,
     '|---:|---:|---|---:|---|---|',
-    ...rows.map((r) => `| ${r.instances} | ${n0(r.rechargePerSec)} | ${r.rechargePerShard.map(n0).join(' / ')} | ${n0(r.partakePerSec)} | ${[...comps, 'machine'].map((k) => n0(r.rechargeCpu[k] ?? 0)).join(', ')} | ${[...comps, 'machine'].map((k) => n0(r.partakeCpu[k] ?? 0)).join(', ')} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.instances} | ${n0(r.rechargePerSec)} | ${r.rechargePerShard.map(n0).join(' / ')} | ${n0(r.partakePerSec)} | ${[...comps, 'machine'].map((k) => n0(r.rechargeCpu[k] ?? 0)).join(', ')} | ${[...comps, 'machine'].map((k) => n0(r.partakeCpu[k] ?? 0)).join(', ')} |`,
+    ),
   ].join('\n');
   const W = 520;
   const H = 260;
   const max = Math.max(1, ...rows.flatMap((r) => [r.rechargePerSec, r.partakePerSec]));
   const bar = 60;
-  const groups: Array<[string, (r: ClusterRow) => number]> = [['recharge /s', (r) => r.rechargePerSec], ['partake+use /s', (r) => r.partakePerSec]];
+  const groups: Array<[string, (r: ClusterRow) => number]> = [
+    ['recharge /s', (r) => r.rechargePerSec],
+    ['partake+use /s', (r) => r.partakePerSec],
+  ];
   const colors = ['#4e79a7', '#f28e2b'];
   const o: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`];
   o.push(`<text x="10" y="18" font-size="14">Cluster world: throughput with 1 and 2 instances per worker (${os.cpus().length} CPUs, everything on one machine)</text>`);
@@ -62,6 +68,9 @@ export function writeClusterDocs(rows: readonly ClusterRow[], meta: Record<strin
   const b = text.indexOf(BEGIN);
   const e = text.indexOf(END);
   if (b < 0 || e < b) return;
-  const body = `Run ${new Date().toISOString().slice(0, 16)}Z, \`${JSON.stringify(meta)}\`, load average at the end ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}.\n\n${table}\n\n![cluster throughput](benchmarks-cluster.svg)`;
+  const body = `Run ${new Date().toISOString().slice(0, 16)}Z, \`${JSON.stringify(meta)}\`, load average at the end ${os
+    .loadavg()
+    .map((v) => v.toFixed(1))
+    .join(' ')}.\n\n${table}\n\n![cluster throughput](benchmarks-cluster.svg)`;
   fs.writeFileSync(file, `${text.slice(0, b + BEGIN.length)}\n${body}\n${text.slice(e)}`);
 }

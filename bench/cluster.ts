@@ -87,25 +87,27 @@ async function rechargeRun(w: World, src: Record<string, Source[]>): Promise<{ p
 
 /** CALLERS closed-loop callers, each a user with 10 chances: partake, use, repeat, for DURATION_S. */
 async function partakeRun(w: World, src: Record<string, Source[]>): Promise<{ perSec: number; cpu: Cpu }> {
-  const users = recharges(CALLERS * 8, { users: CALLERS * 8, sku: SKU.quota10, prefix: "bp" });
+  const users = recharges(CALLERS * 8, { users: CALLERS * 8, sku: SKU.quota10, prefix: 'bp' });
   await send(w, users, { concurrency: 64 });
   await w.waitIdle(120_000);
   let ok = 0;
   const c0 = readCpu(src);
   const t0 = Date.now();
   const end = t0 + DURATION_S * 1000;
-  await Promise.all(Array.from({ length: CALLERS }, async (_, i) => {
-    for (let u = i; Date.now() < end; u += CALLERS) {
-      const userId = users[u % users.length]!.userId;
-      for (let k = 0; k < 10 && Date.now() < end; k++) {
-        const r = await w.caller.rpc(QUEUES.partake, { userId, activityId: 100301 }, 10_000).catch(() => undefined);
-        const orderId = r?.code === '0000' ? r.data?.orderId : undefined;
-        if (!orderId) break;
-        ok++;
-        await w.caller.rpc(QUEUES.raffleOrderUsed, { userId, orderId: String(orderId) }, 10_000).catch(() => undefined);
+  await Promise.all(
+    Array.from({ length: CALLERS }, async (_, i) => {
+      for (let u = i; Date.now() < end; u += CALLERS) {
+        const userId = users[u % users.length]!.userId;
+        for (let k = 0; k < 10 && Date.now() < end; k++) {
+          const r = await w.caller.rpc(QUEUES.partake, { userId, activityId: 100301 }, 10_000).catch(() => undefined);
+          const orderId = r?.code === '0000' ? r.data?.orderId : undefined;
+          if (!orderId) break;
+          ok++;
+          await w.caller.rpc(QUEUES.raffleOrderUsed, { userId, orderId: String(orderId) }, 10_000).catch(() => undefined);
+        }
       }
-    }
-  }));
+    }),
+  );
   const seconds = (Date.now() - t0) / 1000;
   return { perSec: ok / seconds, cpu: share(c0, readCpu(src), seconds) };
 }

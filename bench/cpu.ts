@@ -38,7 +38,16 @@ function readProc(pid: number): Proc | undefined {
     const f = stat.slice(close + 2).split(' ');
     // After the command: 0 state, 1 ppid, 11 utime, 12 stime, 13 cutime, 14 cstime, 17 num_threads,
     // 19 starttime. Zombies are kept: their time reaches the parent's cutime only once they are reaped.
-    return { pid, ppid: Number(f[1]), comm: stat.slice(stat.indexOf('(') + 1, close), state: f[0]!, start: Number(f[19]), threads: Number(f[17]), own: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) };
+    return {
+      pid,
+      ppid: Number(f[1]),
+      comm: stat.slice(stat.indexOf('(') + 1, close),
+      state: f[0]!,
+      start: Number(f[19]),
+      threads: Number(f[17]),
+      own: Number(f[11]) + Number(f[12]),
+      reaped: Number(f[13]) + Number(f[14]),
+    };
   } catch {
     return undefined;
   }
@@ -118,10 +127,12 @@ function trees(t: Table, roots: readonly Proc[]): Reading | undefined {
 }
 
 /** The process tree under `pid` (a worker group, the echo worker). */
-export const treeOf = (pid: number): Source => (t) => {
-  const p = t.procs.get(pid);
-  return p ? trees(t, [p]) : undefined;
-};
+export const treeOf =
+  (pid: number): Source =>
+  (t) => {
+    const p = t.procs.get(pid);
+    return p ? trees(t, [p]) : undefined;
+  };
 
 /**
  * PostgreSQL: the postmaster of `dataDirectory` (first line of its postmaster.pid, when readable),
@@ -140,7 +151,10 @@ export function postgresSource(dataDirectory?: string): Source {
   return (t) => {
     const pm = fromFile !== undefined ? t.procs.get(fromFile) : undefined;
     if (pm && pm.comm === 'postgres') return trees(t, [pm]);
-    return trees(t, [...t.procs.values()].filter((p) => p.comm === 'postgres' && t.procs.get(p.ppid)?.comm !== 'postgres'));
+    return trees(
+      t,
+      [...t.procs.values()].filter((p) => p.comm === 'postgres' && t.procs.get(p.ppid)?.comm !== 'postgres'),
+    );
   };
 }
 
@@ -295,7 +309,17 @@ export function cpuClock() {
             if (ra.key !== rb.key) changed.push(k);
             else cpu[k] = round(rb.seconds - ra.seconds);
           }
-          const span: CpuSpan = { name, kind, scenario, ...(concurrency !== undefined ? { concurrency } : {}), messages, seconds: round((b.at - a.at) / 1000), cpu, ...(changed.length ? { changed } : {}), readMs: round(Math.max(a.readMs, b.readMs)) };
+          const span: CpuSpan = {
+            name,
+            kind,
+            scenario,
+            ...(concurrency !== undefined ? { concurrency } : {}),
+            messages,
+            seconds: round((b.at - a.at) / 1000),
+            cpu,
+            ...(changed.length ? { changed } : {}),
+            readMs: round(Math.max(a.readMs, b.readMs)),
+          };
           spans.push(span);
           return span;
         },

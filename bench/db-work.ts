@@ -57,14 +57,17 @@ export async function dbWorkMeter(shards: readonly pg.Pool[], dataDirectory?: st
   const major = Math.floor(Number((await shards[0]!.query('SHOW server_version_num')).rows[0].server_version_num) / 10_000);
   const waldump = process.env.PG_WALDUMP ?? `/usr/lib/postgresql/${major}/bin/pg_waldump`;
   const walDir = dataDirectory ? `${dataDirectory}/pg_wal` : undefined;
-  const readable = !!walDir && fs.existsSync(waldump) && (() => {
-    try {
-      fs.readdirSync(walDir);
-      return true;
-    } catch {
-      return false;
-    }
-  })();
+  const readable =
+    !!walDir &&
+    fs.existsSync(waldump) &&
+    (() => {
+      try {
+        fs.readdirSync(walDir);
+        return true;
+      } catch {
+        return false;
+      }
+    })();
   const lsns = async () => (await shards[0]!.query('SELECT pg_current_wal_insert_lsn()::text AS lsn, pg_current_wal_flush_lsn()::text AS flushed')).rows[0] as { lsn: string; flushed: string };
   return {
     mark: async () => ({ lsn: (await lsns()).lsn }),
@@ -72,12 +75,21 @@ export async function dbWorkMeter(shards: readonly pg.Pool[], dataDirectory?: st
       await sleep(SETTLE_MS);
       await o.statementsAfterSettle?.();
       const l = await lsns();
-      const wal = readable ? await walOf(waldump, walDir!, a.lsn, l.flushed, oids) : { note: 'pg_wal or pg_waldump not readable: the server\'s WAL only' };
+      const wal = readable ? await walOf(waldump, walDir!, a.lsn, l.flushed, oids) : { note: "pg_wal or pg_waldump not readable: the server's WAL only" };
       const per = (v: number) => (o.messages > 0 ? round(v / o.messages) : NaN);
       return {
         messages: o.messages,
         ...(o.statementsPerMessage !== undefined ? { statements: o.statementsPerMessage } : {}),
-        ...('bytes' in wal ? { transactions: per(wal.commits), rowsWritten: per(wal.rowsWritten), hotUpdates: per(wal.hotUpdates), rowsLocked: per(wal.rowsLocked), walBytes: per(wal.bytes), walBytesNoFpi: per(wal.bytes - wal.fpi) } : {}),
+        ...('bytes' in wal
+          ? {
+              transactions: per(wal.commits),
+              rowsWritten: per(wal.rowsWritten),
+              hotUpdates: per(wal.hotUpdates),
+              rowsLocked: per(wal.rowsLocked),
+              walBytes: per(wal.bytes),
+              walBytesNoFpi: per(wal.bytes - wal.fpi),
+            }
+          : {}),
         serverWalBytes: per(lsnToNumber(l.lsn) - lsnToNumber(a.lsn)),
         ...('note' in wal && wal.note ? { walNote: wal.note } : {}),
       };
@@ -147,7 +159,9 @@ async function walOf(waldump: string, walDir: string, from: string, to: string, 
 export async function scrapeStatements(ports: readonly number[]): Promise<number | undefined> {
   let total = 0;
   for (const port of ports) {
-    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => undefined);
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+      .then((r) => r.text())
+      .catch(() => undefined);
     if (text === undefined) return undefined;
     for (const m of text.matchAll(/^aq_db_statements_total\{db="shard:\d+"\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/gm)) total += Number(m[1]);
   }

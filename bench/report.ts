@@ -20,7 +20,13 @@ export type Results = {
   partakeHalfPeak?: PacedPoint;
   recharge?: Availability<RechargeResult>;
   outbox?: Availability<OutboxResult & { underLoad: Record<string, Latency> }>;
-  ceilings?: { dbPartake: DbPoint[]; dbRecharge: DbPoint[]; brokerRpc: RpcPoint[]; brokerPubSub?: PubSub; variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[]; paired?: DbPoint[] }> };
+  ceilings?: {
+    dbPartake: DbPoint[];
+    dbRecharge: DbPoint[];
+    brokerRpc: RpcPoint[];
+    brokerPubSub?: PubSub;
+    variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[]; paired?: DbPoint[] }>;
+  };
   rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>>; cpu?: Record<string, Record<string, number>> };
   /** CPU seconds of the services, workers, ceiling clients and the machine per span (bench/cpu.ts), and per message. */
   cpu?: { clockTicks: number; spans: CpuSpan[]; perMessage: CpuRow[]; cheapest?: { partake?: CheapestPair; recharge?: CheapestPair } };
@@ -37,7 +43,9 @@ const best = (ps: ReadonlyArray<{ throughput: number }> | undefined) => (ps?.len
 export function markdown(r: Results): string {
   const out: string[] = [];
   const m = r.meta.machine;
-  out.push(`Run ${r.meta.date} — \`${r.meta.command}\` — ${m.cpus} CPU (${m.cpuModel}), ${m.memGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres}, RabbitMQ ${m.rabbitmq}, Redis ${m.redis}; load average before ${JSON.stringify(m.loadavg)}${r.meta.loadAfter ? `, after ${JSON.stringify(r.meta.loadAfter)}` : ''}.`);
+  out.push(
+    `Run ${r.meta.date} — \`${r.meta.command}\` — ${m.cpus} CPU (${m.cpuModel}), ${m.memGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres}, RabbitMQ ${m.rabbitmq}, Redis ${m.redis}; load average before ${JSON.stringify(m.loadavg)}${r.meta.loadAfter ? `, after ${JSON.stringify(r.meta.loadAfter)}` : ''}.`,
+  );
   out.push('');
   out.push('| figure | C | pipeline | DB ceiling | ratio | broker ceiling | ratio | p50 / p95 / p99 ms (pipeline) | p50 / p95 / p99 ms (DB) | p50 / p95 / p99 ms (broker) |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---|---|---|');
@@ -53,7 +61,9 @@ export function markdown(r: Results): string {
     const db = c?.dbPartake.find((x) => x.concurrency === k);
     const br = c?.brokerRpc.find((x) => x.concurrency === k);
     const pipe = r.partake && !r.partake.available ? `n/a` : f(p?.throughput);
-    out.push(`| partake /s | ${k} | ${pipe} | ${f(db?.throughput)} | ${ratio(p?.throughput, db?.throughput)} | ${f(br?.throughput)} | ${ratio(p?.throughput, br?.throughput)} | ${lat(p?.latency)} | ${lat(db?.latency)} | ${lat(br?.latency)} |`);
+    out.push(
+      `| partake /s | ${k} | ${pipe} | ${f(db?.throughput)} | ${ratio(p?.throughput, db?.throughput)} | ${f(br?.throughput)} | ${ratio(p?.throughput, br?.throughput)} | ${lat(p?.latency)} | ${lat(db?.latency)} | ${lat(br?.latency)} |`,
+    );
   }
   if (r.partakeHalfPeak) {
     const h = r.partakeHalfPeak;
@@ -64,8 +74,13 @@ export function markdown(r: Results): string {
     const dbBest = best(c?.dbRecharge);
     const dbAt = c?.dbRecharge.find((p) => p.throughput === dbBest);
     const pipe = r.recharge && !r.recharge.available ? 'n/a' : f(rr?.perSecond);
-    out.push(`| recharge orders /s (N=${rr?.n ?? '–'}) | ${rr ? 'prefetch' : '–'} | ${pipe} | ${f(dbBest)}${dbAt ? ` (C=${dbAt.concurrency})` : ''} | ${ratio(rr?.perSecond, dbBest)} | ${f(c?.brokerPubSub?.perSecond)} | ${ratio(rr?.perSecond, c?.brokerPubSub?.perSecond)} | – | ${lat(dbAt?.latency)} | – |`);
-    if (rr) out.push(`| recharge committed /s (shards polled) | | ${f(rr.committedPerSecond)} | | ${ratio(rr.committedPerSecond, dbBest)} | | ${ratio(rr.committedPerSecond, c?.brokerPubSub?.perSecond)} | | | |`);
+    out.push(
+      `| recharge orders /s (N=${rr?.n ?? '–'}) | ${rr ? 'prefetch' : '–'} | ${pipe} | ${f(dbBest)}${dbAt ? ` (C=${dbAt.concurrency})` : ''} | ${ratio(rr?.perSecond, dbBest)} | ${f(c?.brokerPubSub?.perSecond)} | ${ratio(rr?.perSecond, c?.brokerPubSub?.perSecond)} | – | ${lat(dbAt?.latency)} | – |`,
+    );
+    if (rr)
+      out.push(
+        `| recharge committed /s (shards polled) | | ${f(rr.committedPerSecond)} | | ${ratio(rr.committedPerSecond, dbBest)} | | ${ratio(rr.committedPerSecond, c?.brokerPubSub?.perSecond)} | | | |`,
+      );
   }
   if (r.outbox) {
     const o = r.outbox.available ? r.outbox.result : undefined;
@@ -74,12 +89,18 @@ export function markdown(r: Results): string {
     for (const [k, l] of Object.entries(o?.underLoad ?? {})) out.push(`| outbox delay ms p50 / p99, during ${k} | | ${v(l)} | | | | | | | |`);
   }
   out.push('');
-  for (const [name, a] of [['partake', r.partake], ['recharge', r.recharge], ['outbox', r.outbox]] as const) {
+  for (const [name, a] of [
+    ['partake', r.partake],
+    ['recharge', r.recharge],
+    ['outbox', r.outbox],
+  ] as const) {
     if (a && !a.available) out.push(`- ${name}: not available: ${a.reason}`);
   }
   if (r.partake?.available) {
     for (const p of r.partake.result) {
-      const refused = Object.entries(p.refused).map(([k, v]) => `${k}×${v}`).join(' ');
+      const refused = Object.entries(p.refused)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(' ');
       out.push(`- partake C=${p.concurrency}: ${p.created} created, ${p.existing} returned the open order${refused ? `, refused ${refused}` : ''}, ${p.errors} errors`);
     }
   }
@@ -89,13 +110,15 @@ export function markdown(r: Results): string {
   }
   if (r.recharge?.available) {
     const x = r.recharge.result;
-    out.push(`- recharge: ${x.completed} completed + ${x.rejected} rejected of ${x.n} over ${x.users} users in ${x.seconds} s (published in ${x.publishSeconds} s; all committed after ${x.committedSeconds} s)${x.timedOut ? ' — TIMED OUT' : ''}`);
+    out.push(
+      `- recharge: ${x.completed} completed + ${x.rejected} rejected of ${x.n} over ${x.users} users in ${x.seconds} s (published in ${x.publishSeconds} s; all committed after ${x.committedSeconds} s)${x.timedOut ? ' — TIMED OUT' : ''}`,
+    );
   }
   if (c?.variants?.length) {
     out.push('');
-    out.push('Database-side hot-path variants (pgbench, same shards; each point paired with a run of the handlers\' SQL just before it):');
+    out.push("Database-side hot-path variants (pgbench, same shards; each point paired with a run of the handlers' SQL just before it):");
     out.push('');
-    out.push('| variant | C | per s | handlers\' SQL per s (paired) | ratio | p50 / p95 / p99 ms |');
+    out.push("| variant | C | per s | handlers' SQL per s (paired) | ratio | p50 / p95 / p99 ms |");
     out.push('|---|---:|---:|---:|---:|---|');
     for (const v of c.variants) {
       for (const p of v.points) {
@@ -106,15 +129,30 @@ export function markdown(r: Results): string {
     out.push('');
   }
   if (r.rss) {
-    const peaks = Object.entries(r.rss.peaks).map(([k, v]) => `${k} ${v} MB`).join(', ');
+    const peaks = Object.entries(r.rss.peaks)
+      .map(([k, v]) => `${k} ${v} MB`)
+      .join(', ');
     out.push(`- peak RSS: ${peaks || 'not sampled'}`);
-    for (const [ph, m] of Object.entries(r.rss.phases)) out.push(`  - during ${ph}: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    for (const [ph, m] of Object.entries(r.rss.cpu ?? {})) out.push(`- CPU seconds during ${ph}: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    for (const [ph, m] of Object.entries(r.rss.phases))
+      out.push(
+        `  - during ${ph}: ${Object.entries(m)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+      );
+    for (const [ph, m] of Object.entries(r.rss.cpu ?? {}))
+      out.push(
+        `- CPU seconds during ${ph}: ${Object.entries(m)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+      );
     const cpu = r.rss.cpu ?? {};
     const partakes = (r.partake?.available ? r.partake.result.reduce((a, p) => a + p.requests, 0) : 0) + (r.partakeHalfPeak?.sent ?? 0);
-    if (partakes && cpu.partake?.partake) out.push(`- partake worker CPU per partake (its \`used\` message included): ${(1000 * cpu.partake.partake / partakes).toFixed(2)} ms`);
+    if (partakes && cpu.partake?.partake) out.push(`- partake worker CPU per partake (its \`used\` message included): ${((1000 * cpu.partake.partake) / partakes).toFixed(2)} ms`);
     const rr = r.recharge?.available ? r.recharge.result : undefined;
-    if (rr && cpu.recharge?.recharge) out.push(`- recharge worker CPU per recharge: ${(1000 * cpu.recharge.recharge / rr.n).toFixed(2)} ms; relay (task-compensation) CPU per event: ${(1000 * (cpu.recharge['task-compensation'] ?? 0) / rr.n).toFixed(2)} ms`);
+    if (rr && cpu.recharge?.recharge)
+      out.push(
+        `- recharge worker CPU per recharge: ${((1000 * cpu.recharge.recharge) / rr.n).toFixed(2)} ms; relay (task-compensation) CPU per event: ${((1000 * (cpu.recharge['task-compensation'] ?? 0)) / rr.n).toFixed(2)} ms`,
+      );
   }
   if (r.cpu?.spans.length) out.push('', ...cpuTable(r));
   if (r.dbWork?.length) out.push('', ...dbWorkTable(r.dbWork));
@@ -142,20 +180,26 @@ function cpuTable(r: Results): string[] {
   const cpu = r.cpu!;
   out.push('CPU per message, ms (user + system time from /proc, exited children included: see "What is measured"):');
   out.push('');
-  out.push('| per message | C | PostgreSQL: pipeline | PostgreSQL: DB ceiling, per pgbench transaction | database work per message, ceiling ÷ pipeline | RabbitMQ: pipeline | RabbitMQ: broker ceiling | broker work, ceiling ÷ pipeline | Redis: pipeline | pipeline total = workers + PostgreSQL + RabbitMQ + Redis + bench driver |');
+  out.push(
+    '| per message | C | PostgreSQL: pipeline | PostgreSQL: DB ceiling, per pgbench transaction | database work per message, ceiling ÷ pipeline | RabbitMQ: pipeline | RabbitMQ: broker ceiling | broker work, ceiling ÷ pipeline | Redis: pipeline | pipeline total = workers + PostgreSQL + RabbitMQ + Redis + bench driver |',
+  );
   out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const x of cpu.perMessage) {
     const p = x.pipeline;
     const c = x.scenario === 'recharge' ? `${p ? 'prefetch' : '–'}${x.dbCeiling?.concurrency !== undefined ? `; DB ceiling C=${x.dbCeiling.concurrency}` : ''}` : (x.concurrency ?? '–');
     const parts = p ? [SOURCES.workers, SOURCES.postgres, SOURCES.rabbitmq, SOURCES.redis, SOURCES.driver].map((k) => ms(p.ms[k])).join(' + ') : '';
     const total = p ? (p.totalMs !== undefined ? `**${ms(p.totalMs)}** = ${parts}` : parts) : '–';
-    out.push(`| ${ROW_NAMES[x.scenario] ?? x.scenario} | ${c} | ${ms(p?.ms[SOURCES.postgres])} | ${ms(x.dbCeiling?.postgresMs)} | ${times(x.postgresCeilingOverPipeline)} | ${ms(p?.ms[SOURCES.rabbitmq])} | ${ms(x.brokerCeiling?.rabbitmqMs)} | ${times(x.rabbitmqCeilingOverPipeline)} | ${ms(p?.ms[SOURCES.redis])} | ${total} |`);
+    out.push(
+      `| ${ROW_NAMES[x.scenario] ?? x.scenario} | ${c} | ${ms(p?.ms[SOURCES.postgres])} | ${ms(x.dbCeiling?.postgresMs)} | ${times(x.postgresCeilingOverPipeline)} | ${ms(p?.ms[SOURCES.rabbitmq])} | ${ms(x.brokerCeiling?.rabbitmqMs)} | ${times(x.rabbitmqCeilingOverPipeline)} | ${ms(p?.ms[SOURCES.redis])} | ${total} |`,
+    );
   }
   out.push('');
   for (const [name, c] of Object.entries(cpu.cheapest ?? {})) {
     if (!c) continue;
     const at = (k?: number) => (k === undefined ? 'prefetch' : `C=${k}`);
-    out.push(`- ${name}, cheapest level of each: DB ceiling ${ms(c.ceiling.postgresMs)} ms of PostgreSQL CPU per transaction (${at(c.ceiling.concurrency)}), pipeline ${ms(c.pipeline.postgresMs)} ms per message (${at(c.pipeline.concurrency)}): ceiling ÷ pipeline ${times(c.ceilingOverPipeline)} (the ceiling's cost per transaction grows with its connections; the pipeline's pool does not)`);
+    out.push(
+      `- ${name}, cheapest level of each: DB ceiling ${ms(c.ceiling.postgresMs)} ms of PostgreSQL CPU per transaction (${at(c.ceiling.concurrency)}), pipeline ${ms(c.pipeline.postgresMs)} ms per message (${at(c.pipeline.concurrency)}): ceiling ÷ pipeline ${times(c.ceilingOverPipeline)} (the ceiling's cost per transaction grows with its connections; the pipeline's pool does not)`,
+    );
   }
   for (const idle of cpu.spans.filter((s) => s.kind === 'idle' && s.seconds > 0)) {
     const rate = (k: string) => (idle.cpu[k] === undefined ? undefined : `${k} ${Math.round((1000 * idle.cpu[k]!) / idle.seconds)}`);
@@ -170,7 +214,10 @@ function cpuTable(r: Results): string[] {
     const sum = listed.reduce((a, [, v]) => a + v, 0);
     const busy = s.cpu[MACHINE];
     const what = s.kind === 'db ceiling' ? 'transactions' : 'messages';
-    const machine = busy === undefined ? '' : `; machine busy ${round(busy)} of ${cpus ? `${round(cpus * s.seconds)} (${cpus} CPUs × ${s.seconds} s)` : `? (${s.seconds} s)`}, stolen ${s.cpu[STOLEN] ?? '–'}, not in the listed processes ${round(busy - sum)}`;
+    const machine =
+      busy === undefined
+        ? ''
+        : `; machine busy ${round(busy)} of ${cpus ? `${round(cpus * s.seconds)} (${cpus} CPUs × ${s.seconds} s)` : `? (${s.seconds} s)`}, stolen ${s.cpu[STOLEN] ?? '–'}, not in the listed processes ${round(busy - sum)}`;
     const changed = s.changed?.length ? `; restarted during the span (no figure): ${s.changed.join(', ')}` : '';
     const slow = s.readMs > 50 ? `; reading /proc took up to ${s.readMs} ms` : '';
     out.push(`- CPU seconds during ${s.name} (${s.seconds} s, ${s.messages} ${what}): ${listed.map(([k, v]) => `${k} ${v}`).join(', ')}${machine}${changed}${slow}`);
@@ -178,10 +225,17 @@ function cpuTable(r: Results): string[] {
   // Other processes on the machine also load the shared services (other databases, vhosts, dbs):
   // say where they were busy, since those figures then hold some of their work.
   const busy = cpu.spans.filter((s) => {
-    const other = (s.cpu[MACHINE] ?? 0) - Object.entries(s.cpu).filter(([k]) => k !== MACHINE && k !== STOLEN).reduce((a, [, v]) => a + v, 0);
+    const other =
+      (s.cpu[MACHINE] ?? 0) -
+      Object.entries(s.cpu)
+        .filter(([k]) => k !== MACHINE && k !== STOLEN)
+        .reduce((a, [, v]) => a + v, 0);
     return s.kind !== 'idle' && cpus !== undefined && other > 0.1 * cpus * s.seconds;
   });
-  if (busy.length) out.push(`- **other processes used over 10 % of the machine** during ${busy.map((s) => s.name).join('; ')}: the PostgreSQL, RabbitMQ and Redis figures of those spans may hold some of their work (other databases, vhosts, Redis dbs on the same servers)`);
+  if (busy.length)
+    out.push(
+      `- **other processes used over 10 % of the machine** during ${busy.map((s) => s.name).join('; ')}: the PostgreSQL, RabbitMQ and Redis figures of those spans may hold some of their work (other databases, vhosts, Redis dbs on the same servers)`,
+    );
   const poll = r.recharge?.available ? r.recharge.result.pollSeconds : undefined;
   if (poll !== undefined) out.push(`- the recharge span's PostgreSQL figure includes the bench's own polls of the outbox rows: ${poll} s of query time (wall clock, an upper bound of their CPU)`);
   return out;
@@ -194,27 +248,39 @@ function cpuTable(r: Results): string[] {
  */
 export function dbWorkTable(rows: readonly DbWorkRow[]): string[] {
   const out: string[] = [];
-  out.push('Database work per message on the shard databases (from their WAL, read with pg_waldump: only the records of the bench\'s own shard databases and the commits of their transactions; transactions = commit records, i.e. transactions that wrote; rows written = heap inserts, updates, deletes, with the HOT updates among them; statements = round trips: the workers\' `aq_db_statements_total`, the pgbench script\'s commands):');
+  out.push(
+    "Database work per message on the shard databases (from their WAL, read with pg_waldump: only the records of the bench's own shard databases and the commits of their transactions; transactions = commit records, i.e. transactions that wrote; rows written = heap inserts, updates, deletes, with the HOT updates among them; statements = round trips: the workers' `aq_db_statements_total`, the pgbench script's commands):",
+  );
   out.push('');
-  out.push('| per message | C | PostgreSQL CPU ms: pipeline / ceiling | ceiling ÷ pipeline | WAL bytes: pipeline / ceiling | ceiling ÷ pipeline | WAL bytes without full-page images | transactions | statements (round trips) | rows written | of which HOT updates | rows locked |');
+  out.push(
+    '| per message | C | PostgreSQL CPU ms: pipeline / ceiling | ceiling ÷ pipeline | WAL bytes: pipeline / ceiling | ceiling ÷ pipeline | WAL bytes without full-page images | transactions | statements (round trips) | rows written | of which HOT updates | rows locked |',
+  );
   out.push('|---|---|---|---:|---|---:|---|---|---|---|---|---|');
-  const pair = (a: number | undefined, b: number | undefined, digits = 2) => `${a === undefined || !Number.isFinite(a) ? '–' : a.toFixed(digits)} / ${b === undefined || !Number.isFinite(b) ? '–' : b.toFixed(digits)}`;
+  const pair = (a: number | undefined, b: number | undefined, digits = 2) =>
+    `${a === undefined || !Number.isFinite(a) ? '–' : a.toFixed(digits)} / ${b === undefined || !Number.isFinite(b) ? '–' : b.toFixed(digits)}`;
   const quotient = (c: number | undefined, p: number | undefined) => (c !== undefined && p ? `${(c / p).toFixed(2)}×` : '–');
   for (const kind of ['partake', 'recharge'] as const) {
     const pipes = rows.filter((x) => x.side === 'pipeline' && x.scenario === kind);
     const ceilings = rows.filter((x) => x.side === 'db ceiling' && x.scenario === kind);
-    const pairs = kind === 'partake'
-      ? [...new Set([...pipes, ...ceilings].map((x) => x.concurrency))].sort((a, b) => (a ?? 0) - (b ?? 0)).map((c) => [pipes.find((x) => x.concurrency === c), ceilings.find((x) => x.concurrency === c), `${c ?? '–'}`] as const)
-      : (ceilings.length ? ceilings : [undefined]).map((c) => [pipes[0], c, `${pipes[0] ? 'prefetch' : '–'}${c ? `; ceiling C=${c.concurrency}` : ''}`] as const);
+    const pairs =
+      kind === 'partake'
+        ? [...new Set([...pipes, ...ceilings].map((x) => x.concurrency))]
+            .sort((a, b) => (a ?? 0) - (b ?? 0))
+            .map((c) => [pipes.find((x) => x.concurrency === c), ceilings.find((x) => x.concurrency === c), `${c ?? '–'}`] as const)
+        : (ceilings.length ? ceilings : [undefined]).map((c) => [pipes[0], c, `${pipes[0] ? 'prefetch' : '–'}${c ? `; ceiling C=${c.concurrency}` : ''}`] as const);
     for (const [p, c, at] of pairs) {
       if (!p && !c) continue;
-      out.push(`| ${kind === 'partake' ? 'partake (its `used` included)' : 'recharge'} | ${at} | ${pair(p?.postgresMs, c?.postgresMs)} | ${quotient(c?.postgresMs, p?.postgresMs)} | ${pair(p?.walBytes, c?.walBytes, 0)} | ${quotient(c?.walBytes, p?.walBytes)} | ${pair(p?.walBytesNoFpi, c?.walBytesNoFpi, 0)} | ${pair(p?.transactions, c?.transactions)} | ${pair(p?.statements, c?.statements)} | ${pair(p?.rowsWritten, c?.rowsWritten)} | ${pair(p?.hotUpdates, c?.hotUpdates)} | ${pair(p?.rowsLocked, c?.rowsLocked)} |`);
+      out.push(
+        `| ${kind === 'partake' ? 'partake (its `used` included)' : 'recharge'} | ${at} | ${pair(p?.postgresMs, c?.postgresMs)} | ${quotient(c?.postgresMs, p?.postgresMs)} | ${pair(p?.walBytes, c?.walBytes, 0)} | ${quotient(c?.walBytes, p?.walBytes)} | ${pair(p?.walBytesNoFpi, c?.walBytesNoFpi, 0)} | ${pair(p?.transactions, c?.transactions)} | ${pair(p?.statements, c?.statements)} | ${pair(p?.rowsWritten, c?.rowsWritten)} | ${pair(p?.hotUpdates, c?.hotUpdates)} | ${pair(p?.rowsLocked, c?.rowsLocked)} |`,
+      );
     }
   }
   out.push('');
   for (const x of rows) {
     const note = x.walNote ? `; ${x.walNote}` : '';
-    out.push(`- ${x.side} ${x.scenario}${x.concurrency !== undefined ? ` C=${x.concurrency}` : ''}: ${x.messages} messages; the whole server's WAL ${round(x.serverWalBytes)} bytes per message (other databases included)${note}`);
+    out.push(
+      `- ${x.side} ${x.scenario}${x.concurrency !== undefined ? ` C=${x.concurrency}` : ''}: ${x.messages} messages; the whole server's WAL ${round(x.serverWalBytes)} bytes per message (other databases included)${note}`,
+    );
   }
   return out;
 }
@@ -230,9 +296,14 @@ export function chart(r: Results): string {
   add('DB ceiling (partake SQL)', '#1f77b4', r.ceilings?.dbPartake);
   add('broker ceiling (rpc echo)', '#2ca02c', r.ceilings?.brokerRpc);
   add('DB ceiling (recharge SQL)', '#9467bd', r.ceilings?.dbRecharge);
-  const W = 760, H = 420, L = 70, R = 70, T = 40, B = 90;
+  const W = 760,
+    H = 420,
+    L = 70,
+    R = 70,
+    T = 40,
+    B = 90;
   const xs = [...new Set(series.flatMap((s) => s.pts.map((p) => p[0])))].sort((a, b) => a - b);
-  const xOf = (c: number) => L + (xs.length <= 1 ? (W - L - R) / 2 : (Math.log2(c) - Math.log2(xs[0]!)) / (Math.log2(xs[xs.length - 1]!) - Math.log2(xs[0]!)) * (W - L - R));
+  const xOf = (c: number) => L + (xs.length <= 1 ? (W - L - R) / 2 : ((Math.log2(c) - Math.log2(xs[0]!)) / (Math.log2(xs[xs.length - 1]!) - Math.log2(xs[0]!))) * (W - L - R));
   const nice = (v: number) => {
     if (!(v > 0)) return 1;
     const e = 10 ** Math.floor(Math.log10(v));
@@ -256,13 +327,16 @@ export function chart(r: Results): string {
   o.push(`<text x="${(L + W - R) / 2}" y="${H - B + 36}" text-anchor="middle">concurrent callers / clients (C)</text>`);
   o.push(`<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">transactions or requests per second</text>`);
   o.push(`<text transform="translate(${W - 14} ${(T + H - B) / 2}) rotate(90)" text-anchor="middle">p99 latency, ms</text>`);
-  o.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/><line x1="${W - R}" x2="${W - R}" y1="${T}" y2="${H - B}" stroke="#333"/><line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`);
+  o.push(
+    `<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/><line x1="${W - R}" x2="${W - R}" y1="${T}" y2="${H - B}" stroke="#333"/><line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`,
+  );
   series.forEach((s, i) => {
     o.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${s.pts.map(([c, v]) => `${xOf(c).toFixed(1)},${yOf(v).toFixed(1)}`).join(' ')}"/>`);
     for (const [c, v] of s.pts) o.push(`<circle cx="${xOf(c).toFixed(1)}" cy="${yOf(v).toFixed(1)}" r="3" fill="${s.color}"/>`);
     const p = s.p99.filter(([, v]) => Number.isFinite(v));
     o.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" stroke-dasharray="5 4" points="${p.map(([c, v]) => `${xOf(c).toFixed(1)},${lOf(v).toFixed(1)}`).join(' ')}"/>`);
-    const lx = L + (i % 2) * 330, ly = H - 34 + Math.floor(i / 2) * 18;
+    const lx = L + (i % 2) * 330,
+      ly = H - 34 + Math.floor(i / 2) * 18;
     o.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"/><text x="${lx + 30}" y="${ly}">${s.name}</text>`);
   });
   if (!series.length) o.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no figures</text>`);
@@ -297,7 +371,8 @@ export function writeReport(r: Results, root: string, toDocs: boolean): string[]
     const bm = path.join(docs, 'BENCHMARKS.md');
     if (fs.existsSync(bm)) {
       const text = fs.readFileSync(bm, 'utf8');
-      const a = text.indexOf(TABLE_START), b = text.indexOf(TABLE_END);
+      const a = text.indexOf(TABLE_START),
+        b = text.indexOf(TABLE_END);
       if (a >= 0 && b > a) {
         fs.writeFileSync(bm, `${text.slice(0, a + TABLE_START.length)}\n${md}\n${text.slice(b)}`);
         files.push(bm);

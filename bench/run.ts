@@ -6,7 +6,24 @@ import amqplib from 'amqplib';
 import { createTestEnv, type TestEnv } from '../test/support/env';
 import { spawn } from 'node:child_process';
 import type { Service } from '../test/support/workers';
-import { benchChildrenSource, cheapest, CLK_TCK, cpuClock, cpuRows, driverSource, MACHINE, machineSource, postgresSource, rabbitmqSource, redisSource, SOURCES, stealSource, STOLEN, treeOf, type CpuClock } from './cpu';
+import {
+  benchChildrenSource,
+  cheapest,
+  CLK_TCK,
+  cpuClock,
+  cpuRows,
+  driverSource,
+  MACHINE,
+  machineSource,
+  postgresSource,
+  rabbitmqSource,
+  redisSource,
+  SOURCES,
+  stealSource,
+  STOLEN,
+  treeOf,
+  type CpuClock,
+} from './cpu';
 import { dbWorkMeter, scrapeStatements, type DbWorkMeter, type WorkMark } from './db-work';
 import { connectDriver, type Driver } from './driver';
 import { writeReport, type DbWorkRow, type Results } from './report';
@@ -214,7 +231,8 @@ async function idle(clock: CpuClock, seconds: number, name = 'before the run'): 
 }
 
 /** PostgreSQL CPU per message of a CPU span (ms). */
-const postgresMs = (span: { cpu: Record<string, number>; messages: number }) => (span.messages && span.cpu[SOURCES.postgres] !== undefined ? Number(((1000 * span.cpu[SOURCES.postgres]!) / span.messages).toFixed(3)) : undefined);
+const postgresMs = (span: { cpu: Record<string, number>; messages: number }) =>
+  span.messages && span.cpu[SOURCES.postgres] !== undefined ? Number(((1000 * span.cpu[SOURCES.postgres]!) / span.messages).toFixed(3)) : undefined;
 
 async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuClock, meter: DbWorkMeter, dbWork: DbWorkRow[]): Promise<NonNullable<Results['ceilings']>> {
   const maxClients = Math.max(...o.concurrency);
@@ -224,24 +242,26 @@ async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuCloc
   // A CPU span per level (PostgreSQL and pgbench CPU per transaction), from pgbench's first progress
   // report on (connections made); over the whole run if that report never came.
   // and the database work (db-work.ts) over the same stretch.
-  const level = (v: Variant): DbLevel => (c) => {
-    const whole = clock.start(`db ceiling ${v.name} C=${c}`, 'db ceiling', v.kind, c);
-    const first = meter.mark();
-    let steady: ReturnType<CpuClock['start']> | undefined;
-    let warmMark: Promise<WorkMark> | undefined;
-    return {
-      warm: () => {
-        steady = clock.start(`db ceiling ${v.name} C=${c}, after pgbench's first second`, 'db ceiling', v.kind, c);
-        warmMark = meter.mark();
-      },
-      end: async (p) => {
-        const warm = steady && p.warmTransactions;
-        const span = warm ? steady!.end(p.warmTransactions! * v.perTransaction) : whole.end(p.transactions * v.perTransaction);
-        const work = await meter.since(await (warm ? warmMark! : first), { messages: span.messages, statementsPerMessage: statementsOf(v.script(0)) });
-        dbWork.push({ side: 'db ceiling', scenario: v.kind, concurrency: c, postgresMs: postgresMs(span), ...work });
-      },
+  const level =
+    (v: Variant): DbLevel =>
+    (c) => {
+      const whole = clock.start(`db ceiling ${v.name} C=${c}`, 'db ceiling', v.kind, c);
+      const first = meter.mark();
+      let steady: ReturnType<CpuClock['start']> | undefined;
+      let warmMark: Promise<WorkMark> | undefined;
+      return {
+        warm: () => {
+          steady = clock.start(`db ceiling ${v.name} C=${c}, after pgbench's first second`, 'db ceiling', v.kind, c);
+          warmMark = meter.mark();
+        },
+        end: async (p) => {
+          const warm = steady && p.warmTransactions;
+          const span = warm ? steady!.end(p.warmTransactions! * v.perTransaction) : whole.end(p.transactions * v.perTransaction);
+          const work = await meter.since(await (warm ? warmMark! : first), { messages: span.messages, statementsPerMessage: statementsOf(v.script(0)) });
+          dbWork.push({ side: 'db ceiling', scenario: v.kind, concurrency: c, postgresMs: postgresMs(span), ...work });
+        },
+      };
     };
-  };
   const dbPartake = await dbCeiling(world.config, BASE.partake, o.concurrency, o.duration, dir, level(BASE.partake));
   const dbRecharge = await dbCeiling(world.config, BASE.recharge, o.concurrency, o.duration, dir, level(BASE.recharge));
   const variants = [];
@@ -411,14 +431,18 @@ async function runPipeline(o: Options, world: TestEnv, pools: Pools, runId: stri
     tap.phase('probe');
     const prefix = `bench-${runId}-probe-`;
     await d.publish('', RECHARGE_QUEUE, { userId: 'bench-probe', sku: 9011, outBusinessNo: `${prefix}0` });
-    const outcome = await bounded(10_000, (async () => {
-      for (;;) {
-        if (tap.outcomes(prefix).completed + tap.outcomes(prefix).rejected > 0) return 'event';
-        const reasons = await deadLetterReasons(d, RECHARGE_QUEUE);
-        if (reasons.length) return `${RECHARGE_QUEUE} dead-letters ${reasons[0]!.split(':')[0]} (${reasons[0]})`;
-        await sleep(200);
-      }
-    })(), () => 'timeout');
+    const outcome = await bounded(
+      10_000,
+      (async () => {
+        for (;;) {
+          if (tap.outcomes(prefix).completed + tap.outcomes(prefix).rejected > 0) return 'event';
+          const reasons = await deadLetterReasons(d, RECHARGE_QUEUE);
+          if (reasons.length) return `${RECHARGE_QUEUE} dead-letters ${reasons[0]!.split(':')[0]} (${reasons[0]})`;
+          await sleep(200);
+        }
+      })(),
+      () => 'timeout',
+    );
     eventsFlow = outcome === 'event';
     let rechargeOk = eventsFlow;
     let reason = outcome;
@@ -479,9 +503,13 @@ function pipelineWork(meter: DbWorkMeter, metricsPorts: readonly number[]) {
 /** `n` consecutive free TCP ports on 127.0.0.1 (the first of them). */
 async function freePorts(n: number): Promise<number> {
   const net = await import('node:net');
-  const free = (port: number) => new Promise<boolean>((resolve) => {
-    const srv = net.createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const srv = net
+        .createServer()
+        .once('error', () => resolve(false))
+        .listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
   for (;;) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
     let ok = true;
@@ -493,16 +521,18 @@ async function freePorts(n: number): Promise<number> {
 /** `--soak` / `--flood`: `npm start` under a long mixed load, or a flood of unknown ids; figures printed and kept in bench/out/. */
 async function lifecycleBench(o: Options, world: TestEnv, pools: Pools, runId: string): Promise<void> {
   await loadCatalogFile(path.join(root, 'bench', 'out', `catalog-${world.id}.json`), soakCatalog(), world.env);
-  await preloadAccounts(pools, world.config, Array.from({ length: SOAK_PARTAKE_USERS }, (_, i) => soakUser(i)));
+  await preloadAccounts(
+    pools,
+    world.config,
+    Array.from({ length: SOAK_PARTAKE_USERS }, (_, i) => soakUser(i)),
+  );
   const service = spawnNpm(['start'], world.env, o.serviceDir);
   undo.push(() => stopService(service));
   await waitReady(world.config.amqpUrl, service, 90_000);
   const d = await connectDriver(world.config.amqpUrl);
   undo.push(() => d.close());
   const kind = o.soak !== undefined ? 'soak' : 'flood';
-  const result = o.soak !== undefined
-    ? await soakScenario(d, pools, world.config.shardTableCount, service.child.pid!, o.soak, runId)
-    : await floodScenario(d, service.child.pid!, o.flood!, runId);
+  const result = o.soak !== undefined ? await soakScenario(d, pools, world.config.shardTableCount, service.child.pid!, o.soak, runId) : await floodScenario(d, service.child.pid!, o.flood!, runId);
   await unwind();
   const file = path.join(root, 'bench', 'out', `${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   (await import('node:fs')).writeFileSync(file, JSON.stringify({ command: process.argv.slice(2), serviceDir: o.serviceDir, result }, null, 2));

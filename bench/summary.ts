@@ -37,11 +37,42 @@ export const FIGURES: readonly Figure[] = [
   { name: 'recharge: database CPU, ceiling ÷ pipeline, cheapest levels', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => r.cpu?.cheapest?.recharge?.ceilingOverPipeline },
   { name: 'recharge: WAL bytes (no full-page images), ceiling C=16 ÷ pipeline', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => walRatio(r, 'recharge', 16) },
   { name: 'recharge: commits per message, pipeline', goal: '–', digits: 2, of: (r) => work(r, 'pipeline', 'recharge')?.transactions },
-  { name: 'partake throughput, pipeline ÷ DB ceiling, C=64', goal: '≥ 0.6', ok: atLeast(0.6), digits: 2, of: (r) => ratio(r.partake?.available ? r.partake.result.find((p) => p.concurrency === 64)?.throughput : undefined, r.ceilings?.dbPartake.find((p) => p.concurrency === 64)?.throughput) },
-  { name: 'recharge throughput, pipeline ÷ best DB ceiling', goal: '≥ 0.5', ok: atLeast(0.5), digits: 2, of: (r) => ratio(r.recharge?.available ? r.recharge.result.perSecond : undefined, best(r.ceilings?.dbRecharge)) },
+  {
+    name: 'partake throughput, pipeline ÷ DB ceiling, C=64',
+    goal: '≥ 0.6',
+    ok: atLeast(0.6),
+    digits: 2,
+    of: (r) => ratio(r.partake?.available ? r.partake.result.find((p) => p.concurrency === 64)?.throughput : undefined, r.ceilings?.dbPartake.find((p) => p.concurrency === 64)?.throughput),
+  },
+  {
+    name: 'recharge throughput, pipeline ÷ best DB ceiling',
+    goal: '≥ 0.5',
+    ok: atLeast(0.5),
+    digits: 2,
+    of: (r) => ratio(r.recharge?.available ? r.recharge.result.perSecond : undefined, best(r.ceilings?.dbRecharge)),
+  },
   { name: 'partake p99 ms, open loop at half of peak', goal: '≤ 50', ok: atMost(50), digits: 1, of: (r) => r.partakeHalfPeak?.latency.p99 },
-  { name: 'outbox delay p99 ms under full load (worst of the partake and recharge runs)', goal: '≤ 100', ok: atMost(100), digits: 0, of: (r) => (r.outbox?.available ? Math.max(...Object.values(r.outbox.result.underLoad).map((l) => l.p99)) : undefined) },
-  { name: 'largest worker peak RSS, MB', goal: '< 150', ok: (v) => v < 150, digits: 0, of: (r) => (r.rss ? Math.max(...Object.entries(r.rss.peaks).filter(([k]) => k !== 'supervisor').map(([, v]) => v)) : undefined) },
+  {
+    name: 'outbox delay p99 ms under full load (worst of the partake and recharge runs)',
+    goal: '≤ 100',
+    ok: atMost(100),
+    digits: 0,
+    of: (r) => (r.outbox?.available ? Math.max(...Object.values(r.outbox.result.underLoad).map((l) => l.p99)) : undefined),
+  },
+  {
+    name: 'largest worker peak RSS, MB',
+    goal: '< 150',
+    ok: (v) => v < 150,
+    digits: 0,
+    of: (r) =>
+      r.rss
+        ? Math.max(
+            ...Object.entries(r.rss.peaks)
+              .filter(([k]) => k !== 'supervisor')
+              .map(([, v]) => v),
+          )
+        : undefined,
+  },
 ];
 
 const show = (v: number | undefined, digits: number) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
@@ -72,7 +103,8 @@ export function writeSummary(files: readonly string[], root: string): string {
   const md = summaryMarkdown(runs);
   const bm = path.join(root, 'docs', 'BENCHMARKS.md');
   const text = fs.readFileSync(bm, 'utf8');
-  const a = text.indexOf(START), b = text.indexOf(END);
+  const a = text.indexOf(START),
+    b = text.indexOf(END);
   if (a < 0 || b < a) throw new Error(`docs/BENCHMARKS.md has no ${START} … ${END} markers`);
   fs.writeFileSync(bm, `${text.slice(0, a + START.length)}\n${md}\n${text.slice(b)}`);
   return md;

@@ -39,13 +39,16 @@ export function progress(label: string, total?: number): { tick(n?: number): voi
     const of = total ? `/${total}` : '';
     return `${label}: ${count}${of}  ${rate.toFixed(0)}/s  ${el.toFixed(1)}s${extra ? '  ' + extra : ''}`;
   };
-  const timer = setInterval(() => {
-    if (tty) process.stderr.write(`\r\x1b[K${line()}`);
-    else if (now() - lastLine >= 5_000) {
-      lastLine = now();
-      process.stderr.write(`${line()}\n`);
-    }
-  }, tty ? 200 : 1_000);
+  const timer = setInterval(
+    () => {
+      if (tty) process.stderr.write(`\r\x1b[K${line()}`);
+      else if (now() - lastLine >= 5_000) {
+        lastLine = now();
+        process.stderr.write(`${line()}\n`);
+      }
+    },
+    tty ? 200 : 1_000,
+  );
   timer.unref();
   return {
     tick: (n = 1) => void (count += n),
@@ -80,7 +83,7 @@ export function processTree(pgid: number): Array<{ pid: number; cmd: string }> {
   for (const p of procs) if (p.pgid === pgid) set.add(p.pid);
   for (let grew = true; grew; ) {
     grew = false;
-    for (const p of procs) if (!set.has(p.pid) && set.has(p.ppid)) (set.add(p.pid), (grew = true));
+    for (const p of procs) if (!set.has(p.pid) && set.has(p.ppid)) set.add(p.pid), (grew = true);
   }
   const out: Array<{ pid: number; cmd: string }> = [];
   for (const pid of set) {

@@ -18,8 +18,17 @@ export const BIG = 1_000_000_000;
 export function catalogFor(n: number) {
   const year = new Date().getUTCFullYear();
   return {
-    activities: [{ activityId: ACTIVITY_ID, name: 'Bench raffle', desc: 'npm run bench', strategyId: STRATEGY_ID,
-      beginTime: `${year - 1}-01-01T00:00:00Z`, endTime: `${year + 2}-01-01T00:00:00Z`, state: 'open' }],
+    activities: [
+      {
+        activityId: ACTIVITY_ID,
+        name: 'Bench raffle',
+        desc: 'npm run bench',
+        strategyId: STRATEGY_ID,
+        beginTime: `${year - 1}-01-01T00:00:00Z`,
+        endTime: `${year + 2}-01-01T00:00:00Z`,
+        state: 'open',
+      },
+    ],
     counts: [{ activityCountId: 11101, totalCount: 10, dayCount: 3, monthCount: 6 }],
     skus: [
       { sku: SKUS.unlimitedA, activityId: ACTIVITY_ID, activityCountId: 11101, stockCount: -1, productAmount: '0' },
@@ -88,12 +97,21 @@ export async function preloadCeilingAccounts(pools: Pools, config: Config, users
     for (let t = 0; t < config.shardTableCount; t++) {
       const ids = `SELECT ($4::bigint + g)::text AS u FROM generate_series(0, $1::int - 1) g`;
       const params = [users, ACTIVITY_ID, BIG, ceilingUser('partake', t, 0)];
-      await pool.query(`INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
-        SELECT u, $2, $3, $3, $3, $3, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`, params);
-      await pool.query(`INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus)
-        SELECT u, $2, $5, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`, [...params, day]);
-      await pool.query(`INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus)
-        SELECT u, $2, $5, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`, [...params, month]);
+      await pool.query(
+        `INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
+        SELECT u, $2, $3, $3, $3, $3, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`,
+        params,
+      );
+      await pool.query(
+        `INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus)
+        SELECT u, $2, $5, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`,
+        [...params, day],
+      );
+      await pool.query(
+        `INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus)
+        SELECT u, $2, $5, $3, $3 FROM (${ids}) x ON CONFLICT DO NOTHING`,
+        [...params, month],
+      );
     }
   }
 }
@@ -114,8 +132,7 @@ export async function removeCeilingRows(pools: Pools, config: Config): Promise<v
 /** Versions and size of this machine, for the report. */
 export async function machine(pools: Pools): Promise<Record<string, unknown>> {
   const os = await import('node:os');
-  const run = (cmd: string, args: string[]) =>
-    new Promise<string>((resolve) => execFile(cmd, args, { timeout: 20_000 }, (err, out) => resolve(err ? '' : String(out).trim())));
+  const run = (cmd: string, args: string[]) => new Promise<string>((resolve) => execFile(cmd, args, { timeout: 20_000 }, (err, out) => resolve(err ? '' : String(out).trim())));
   const pgVersion = (await pools.global.query('SHOW server_version').catch(() => ({ rows: [{ server_version: '?' }] }))).rows[0].server_version;
   const rabbit = (await run('rabbitmqctl', ['version'])) || '?';
   const redis = /redis_version:(\S+)/.exec(await run('redis-cli', ['info', 'server']))?.[1] ?? '?';

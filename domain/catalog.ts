@@ -45,11 +45,13 @@ export function validateCatalog(input: unknown, known: KnownIds = NONE): Validat
   for (const k of Object.keys(input)) {
     if (!(SECTIONS as readonly string[]).includes(k)) problems.push(`unknown top-level key ${JSON.stringify(k)}`);
   }
-  const lists = Object.fromEntries(SECTIONS.map((key) => {
-    const v = input[key];
-    if (v !== undefined && !Array.isArray(v)) problems.push(`${key} must be an array`);
-    return [key, Array.isArray(v) ? v : []];
-  })) as unknown as Lists;
+  const lists = Object.fromEntries(
+    SECTIONS.map((key) => {
+      const v = input[key];
+      if (v !== undefined && !Array.isArray(v)) problems.push(`${key} must be an array`);
+      return [key, Array.isArray(v) ? v : []];
+    }),
+  ) as unknown as Lists;
   const r = new Reader(problems);
   const ids = (l: unknown[], idKey: string) => new Set(l.flatMap((x) => (isObject(x) && typeof x[idKey] === 'number' ? [x[idKey] as number] : [])));
   const declared: Declared = {
@@ -70,7 +72,10 @@ function readActivities(list: unknown[], r: Reader, problems: string[]): Activit
   const activities: Activity[] = [];
   for (const [i, a] of list.entries()) {
     const at = `activities[${i}]`;
-    if (!isObject(a)) { problems.push(`${at} must be an object`); continue; }
+    if (!isObject(a)) {
+      problems.push(`${at} must be an object`);
+      continue;
+    }
     const activityId = r.id(a, 'activityId', at);
     const name = r.text(a, 'name', at, 64, true);
     const desc = r.text(a, 'desc', at, 128, false);
@@ -92,7 +97,10 @@ function readCounts(list: unknown[], r: Reader, problems: string[]): CountPackag
   const counts: CountPackage[] = [];
   for (const [i, c] of list.entries()) {
     const at = `counts[${i}]`;
-    if (!isObject(c)) { problems.push(`${at} must be an object`); continue; }
+    if (!isObject(c)) {
+      problems.push(`${at} must be an object`);
+      continue;
+    }
     const activityCountId = r.id(c, 'activityCountId', at);
     const totalCount = r.whole(c, 'totalCount', at, 0);
     const dayCount = r.whole(c, 'dayCount', at, 0);
@@ -109,7 +117,10 @@ function readSkus(list: unknown[], r: Reader, problems: string[], known: KnownId
   const skus: Sku[] = [];
   for (const [i, s] of list.entries()) {
     const at = `skus[${i}]`;
-    if (!isObject(s)) { problems.push(`${at} must be an object`); continue; }
+    if (!isObject(s)) {
+      problems.push(`${at} must be an object`);
+      continue;
+    }
     const sku = r.id(s, 'sku', at);
     const activityId = r.id(s, 'activityId', at);
     const activityCountId = r.id(s, 'activityCountId', at);
@@ -133,7 +144,10 @@ function readRebates(list: unknown[], r: Reader, problems: string[], known: Know
   const behaviorRebates: BehaviorRebate[] = [];
   for (const [i, b] of list.entries()) {
     const at = `behaviorRebates[${i}]`;
-    if (!isObject(b)) { problems.push(`${at} must be an object`); continue; }
+    if (!isObject(b)) {
+      problems.push(`${at} must be an object`);
+      continue;
+    }
     const behavior = r.identifier(b, 'behavior', at);
     const sku = r.id(b, 'sku', at);
     const desc = r.text(b, 'desc', at, 128, false);

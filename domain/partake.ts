@@ -77,8 +77,7 @@ export function decidePartake(rows: LockedQuota, activity: Activity, req: Partak
 type Current = Readonly<{ exists: boolean; count: number; surplus: number }>;
 const current = (row: { count: number; surplus: number } | undefined, fallback: number): Current =>
   row ? { exists: true, count: row.count, surplus: row.surplus } : { exists: false, count: fallback, surplus: fallback };
-const deduct = (c: Current): PeriodWrite =>
-  c.exists ? { kind: 'decrement', surplus: c.surplus - 1 } : { kind: 'create', count: c.count, surplus: c.surplus - 1 };
+const deduct = (c: Current): PeriodWrite => (c.exists ? { kind: 'decrement', surplus: c.surplus - 1 } : { kind: 'create', count: c.count, surplus: c.surplus - 1 });
 
 /** `activity.account.query` data. */
 export type QuotaView = Readonly<{

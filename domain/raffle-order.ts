@@ -46,9 +46,7 @@ export const partakeCreatedEvent = (o: RaffleOrder): DomainEvent => ({
 /** One chance back: always the total; the day and month only when the order was made in the current ones. */
 export type Refund = Readonly<{ total: 1; day: 0 | 1; month: 0 | 1 }>;
 
-export type CancelDecision =
-  | Readonly<{ kind: 'refused'; refusal: OrderRefusal }>
-  | Readonly<{ kind: 'cancel'; order: RaffleOrder; refund: Refund; period: Period; events: readonly [DomainEvent] }>;
+export type CancelDecision = Readonly<{ kind: 'refused'; refusal: OrderRefusal }> | Readonly<{ kind: 'cancel'; order: RaffleOrder; refund: Refund; period: Period; events: readonly [DomainEvent] }>;
 
 /**
  * Cancelling an unused order (by its activity's TTL or on request) refunds it in the transaction that

@@ -122,5 +122,4 @@ export function rejectedPayload(req: Pick<RechargeRequest, 'userId' | 'sku' | 'o
 }
 
 /** The rebate's unique business id: the same behavior + outBusinessNo grants once per SKU. */
-export const rebateBizId = (userId: string, behavior: string, sku: number, outBusinessNo: string): string =>
-  `${userId}_${behavior}_${sku}_${outBusinessNo}`;
+export const rebateBizId = (userId: string, behavior: string, sku: number, outBusinessNo: string): string => `${userId}_${behavior}_${sku}_${outBusinessNo}`;

@@ -53,8 +53,14 @@ export function boundedCache(o: CacheOptions = {}): BoundedCache {
 }
 
 type ActivityRow = {
-  activity_id: string; activity_name: string; activity_desc: string; strategy_id: string;
-  begin_date_time: Date; end_date_time: Date; state: Activity['state']; raffle_order_ttl_seconds?: number | null;
+  activity_id: string;
+  activity_name: string;
+  activity_desc: string;
+  strategy_id: string;
+  begin_date_time: Date;
+  end_date_time: Date;
+  state: Activity['state'];
+  raffle_order_ttl_seconds?: number | null;
 };
 type SkuRow = ActivityRow & { sku: string; stock_count: number; activity_count_id: string; total_count: number; day_count: number; month_count: number };
 
@@ -85,12 +91,16 @@ export function catalogReader(global: Db, o: CacheOptions = {}): CatalogReader {
       }),
     sku: (sku) =>
       cached(`s:${sku}`, async () => {
-        const { rows } = await sql<SkuRow>(global, `
+        const { rows } = await sql<SkuRow>(
+          global,
+          `
           SELECT s.sku, s.stock_count, c.activity_count_id, c.total_count, c.day_count, c.month_count, a.*
           FROM raffle_activity_sku s
           JOIN raffle_activity a ON a.activity_id = s.activity_id
           JOIN raffle_activity_count c ON c.activity_count_id = s.activity_count_id
-          WHERE s.sku = $1`, [sku]);
+          WHERE s.sku = $1`,
+          [sku],
+        );
         const r = rows[0];
         if (!r) return undefined;
         return {
@@ -102,14 +112,19 @@ export function catalogReader(global: Db, o: CacheOptions = {}): CatalogReader {
       }),
     rebates: (behavior) =>
       cached(`r:${behavior}`, async () => {
-        const { rows } = await sql<{ behavior_type: string; rebate_config: string; rebate_desc: string }>(global,
-          `SELECT behavior_type, rebate_config, rebate_desc FROM daily_behavior_rebate WHERE behavior_type = $1 AND state = 'open' AND rebate_type = 'sku' ORDER BY id`, [behavior]);
+        const { rows } = await sql<{ behavior_type: string; rebate_config: string; rebate_desc: string }>(
+          global,
+          `SELECT behavior_type, rebate_config, rebate_desc FROM daily_behavior_rebate WHERE behavior_type = $1 AND state = 'open' AND rebate_type = 'sku' ORDER BY id`,
+          [behavior],
+        );
         return rows.map((r) => ({ behavior: r.behavior_type, sku: Number(r.rebate_config), desc: r.rebate_desc }));
       }),
     expiring: () =>
       cached('expiring', async () => {
-        const { rows } = await sql<{ activity_id: string; ttl: number }>(global,
-          'SELECT activity_id, raffle_order_ttl_seconds AS ttl FROM raffle_activity WHERE raffle_order_ttl_seconds IS NOT NULL ORDER BY activity_id');
+        const { rows } = await sql<{ activity_id: string; ttl: number }>(
+          global,
+          'SELECT activity_id, raffle_order_ttl_seconds AS ttl FROM raffle_activity WHERE raffle_order_ttl_seconds IS NOT NULL ORDER BY activity_id',
+        );
         return rows.map((r) => ({ activityId: Number(r.activity_id), ttlSeconds: Number(r.ttl) }));
       }),
   };

@@ -36,9 +36,7 @@ export function clusterSetting(env: NodeJS.ProcessEnv): RedisClusterSetting | un
     if (!u || !['redis:', 'rediss:'].includes(u.protocol) || !u.hostname || !Number.isInteger(port) || port < 1 || port > 65535 || (u.pathname && u.pathname !== '/')) {
       throw new ConfigError(`REDIS_CLUSTER_NODES: entry ${i + 1} ${JSON.stringify(e)} is not host:port (or redis://[user:pass@]host:port)`);
     }
-    auth ??= /^[a-z]+:\/\//i.test(e)
-      ? { username: decodeURIComponent(u.username) || undefined, password: decodeURIComponent(u.password) || undefined, tls: u.protocol === 'rediss:' }
-      : undefined;
+    auth ??= /^[a-z]+:\/\//i.test(e) ? { username: decodeURIComponent(u.username) || undefined, password: decodeURIComponent(u.password) || undefined, tls: u.protocol === 'rediss:' } : undefined;
     return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port };
   });
   return { nodes, tls: false, ...auth };

@@ -183,7 +183,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 function readStall(r: Reader, c: Config): number {
   const redisWait = c.redisCommandTimeoutMs + (c.redisWaitReplicas ? c.redisWaitTimeoutMs : 0);
   const ms = r.int('GROUP_COMMIT_STALL_MS', redisWait + 1_000, 0, 3_600_000);
-  if (ms && ms <= redisWait) r.problems.push(`GROUP_COMMIT_STALL_MS: ${ms} must be 0 or more than the ${redisWait} ms a stock take may wait for Redis (REDIS_COMMAND_TIMEOUT_MS${c.redisWaitReplicas ? ' + REDIS_WAIT_TIMEOUT_MS' : ''})`);
+  if (ms && ms <= redisWait)
+    r.problems.push(
+      `GROUP_COMMIT_STALL_MS: ${ms} must be 0 or more than the ${redisWait} ms a stock take may wait for Redis (REDIS_COMMAND_TIMEOUT_MS${c.redisWaitReplicas ? ' + REDIS_WAIT_TIMEOUT_MS' : ''})`,
+    );
   return ms;
 }
 
@@ -243,6 +246,10 @@ export function effectiveSettings(c: Config): Record<string, unknown> {
 /** The traces URL as the OpenTelemetry spec reads the variables (the per-signal one as is, else the base + `/v1/traces`). */
 function readTelemetry(env: NodeJS.ProcessEnv): Pick<Config, 'otlpTracesUrl' | 'otelServiceName'> {
   const [signal, base] = [env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim(), env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim().replace(/\/+$/, '')];
-  const otlpTracesUrl = signal ? checkUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', signal, ['http:', 'https:']) : base ? `${checkUrl('OTEL_EXPORTER_OTLP_ENDPOINT', base, ['http:', 'https:'])}/v1/traces` : undefined;
+  const otlpTracesUrl = signal
+    ? checkUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', signal, ['http:', 'https:'])
+    : base
+      ? `${checkUrl('OTEL_EXPORTER_OTLP_ENDPOINT', base, ['http:', 'https:'])}/v1/traces`
+      : undefined;
   return { otlpTracesUrl, otelServiceName: env.OTEL_SERVICE_NAME?.trim() || undefined };
 }

@@ -201,10 +201,14 @@ export async function transaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promis
 
 /** A span over one transaction of `db`, child of the span in `parent`; `units`: messages sharing it (group commit). */
 export function transactionSpan(db: Db, parent: Context = context.active(), units = 1): Span {
-  return tracer().startSpan(`transaction ${db.scope}`, {
-    kind: SpanKind.CLIENT,
-    attributes: { 'db.system.name': 'postgresql', 'db.operation.name': 'transaction', 'aq.db.scope': db.scope, 'aq.group.units': units },
-  }, parent);
+  return tracer().startSpan(
+    `transaction ${db.scope}`,
+    {
+      kind: SpanKind.CLIENT,
+      attributes: { 'db.system.name': 'postgresql', 'db.operation.name': 'transaction', 'aq.db.scope': db.scope, 'aq.group.units': units },
+    },
+    parent,
+  );
 }
 
 export function endSpan(span: Span, err?: unknown): void {

@@ -61,10 +61,7 @@ export function sqlStateKind(code: string): TransientKind | undefined {
 }
 
 /** Node system errors of a network path (no message text involved). */
-const NETWORK_ERRNOS = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'EHOSTDOWN',
-  'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND', 'EADDRNOTAVAIL',
-]);
+const NETWORK_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND', 'EADDRNOTAVAIL']);
 
 /** Redis error replies that mean the server or cluster is not ready (the first word of the reply is its code). */
 // MOVED / ASK: a cluster slot moved (a failover, a resharding); the client follows them except inside a pipeline.

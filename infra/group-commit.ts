@@ -70,16 +70,18 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
       lanes.add(lane);
       groupSize.observe(group.length);
       // The group belongs to no one message: its own lines carry none's fields; each unit runs in its own context.
-      void context.with(ROOT_CONTEXT, () => commit(group)).finally(() => {
-        lanes.delete(lane);
-        pump();
-      });
+      void context
+        .with(ROOT_CONTEXT, () => commit(group))
+        .finally(() => {
+          lanes.delete(lane);
+          pump();
+        });
     }
     stall.watch();
   }
 
   async function commit(group: Pending[]): Promise<void> {
-    if (group.length === 1) return alone(group[0]!);
+    if (group.length === 1) return alone(ds, group[0]!, log);
     let results: unknown[];
     try {
       results = await inTransaction(ds, group, log);
@@ -92,18 +94,10 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
         return;
       }
       log.warn({ err, units: group.length }, 'a grouped unit failed: group rolled back, each unit runs alone');
-      for (const p of group) await alone(p);
+      for (const p of group) await alone(ds, p, log);
       return;
     }
     for (const [i, p] of group.entries()) p.resolve(results[i]);
-  }
-
-  async function alone(p: Pending): Promise<void> {
-    try {
-      p.resolve((await inTransaction(ds, [p], log))[0]);
-    } catch (err) {
-      p.reject(err instanceof CommitOutcomeUnknown ? err.failure : err);
-    }
   }
 
   return {
@@ -116,6 +110,15 @@ export function groupCommitter(ds: Db, s: GroupSettings, log: Logger): GroupComm
       });
     },
   };
+}
+
+/** One unit in a transaction of its own, which decides its own result. */
+async function alone(ds: Db, p: Pending, log: Logger): Promise<void> {
+  try {
+    p.resolve((await inTransaction(ds, [p], log))[0]);
+  } catch (err) {
+    p.reject(err instanceof CommitOutcomeUnknown ? err.failure : err);
+  }
 }
 
 /**
@@ -135,12 +138,15 @@ function stallGuard(ds: Db, s: GroupSettings, lanes: ReadonlySet<{ at: number }>
   const watch = (): void => {
     clearTimeout(timer);
     if (!s.stallMs || !queue.length || lanes.size < s.lanes) return;
-    timer = setTimeout(() => {
-      const err = error();
-      if (!err) return watch();
-      log.warn({ waiting: queue.length }, 'database not answering: waiting units fail as an outage');
-      for (const p of queue.splice(0)) p.reject(err);
-    }, Math.max(0, s.stallMs - stalledFor()));
+    timer = setTimeout(
+      () => {
+        const err = error();
+        if (!err) return watch();
+        log.warn({ waiting: queue.length }, 'database not answering: waiting units fail as an outage');
+        for (const p of queue.splice(0)) p.reject(err);
+      },
+      Math.max(0, s.stallMs - stalledFor()),
+    );
     timer.unref();
   };
   return { watch, error };

@@ -19,11 +19,21 @@ const CHECK_TIMEOUT_MS = 2_000;
  */
 export async function checkHealth(d: Deps): Promise<{ ok: boolean; checks: Record<string, string> }> {
   const probes: Array<[string, () => Promise<unknown>]> = [
-    ['broker', async () => { if (!d.broker.connected()) throw new Error('not connected'); }],
+    [
+      'broker',
+      async () => {
+        if (!d.broker.connected()) throw new Error('not connected');
+      },
+    ],
     ['db:global', () => probe(d.dbs.global)],
     ...d.dbs.shards.map((s): [string, () => Promise<unknown>] => [`db:shard${s.shard}`, () => probe(s.ds)]),
     ['redis', () => d.redis.ping()],
-    ...d.broker.consumers().map((c): [string, () => Promise<unknown>] => [`consumer:${c.queue}`, async () => { if (!c.active) throw new Error('not consuming'); }]),
+    ...d.broker.consumers().map((c): [string, () => Promise<unknown>] => [
+      `consumer:${c.queue}`,
+      async () => {
+        if (!c.active) throw new Error('not consuming');
+      },
+    ]),
   ];
   const results = await Promise.all(
     probes.map(async ([name, probe]) => {

@@ -73,11 +73,7 @@ export async function enqueue(tx: Tx, events: readonly OutboundEvent[], now: Dat
   const out: EnqueuedTask[] = [];
   for (const e of events) {
     const row = taskRow(e, now, holdMs);
-    const { rows } = await sql<{ id: string }>(
-      tx,
-      ENQUEUE_SQL,
-      [...taskParams(row), now],
-    );
+    const { rows } = await sql<{ id: string }>(tx, ENQUEUE_SQL, [...taskParams(row), now]);
     if (rows[0]) out.push(enqueuedTask(row, String(rows[0].id)));
   }
   return out;

@@ -56,23 +56,26 @@ export async function connectRedis(s: RedisSettings, log: Logger, name: string):
 
 function cluster(s: RedisSettings, node: RedisOptions): Cluster {
   const c = s.redisCluster!;
-  return new Cluster(c.nodes.map((n) => ({ ...n })), {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    scaleReads: 'master',
-    keyPrefix: s.redisKeyPrefix || undefined,
-    // MOVED, ASK, TRYAGAIN and CLUSTERDOWN mean "not run": those are followed. A closed connection
-    // may have run the command: that one is not re-sent (0), the handler's retry decides.
-    retryDelayOnFailover: 0,
-    retryDelayOnClusterDown: 200,
-    retryDelayOnTryAgain: 100,
-    maxRedirections: 16,
-    // A promoted replica is found within a second even when no command is redirected.
-    slotsRefreshInterval: 1_000,
-    slotsRefreshTimeout: 2_000,
-    clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
-    redisOptions: { ...node, username: c.username, password: c.password, ...(c.tls ? { tls: {} } : {}) },
-  });
+  return new Cluster(
+    c.nodes.map((n) => ({ ...n })),
+    {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      scaleReads: 'master',
+      keyPrefix: s.redisKeyPrefix || undefined,
+      // MOVED, ASK, TRYAGAIN and CLUSTERDOWN mean "not run": those are followed. A closed connection
+      // may have run the command: that one is not re-sent (0), the handler's retry decides.
+      retryDelayOnFailover: 0,
+      retryDelayOnClusterDown: 200,
+      retryDelayOnTryAgain: 100,
+      maxRedirections: 16,
+      // A promoted replica is found within a second even when no command is redirected.
+      slotsRefreshInterval: 1_000,
+      slotsRefreshTimeout: 2_000,
+      clusterRetryStrategy: (times) => Math.min(times * 200, 2_000),
+      redisOptions: { ...node, username: c.username, password: c.password, ...(c.tls ? { tls: {} } : {}) },
+    },
+  );
 }
 
 /** An error of a Redis command as the consumer needs it: a failure below the protocol or an outage reply becomes a TransientError of scope `redis`. */

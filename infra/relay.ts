@@ -139,7 +139,11 @@ type DeliverDeps = Readonly<{ broker: Broker; settings: OutboxSettings; log: Log
 
 /** Publishes claimed tasks (confirms in parallel, publishes in order) and records each outcome. */
 async function deliverTasks(d: DeliverDeps, ds: Db, tasks: readonly ClaimedTask[], path: 'fast' | 'cron'): Promise<number> {
-  if (mutated('completed-on-claim')) await d.mark(ds, tasks.map((t) => t.id));
+  if (mutated('completed-on-claim'))
+    await d.mark(
+      ds,
+      tasks.map((t) => t.id),
+    );
   const results = await Promise.allSettled(tasks.map((t) => publishTask(d.broker, t)));
   const done: string[] = [];
   for (const [i, r] of results.entries()) {
@@ -179,10 +183,20 @@ async function recordFailure(d: DeliverDeps, ds: Db, t: ClaimedTask, err: Error 
 async function publishTask(broker: Broker, t: ClaimedTask): Promise<void> {
   const { traceparent, tracestate, ...body } = t.message;
   const parent = extractTraceContext({ traceparent, tracestate }, context.active());
-  const span = tracer().startSpan(`send ${t.topic}`, {
-    kind: SpanKind.PRODUCER,
-    attributes: { 'messaging.system': 'rabbitmq', 'messaging.operation.type': 'send', 'messaging.destination.name': EVENTS_EXCHANGE, 'messaging.rabbitmq.destination.routing_key': t.topic, 'messaging.message.id': t.message_id },
-  }, parent);
+  const span = tracer().startSpan(
+    `send ${t.topic}`,
+    {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        'messaging.system': 'rabbitmq',
+        'messaging.operation.type': 'send',
+        'messaging.destination.name': EVENTS_EXCHANGE,
+        'messaging.rabbitmq.destination.routing_key': t.topic,
+        'messaging.message.id': t.message_id,
+      },
+    },
+    parent,
+  );
   try {
     await publishBody(broker, t, body, injectTraceHeaders({}, trace.setSpan(parent, span)));
   } catch (err) {

@@ -3,7 +3,20 @@ import { begin, sql, type Db, type OpenTransaction, type Tx } from './db';
 import type { Logger } from './log';
 import { keyPrefixOf, mastersOf, type Redis } from './redis';
 import type { Databases } from './shards';
-import { legacyKeys, LEGACY_DIRTY_KEY, rebuildLockKey, RESERVED_PATTERN, ReplicaLagError, reservedKey, runScript, runScriptAcked, script, skuOfReservedKey, stockKey, SYNC_LOCK_KEY } from './stock-keys';
+import {
+  legacyKeys,
+  LEGACY_DIRTY_KEY,
+  rebuildLockKey,
+  RESERVED_PATTERN,
+  ReplicaLagError,
+  reservedKey,
+  runScript,
+  runScriptAcked,
+  script,
+  skuOfReservedKey,
+  stockKey,
+  SYNC_LOCK_KEY,
+} from './stock-keys';
 import { mutated } from './mutation';
 
 export { hashTag, legacyKeys, rebuildLockKey, RESERVED_PATTERN, ReplicaLagError, reservedKey, skuOfReservedKey, stockKey } from './stock-keys';
@@ -21,7 +34,9 @@ export type Take =
 // Idempotent per reservation: a command re-sent after a lost reply must not take a second unit. Such a
 // re-send rewrites its entry, so that a WAIT after it also covers the first take (replication is in order).
 // Sold out (-1) only when no unit is reserved: a reserved unit may come back (rollback, reaper), -3 = wait.
-const TAKE = script(2, `
+const TAKE = script(
+  2,
+  `
 local v = redis.call('GET', KEYS[1])
 if not v then return -2 end
 local at = redis.call('HGET', KEYS[2], ARGV[1])
@@ -31,15 +46,19 @@ if at then
 end
 ${mutated('no-sold-out-check') ? '' : "if tonumber(v) <= 0 then return (redis.call('HLEN', KEYS[2]) > 0) and -3 or -1 end"}
 redis.call('HSET', KEYS[2], ARGV[1], redis.call('TIME')[1])
-return redis.call('DECR', KEYS[1])`);
+return redis.call('DECR', KEYS[1])`,
+);
 
 // The reservation decides: a unit comes back only once, and never into a counter rebuilt without it.
-const GIVE_BACK = script(2, `
+const GIVE_BACK = script(
+  2,
+  `
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('INCR', KEYS[1])
   return 1
 end
-return 0`);
+return 0`,
+);
 
 export const reservationField = (userId: string, outBusinessNo: string, orderId: string) => `${userId}\0${outBusinessNo}\0${orderId}`;
 
@@ -80,12 +99,15 @@ export async function giveBackStock(redis: Redis, r: Reservation): Promise<boole
 }
 
 /** Adds `delta` (may be negative, floored at 0) to a live counter; a missing counter stays missing. */
-const ADJUST = script(1, `
+const ADJUST = script(
+  1,
+  `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local v = tonumber(redis.call('GET', KEYS[1])) + tonumber(ARGV[1])
 if v < 0 then v = 0 end
 redis.call('SET', KEYS[1], v)
-return v`);
+return v`,
+);
 
 /**
  * Moves a live counter by `delta`; undefined if there is none (the caller rebuilds it from the
@@ -118,12 +140,15 @@ async function countShardOrders(tx: Tx | Db, suffixes: readonly string[], sku: n
 }
 
 // Set only if still missing; reservations left in the hash belong to transactions that have ended.
-const REBUILD = script(2, `
+const REBUILD = script(
+  2,
+  `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   redis.call('DEL', KEYS[2])
   return 1
 end
-return 0`);
+return 0`,
+);
 
 const UNLOCK = script(1, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`);
 
@@ -233,8 +258,10 @@ export async function syncStock(dbs: Databases, redis: Redis, batch = 1_000): Pr
   const token = randomUUID();
   if (!(await redis.set(SYNC_LOCK_KEY, token, 'PX', 10_000, 'NX'))) return 0;
   try {
-    const { rows } = await sql<{ sku: string; stock_count: number; stock_count_surplus: number }>(dbs.global,
-      'SELECT sku, stock_count, stock_count_surplus FROM raffle_activity_sku WHERE stock_count >= 0 ORDER BY sku');
+    const { rows } = await sql<{ sku: string; stock_count: number; stock_count_surplus: number }>(
+      dbs.global,
+      'SELECT sku, stock_count, stock_count_surplus FROM raffle_activity_sku WHERE stock_count >= 0 ORDER BY sku',
+    );
     let written = 0;
     for (let i = 0; i < rows.length; i += batch) {
       const chunk = rows.slice(i, i + batch);
@@ -248,11 +275,14 @@ export async function syncStock(dbs: Databases, redis: Redis, batch = 1_000): Pr
         if (n !== Number(r.stock_count_surplus)) skus.push(r.sku), values.push(n);
       });
       if (!skus.length) continue;
-      const { count } = await sql(dbs.global, `
+      const { count } = await sql(
+        dbs.global,
+        `
         UPDATE raffle_activity_sku s SET stock_count_surplus = least(greatest(v.n, 0), s.stock_count), update_time = now()
         FROM unnest($1::bigint[], $2::int[]) AS v(sku, n)
         WHERE s.sku = v.sku AND s.stock_count >= 0 AND s.stock_count_surplus <> least(greatest(v.n, 0), s.stock_count)`,
-        [skus, values]);
+        [skus, values],
+      );
       written += count;
     }
     return written;

@@ -10,7 +10,13 @@ import path from 'node:path';
 const filters = process.argv.slice(2);
 const root = path.resolve(import.meta.dirname, '..');
 const list = (dir: string, suffix: string) =>
-  fs.existsSync(path.join(root, dir)) ? fs.readdirSync(path.join(root, dir)).filter((f) => f.endsWith(suffix)).sort().map((f) => `${dir}/${f}`) : [];
+  fs.existsSync(path.join(root, dir))
+    ? fs
+        .readdirSync(path.join(root, dir))
+        .filter((f) => f.endsWith(suffix))
+        .sort()
+        .map((f) => `${dir}/${f}`)
+    : [];
 
 const unit = list('test/unit', '.test.ts');
 const int = list('test/int', '.int.test.ts');

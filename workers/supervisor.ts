@@ -70,7 +70,7 @@ async function stop(signal: NodeJS.Signals, exitCode = 0): Promise<void> {
   const exits = running.map((s) => new Promise<void>((resolve) => s.child!.once('exit', () => resolve())));
   for (const s of running) s.child!.kill('SIGTERM');
   const timeout = setTimeout(() => {
-    for (const s of slots) if (s.child) (log.warn({ name: s.name }, 'worker did not stop in time, killing'), s.child.kill('SIGKILL'));
+    for (const s of slots) if (s.child) log.warn({ name: s.name }, 'worker did not stop in time, killing'), s.child.kill('SIGKILL');
   }, STOP_GRACE_MS);
   await Promise.all(exits);
   clearTimeout(timeout);

@@ -27,12 +27,16 @@ export async function startEcho(amqpUrl: string, env: Record<string, string>): P
   const child = spawn(process.execPath, ['--import', 'tsx', entry], { env: { ...process.env, ...env, AMQP_URL: amqpUrl }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   child.stderr!.on('data', (d) => (out += d));
-  await bounded(30_000, new Promise<boolean>((resolve, reject) => {
-    child.stdout!.on('data', (d) => String(d).includes('ready') && resolve(true));
-    child.on('exit', (code) => reject(new Error(`echo worker exited ${code}: ${out}`)));
-  }), () => {
-    throw new Error(`echo worker not ready within 30 s: ${out}`);
-  });
+  await bounded(
+    30_000,
+    new Promise<boolean>((resolve, reject) => {
+      child.stdout!.on('data', (d) => String(d).includes('ready') && resolve(true));
+      child.on('exit', (code) => reject(new Error(`echo worker exited ${code}: ${out}`)));
+    }),
+    () => {
+      throw new Error(`echo worker not ready within 30 s: ${out}`);
+    },
+  );
   return {
     child,
     async stop() {
@@ -59,18 +63,22 @@ export async function brokerRpcCeiling(amqpUrl: string, concurrencies: readonly 
       const end = t0 + seconds * 1000;
       let counted = 0;
       let requests = 0;
-      await runCallers(c, () => now() >= end || errors > 100, async () => {
-        const s = now();
-        try {
-          const r = await d.rpc(ECHO_QUEUE, { userId: 'echo', activityId: 1 }, 10_000);
-          if (s >= warm) (lat.push(r.at - s), counted++);
-          await d.publish('', SINK_QUEUE, { userId: 'echo', orderId: '1' });
-          requests++;
-          bar.tick();
-        } catch {
-          errors++;
-        }
-      });
+      await runCallers(
+        c,
+        () => now() >= end || errors > 100,
+        async () => {
+          const s = now();
+          try {
+            const r = await d.rpc(ECHO_QUEUE, { userId: 'echo', activityId: 1 }, 10_000);
+            if (s >= warm) lat.push(r.at - s), counted++;
+            await d.publish('', SINK_QUEUE, { userId: 'echo', orderId: '1' });
+            requests++;
+            bar.tick();
+          } catch {
+            errors++;
+          }
+        },
+      );
       bar.done();
       const point: RpcPoint = { concurrency: c, requests, throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), errors };
       ended?.(point);
@@ -99,12 +107,14 @@ export async function brokerPubSubCeiling(amqpUrl: string, n: number, timeoutS: 
     const ticker = setInterval(() => bar.set(arrived), 200);
     let next = 0;
     const window = 256;
-    await Promise.all(Array.from({ length: window }, async () => {
-      while (next < n) {
-        const i = next++;
-        await d.publish('', WORK_QUEUE, { userId: `w${i}`, sku: 1, outBusinessNo: String(i) });
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: window }, async () => {
+        while (next < n) {
+          const i = next++;
+          await d.publish('', WORK_QUEUE, { userId: `w${i}`, sku: 1, outBusinessNo: String(i) });
+        }
+      }),
+    );
     await bounded(timeoutS * 1000, all, () => log(`publish/consume: ${arrived}/${n} arrived within ${timeoutS} s`));
     clearInterval(ticker);
     bar.set(arrived);

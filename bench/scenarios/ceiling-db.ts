@@ -34,14 +34,28 @@ export type DbLevel = (c: number) => { warm(): void; end(p: DbPoint): void | Pro
 export type Variant = Readonly<{ name: string; kind: DbKind; mode: 'prepared' | 'extended'; perTransaction: number; script: (t: number) => string; about: string }>;
 
 export const BASE: Record<DbKind, Variant> = {
-  partake: { name: 'partake', kind: 'partake', mode: 'prepared', perTransaction: 1, script: partakeScript, about: 'the partake handler\'s SQL, prepared' },
-  recharge: { name: 'recharge', kind: 'recharge', mode: 'prepared', perTransaction: 1, script: rechargeScript, about: 'the recharge handler\'s SQL, prepared' },
+  partake: { name: 'partake', kind: 'partake', mode: 'prepared', perTransaction: 1, script: partakeScript, about: "the partake handler's SQL, prepared" },
+  recharge: { name: 'recharge', kind: 'recharge', mode: 'prepared', perTransaction: 1, script: rechargeScript, about: "the recharge handler's SQL, prepared" },
 };
 
 /** `--variants`: what each hot-path step is worth on the database side alone. */
 export const VARIANTS: readonly Variant[] = [
-  { name: 'partake, unnamed statements', kind: 'partake', mode: 'extended', perTransaction: 1, script: partakeScript, about: 'parse + plan every statement, as node-postgres does without a statement name' },
-  { name: 'recharge, unnamed statements', kind: 'recharge', mode: 'extended', perTransaction: 1, script: rechargeScript, about: 'parse + plan every statement, as node-postgres does without a statement name' },
+  {
+    name: 'partake, unnamed statements',
+    kind: 'partake',
+    mode: 'extended',
+    perTransaction: 1,
+    script: partakeScript,
+    about: 'parse + plan every statement, as node-postgres does without a statement name',
+  },
+  {
+    name: 'recharge, unnamed statements',
+    kind: 'recharge',
+    mode: 'extended',
+    perTransaction: 1,
+    script: rechargeScript,
+    about: 'parse + plan every statement, as node-postgres does without a statement name',
+  },
   { name: 'recharge, 8 per transaction', kind: 'recharge', mode: 'prepared', perTransaction: 8, script: groupedRechargeScript(8), about: 'grouped commits' },
 ];
 
@@ -60,12 +74,37 @@ export function writeScripts(dir: string, v: Variant, config: Config): string[] 
 
 type PgbenchRun = { tps: number; failed: number; transactions: number; logPrefix: string; output: string };
 
-function runPgbench(url: string, clients: number, seconds: number, scripts: string[], defines: Record<string, string>, logPrefix: string, mode: Variant['mode'], onTps: (tps: number) => void): Promise<PgbenchRun> {
+function runPgbench(
+  url: string,
+  clients: number,
+  seconds: number,
+  scripts: string[],
+  defines: Record<string, string>,
+  logPrefix: string,
+  mode: Variant['mode'],
+  onTps: (tps: number) => void,
+): Promise<PgbenchRun> {
   const u = new URL(url);
   const args = [
-    '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres'),
-    '-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds),
-    '-l', `--log-prefix=${logPrefix}`, '-P', '1',
+    '-h',
+    u.hostname,
+    '-p',
+    u.port || '5432',
+    '-U',
+    decodeURIComponent(u.username || 'postgres'),
+    '-n',
+    '-M',
+    mode,
+    '-c',
+    String(clients),
+    '-j',
+    String(Math.min(clients, 2)),
+    '-T',
+    String(seconds),
+    '-l',
+    `--log-prefix=${logPrefix}`,
+    '-P',
+    '1',
     ...Object.entries(defines).flatMap(([k, v]) => ['-D', `${k}=${v}`]),
     ...scripts.flatMap((f) => ['-f', f]),
     decodeURIComponent(u.pathname.slice(1)),
@@ -131,11 +170,15 @@ export async function dbCeiling(config: Config, v: Variant, concurrencies: reado
     let warmAt: number | undefined;
     const ticker = setInterval(() => bar.note(`pgbench on ${split.filter((n) => n > 0).length} shard(s): ${Math.round(tps.reduce((a, b) => a + b, 0) * v.perTransaction)}/s now`), 500);
     const runs = await Promise.all(
-      split.map((n, i) => (n > 0 ? runPgbench(config.shardUrls[i]!, n, seconds, scripts, defines, path.join(dir, `log-${kind}-c${c}-s${i + 1}`), v.mode, (t) => {
-        tps[i] = t;
-        bar.tick(Math.round(t * v.perTransaction));
-        if (warmAt === undefined) (warmAt = Date.now(), hooks?.warm());
-      }) : undefined)),
+      split.map((n, i) =>
+        n > 0
+          ? runPgbench(config.shardUrls[i]!, n, seconds, scripts, defines, path.join(dir, `log-${kind}-c${c}-s${i + 1}`), v.mode, (t) => {
+              tps[i] = t;
+              bar.tick(Math.round(t * v.perTransaction));
+              if (warmAt === undefined) (warmAt = Date.now()), hooks?.warm();
+            })
+          : undefined,
+      ),
     );
     clearInterval(ticker);
     const done = runs.filter((r): r is PgbenchRun => r !== undefined);
@@ -147,7 +190,14 @@ export async function dbCeiling(config: Config, v: Variant, concurrencies: reado
     const failed = done.reduce((a, r) => a + r.failed, 0);
     if (failed) log(`pgbench ${v.name} C=${c}: ${failed} failed transactions`);
     const transactions = done.reduce((a, r) => a + r.transactions, 0);
-    const point: DbPoint = { concurrency: c, throughput: round(throughput), latency: summarize(latencies), failed, transactions, ...(warmAt !== undefined ? { warmTransactions: logs.reduce((a, l) => a + l.since, 0) } : {}) };
+    const point: DbPoint = {
+      concurrency: c,
+      throughput: round(throughput),
+      latency: summarize(latencies),
+      failed,
+      transactions,
+      ...(warmAt !== undefined ? { warmTransactions: logs.reduce((a, l) => a + l.since, 0) } : {}),
+    };
     await hooks?.end(point);
     points.push(point);
   }

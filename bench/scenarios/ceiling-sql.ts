@@ -42,7 +42,10 @@ export function pgbenchStatement(text: string, vars: readonly string[]): string 
  */
 export function missingStatements(script: string, statements: readonly string[]): string[] {
   return statements.filter((s) => {
-    const pattern = s.split(/\$\d+/).map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join(':[A-Za-z_][A-Za-z0-9_]*');
+    const pattern = s
+      .split(/\$\d+/)
+      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join(':[A-Za-z_][A-Za-z0-9_]*');
     return !new RegExp(`(^|\\n)${pattern};(\\n|$)`).test(script);
   });
 }
@@ -125,12 +128,34 @@ export function ceilingDefines(timeZone: string, at = new Date()): Record<string
   const order = { orderId: '123456789012', userId: ceilingUser('partake', 0, 0), activityId: ACTIVITY_ID, strategyId: STRATEGY_ID, orderTime: at.toISOString() };
   const partake = taskRow({ topic: 'partake.created', userId: order.userId, messageId: `partake.created:${order.orderId}`, data: order }, at, hold);
   const rechargeUser = ceilingUser('recharge', 0, 0);
-  const recharge = taskRow({ topic: 'recharge.completed', userId: rechargeUser, data: { orderId: '123456789012', userId: rechargeUser, sku: SKUS.unlimitedA, activityId: ACTIVITY_ID, totalCount: 10, dayCount: 3, monthCount: 6, outBusinessNo: '123456789012' } }, at, hold);
+  const recharge = taskRow(
+    {
+      topic: 'recharge.completed',
+      userId: rechargeUser,
+      data: { orderId: '123456789012', userId: rechargeUser, sku: SKUS.unlimitedA, activityId: ACTIVITY_ID, totalCount: 10, dayCount: 3, monthCount: 6, outBusinessNo: '123456789012' },
+    },
+    at,
+    hold,
+  );
   return {
-    activity: String(ACTIVITY_ID), strategy: String(STRATEGY_ID), aname: 'Bench raffle', day, month, zero: '0',
-    now: at.toISOString(), due: partake.due.toISOString(),
-    ptopic: 'partake.created', pmsg: JSON.stringify(partake.envelope),
-    rtopic: 'recharge.completed', rmsg: JSON.stringify(recharge.envelope),
-    sku: String(SKUS.unlimitedA), skulock: skuLockKey(SKUS.plenty), tc: '10', dc: '3', mc: '6', paytype: 'free', payamount: '0',
+    activity: String(ACTIVITY_ID),
+    strategy: String(STRATEGY_ID),
+    aname: 'Bench raffle',
+    day,
+    month,
+    zero: '0',
+    now: at.toISOString(),
+    due: partake.due.toISOString(),
+    ptopic: 'partake.created',
+    pmsg: JSON.stringify(partake.envelope),
+    rtopic: 'recharge.completed',
+    rmsg: JSON.stringify(recharge.envelope),
+    sku: String(SKUS.unlimitedA),
+    skulock: skuLockKey(SKUS.plenty),
+    tc: '10',
+    dc: '3',
+    mc: '6',
+    paytype: 'free',
+    payamount: '0',
   };
 }

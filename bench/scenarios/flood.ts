@@ -20,7 +20,14 @@ export async function floodScenario(d: Driver, pgid: number, n: number, runId: s
     rss.push({ at, rss: Object.fromEntries(Object.keys(reads[0]!).map((w) => [w, median(w)])) });
     log(`flood: RSS ${at}: ${JSON.stringify(rss[rss.length - 1]!.rss)}`);
   };
-  await burst(d, 2_000, runId, 'warm', () => SOAK_ACTIVITY, () => SOAK_SKUS.free);
+  await burst(
+    d,
+    2_000,
+    runId,
+    'warm',
+    () => SOAK_ACTIVITY,
+    () => SOAK_SKUS.free,
+  );
   // Start-up memory (module loading, first pools) is handed back only after a while: wait longer here.
   await sample('after 2,000 + 2,000 known ids (before the flood)', 40_000);
   for (const pass of [1, 2]) {
@@ -35,15 +42,22 @@ export async function floodScenario(d: Driver, pgid: number, n: number, runId: s
 async function burst(d: Driver, n: number, runId: string, name: string, activityId: () => number, sku: () => number): Promise<void> {
   const bar = progress(`flood ${name}`, 2 * n);
   let partakes = 0;
-  await runCallers(64, () => partakes >= n, async (c) => {
-    partakes++;
-    await d.rpc('activity.partake', { userId: soakUser((c * 97 + partakes) % SOAK_PARTAKE_USERS), activityId: activityId() }, 30_000).catch(() => undefined);
-    bar.tick();
-  });
+  await runCallers(
+    64,
+    () => partakes >= n,
+    async (c) => {
+      partakes++;
+      await d.rpc('activity.partake', { userId: soakUser((c * 97 + partakes) % SOAK_PARTAKE_USERS), activityId: activityId() }, 30_000).catch(() => undefined);
+      bar.tick();
+    },
+  );
   const inflight = new Set<Promise<void>>();
   for (let i = 0; i < n; i++) {
     while (inflight.size >= 256) await Promise.race(inflight);
-    const p = d.publish('', 'activity.recharge', { userId: `flood-${i % 5000}`, sku: sku(), outBusinessNo: `flood-${runId}-${name}-${i}` }).then(() => void bar.tick(), () => undefined);
+    const p = d.publish('', 'activity.recharge', { userId: `flood-${i % 5000}`, sku: sku(), outBusinessNo: `flood-${runId}-${name}-${i}` }).then(
+      () => void bar.tick(),
+      () => undefined,
+    );
     const q = p.finally(() => inflight.delete(q));
     inflight.add(q);
   }

@@ -32,7 +32,12 @@ export type PartakePoint = Readonly<{
  * `onLevel(c)` is called as each concurrency level starts; the function it returns, if any, gets
  * the level's point as it ends (the bench's CPU spans per level).
  */
-export async function partakeScenario(d: Driver, concurrencies: readonly number[], seconds: number, onLevel?: (c: number) => ((p: PartakePoint) => void | Promise<void>) | void): Promise<PartakePoint[]> {
+export async function partakeScenario(
+  d: Driver,
+  concurrencies: readonly number[],
+  seconds: number,
+  onLevel?: (c: number) => ((p: PartakePoint) => void | Promise<void>) | void,
+): Promise<PartakePoint[]> {
   const points: PartakePoint[] = [];
   const lastOrder = new Map<string, string>();
   for (const c of concurrencies) {
@@ -47,30 +52,43 @@ export async function partakeScenario(d: Driver, concurrencies: readonly number[
     const warm = t0 + Math.min(1_000, seconds * 200);
     const end = t0 + seconds * 1000;
     let counted = 0;
-    await runCallers(c, () => now() >= end || errors > 100, async (caller, i) => {
-      const userId = partakeUser(caller, i % USERS_PER_CALLER);
-      const s = now();
-      try {
-        const r = await d.rpc(PARTAKE_QUEUE, { userId, activityId: ACTIVITY_ID }, 10_000);
-        if (s >= warm) (lat.push(r.at - s), counted++);
-        bar.tick();
-        const body = r.body ?? {};
-        if (body.code !== '0000') {
-          refused[body.code] = (refused[body.code] ?? 0) + 1;
-          return;
+    await runCallers(
+      c,
+      () => now() >= end || errors > 100,
+      async (caller, i) => {
+        const userId = partakeUser(caller, i % USERS_PER_CALLER);
+        const s = now();
+        try {
+          const r = await d.rpc(PARTAKE_QUEUE, { userId, activityId: ACTIVITY_ID }, 10_000);
+          if (s >= warm) lat.push(r.at - s), counted++;
+          bar.tick();
+          const body = r.body ?? {};
+          if (body.code !== '0000') {
+            refused[body.code] = (refused[body.code] ?? 0) + 1;
+            return;
+          }
+          const orderId = String(body.data.orderId);
+          if (lastOrder.get(userId) === orderId) existing++;
+          else created++;
+          lastOrder.set(userId, orderId);
+          await d.publish('', USED_QUEUE, { userId, orderId });
+        } catch {
+          errors++;
         }
-        const orderId = String(body.data.orderId);
-        if (lastOrder.get(userId) === orderId) existing++;
-        else created++;
-        lastOrder.set(userId, orderId);
-        await d.publish('', USED_QUEUE, { userId, orderId });
-      } catch {
-        errors++;
-      }
-    });
+      },
+    );
     bar.note(`created ${created} existing ${existing} errors ${errors}`);
     bar.done();
-    const point: PartakePoint = { concurrency: c, requests: created + existing + Object.values(refused).reduce((a, b) => a + b, 0), throughput: round(counted / ((end - warm) / 1000)), latency: summarize(lat), created, existing, refused, errors };
+    const point: PartakePoint = {
+      concurrency: c,
+      requests: created + existing + Object.values(refused).reduce((a, b) => a + b, 0),
+      throughput: round(counted / ((end - warm) / 1000)),
+      latency: summarize(lat),
+      created,
+      existing,
+      refused,
+      errors,
+    };
     await ended?.(point);
     points.push(point);
   }
@@ -102,18 +120,20 @@ export async function pacedPartake(d: Driver, users: readonly string[], rate: nu
     if (due > now()) await sleep(due - now());
     if (!free.length) late++;
     const userId = await take();
-    inflight.push((async () => {
-      try {
-        const r = await d.rpc(PARTAKE_QUEUE, { userId, activityId: ACTIVITY_ID }, 10_000);
-        lat.push(r.at - due);
-        bar.tick();
-        if (r.body?.code === '0000') await d.publish('', USED_QUEUE, { userId, orderId: String(r.body.data.orderId) });
-      } catch {
-        errors++;
-      } finally {
-        give(userId);
-      }
-    })());
+    inflight.push(
+      (async () => {
+        try {
+          const r = await d.rpc(PARTAKE_QUEUE, { userId, activityId: ACTIVITY_ID }, 10_000);
+          lat.push(r.at - due);
+          bar.tick();
+          if (r.body?.code === '0000') await d.publish('', USED_QUEUE, { userId, orderId: String(r.body.data.orderId) });
+        } catch {
+          errors++;
+        } finally {
+          give(userId);
+        }
+      })(),
+    );
   }
   await Promise.all(inflight);
   const elapsed = (now() - t0) / 1000;

@@ -103,13 +103,21 @@ export async function rechargeScenario(d: Driver, tap: EventTap, pools: Pools, n
     bar.note(`committed ${committed}`);
   }, 200);
   let next = 0;
-  await Promise.all(Array.from({ length: 256 }, async () => {
-    while (next < n) {
-      const i = next++;
-      const sku = RECHARGE_SKUS[i % RECHARGE_SKUS.length]!;
-      await d.publish('', RECHARGE_QUEUE, { userId: `bench-r${i % users}`, sku, outBusinessNo: `${prefix}${i}`, payType: sku === SKUS.unlimitedB ? 'cash' : 'free', ...(sku === SKUS.unlimitedB ? { payAmount: '1.50' } : {}) });
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 256 }, async () => {
+      while (next < n) {
+        const i = next++;
+        const sku = RECHARGE_SKUS[i % RECHARGE_SKUS.length]!;
+        await d.publish('', RECHARGE_QUEUE, {
+          userId: `bench-r${i % users}`,
+          sku,
+          outBusinessNo: `${prefix}${i}`,
+          payType: sku === SKUS.unlimitedB ? 'cash' : 'free',
+          ...(sku === SKUS.unlimitedB ? { payAmount: '1.50' } : {}),
+        });
+      }
+    }),
+  );
   const publishSeconds = (now() - t0) / 1000;
   // Without a relay publishing, the committed outbox rows are the only outcome to wait for.
   const done = async () => {
@@ -121,7 +129,14 @@ export async function rechargeScenario(d: Driver, tap: EventTap, pools: Pools, n
   };
   const timedOut = await bounded(timeoutS * 1000, done(), () => true);
   // Committed count a moment longer, for when events do not flow (no relay yet).
-  if (timedOut && !committedAt) await bounded(5_000, (async () => { while (!committedAt) await sleep(100); })(), () => undefined);
+  if (timedOut && !committedAt)
+    await bounded(
+      5_000,
+      (async () => {
+        while (!committedAt) await sleep(100);
+      })(),
+      () => undefined,
+    );
   polling = false;
   await poller;
   clearInterval(ticker);
@@ -154,10 +169,7 @@ export async function rechargeScenario(d: Driver, tap: EventTap, pools: Pools, n
 async function countCommitted(pools: Pools, prefix: string): Promise<number> {
   let n = 0;
   for (const p of pools.shards) {
-    const { rows } = await p.query(
-      `SELECT count(*)::int AS n FROM task WHERE topic IN ('recharge.completed', 'recharge.rejected') AND message->'data'->>'outBusinessNo' LIKE $1`,
-      [`${prefix}%`],
-    );
+    const { rows } = await p.query(`SELECT count(*)::int AS n FROM task WHERE topic IN ('recharge.completed', 'recharge.rejected') AND message->'data'->>'outBusinessNo' LIKE $1`, [`${prefix}%`]);
     n += rows[0].n;
   }
   return n;
@@ -178,9 +190,13 @@ export async function outboxScenario(d: Driver, tap: EventTap, rate: number, sec
     await d.publish('', RECHARGE_QUEUE, { userId: `bench-o${i % 200}`, sku: SKUS.unlimitedA, outBusinessNo: `${prefix}${i}` });
     bar.tick();
   }
-  await bounded(15_000, (async () => {
-    while (tap.outcomes(prefix).completed < total) await sleep(50);
-  })(), () => undefined);
+  await bounded(
+    15_000,
+    (async () => {
+      while (tap.outcomes(prefix).completed < total) await sleep(50);
+    })(),
+    () => undefined,
+  );
   bar.note(`arrived ${tap.outcomes(prefix).completed}`);
   bar.done();
   return {

@@ -23,8 +23,18 @@ export const soakUser = (i: number) => `soak-p${i}`;
 export function soakCatalog() {
   const year = new Date().getUTCFullYear();
   return {
-    activities: [{ activityId: SOAK_ACTIVITY, name: 'Soak raffle', desc: 'npm run bench -- --soak', strategyId: 100006,
-      beginTime: `${year - 1}-01-01T00:00:00Z`, endTime: `${year + 2}-01-01T00:00:00Z`, state: 'open', raffleOrderTtlSeconds: SOAK_TTL_SECONDS }],
+    activities: [
+      {
+        activityId: SOAK_ACTIVITY,
+        name: 'Soak raffle',
+        desc: 'npm run bench -- --soak',
+        strategyId: 100006,
+        beginTime: `${year - 1}-01-01T00:00:00Z`,
+        endTime: `${year + 2}-01-01T00:00:00Z`,
+        state: 'open',
+        raffleOrderTtlSeconds: SOAK_TTL_SECONDS,
+      },
+    ],
     counts: [{ activityCountId: 11401, totalCount: 10, dayCount: 3, monthCount: 6 }],
     skus: [
       { sku: SOAK_SKUS.free, activityId: SOAK_ACTIVITY, activityCountId: 11401, stockCount: -1, productAmount: '0' },
@@ -80,7 +90,9 @@ export async function tableRows(pools: Pools, tables: number): Promise<{ rows: R
     lag = Math.max(lag, Number((await p.query(`SELECT coalesce(extract(epoch FROM now() - min(create_time)), 0) AS s FROM task WHERE state IN ('create', 'fail')`)).rows[0].s));
     for (let t = 0; t < tables; t++) {
       const s = String(t).padStart(3, '0');
-      const { rows: [o] } = await p.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE order_state = 'create')::int AS open FROM user_raffle_order_${s}`);
+      const {
+        rows: [o],
+      } = await p.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE order_state = 'create')::int AS open FROM user_raffle_order_${s}`);
       add('raffle orders', o.n);
       add('raffle orders create', o.open);
       add('recharge orders', (await p.query(`SELECT count(*)::int AS n FROM raffle_activity_order_${s}`)).rows[0].n);
@@ -118,12 +130,22 @@ export async function soakScenario(d: Driver, pools: Pools, tables: number, pgid
     current = bucket();
     const { rows, lag } = await tableRows(pools, tables);
     const m: SoakMinute = {
-      minute, partakes: b.partake.length, partakeP99: round(summarize(b.partake).p99), recharges: b.recharge.length,
-      rechargeEventP99: round(summarize(b.recharge).p99), cancelled: b.expiry.length, expiryLagP99: round(summarize(b.expiry).p99),
-      outboxLagSeconds: lag, errors: b.errors, rss: workerRss(pgid), rows,
+      minute,
+      partakes: b.partake.length,
+      partakeP99: round(summarize(b.partake).p99),
+      recharges: b.recharge.length,
+      rechargeEventP99: round(summarize(b.recharge).p99),
+      cancelled: b.expiry.length,
+      expiryLagP99: round(summarize(b.expiry).p99),
+      outboxLagSeconds: lag,
+      errors: b.errors,
+      rss: workerRss(pgid),
+      rows,
     };
     perMinute.push(m);
-    log(`soak minute ${minute}/${minutes}: partake ${m.partakes} (p99 ${m.partakeP99} ms), recharge events ${m.recharges} (p99 ${m.rechargeEventP99} ms), expired ${m.cancelled} (lag p99 ${m.expiryLagP99} s), outbox lag ${lag} s, RSS ${JSON.stringify(m.rss)}, errors ${m.errors}`);
+    log(
+      `soak minute ${minute}/${minutes}: partake ${m.partakes} (p99 ${m.partakeP99} ms), recharge events ${m.recharges} (p99 ${m.rechargeEventP99} ms), expired ${m.cancelled} (lag p99 ${m.expiryLagP99} s), outbox lag ${lag} s, RSS ${JSON.stringify(m.rss)}, errors ${m.errors}`,
+    );
   }
   await Promise.all(loops);
   return { minutes, rates: SOAK_RATES, perMinute, goals: soakGoals(perMinute) };
@@ -209,7 +231,9 @@ export function soakMarkdown(r: SoakResult): string {
     `|${'---:|'.repeat(9 + workers.length + rowKeys.length)}`,
   ];
   for (const m of r.perMinute) {
-    out.push(`| ${m.minute} | ${m.partakes} | ${m.partakeP99} | ${m.recharges} | ${m.rechargeEventP99} | ${m.cancelled} | ${m.expiryLagP99} | ${m.outboxLagSeconds} | ${m.errors} | ${workers.map((w) => m.rss[w] ?? '–').join(' | ')} | ${rowKeys.map((k) => m.rows[k] ?? 0).join(' | ')} |`);
+    out.push(
+      `| ${m.minute} | ${m.partakes} | ${m.partakeP99} | ${m.recharges} | ${m.rechargeEventP99} | ${m.cancelled} | ${m.expiryLagP99} | ${m.outboxLagSeconds} | ${m.errors} | ${workers.map((w) => m.rss[w] ?? '–').join(' | ')} | ${rowKeys.map((k) => m.rows[k] ?? 0).join(' | ')} |`,
+    );
   }
   out.push('', ...Object.entries(r.goals).map(([k, v]) => `- ${k}: ${v}`));
   return out.join('\n');

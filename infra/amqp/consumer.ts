@@ -37,17 +37,21 @@ export type DeliveryEnv = Readonly<{
 export function runDelivery(env: DeliveryEnv, ch: Settle, msg: ConsumeMessage): Promise<Outcome['kind'] | 'stale'> {
   const { messageId, correlationId, headers } = msg.properties;
   const parent = extractTraceContext(headers, context.active());
-  const span = tracer().startSpan(`process ${env.queue}`, {
-    kind: SpanKind.CONSUMER,
-    attributes: {
-      'messaging.system': 'rabbitmq',
-      'messaging.operation.type': 'process',
-      'messaging.destination.name': env.queue,
-      ...(messageId ? { 'messaging.message.id': String(messageId) } : {}),
-      ...(correlationId ? { 'messaging.message.conversation_id': String(correlationId) } : {}),
-      'messaging.rabbitmq.message.delivery_tag': msg.fields.deliveryTag,
+  const span = tracer().startSpan(
+    `process ${env.queue}`,
+    {
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        'messaging.system': 'rabbitmq',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': env.queue,
+        ...(messageId ? { 'messaging.message.id': String(messageId) } : {}),
+        ...(correlationId ? { 'messaging.message.conversation_id': String(correlationId) } : {}),
+        'messaging.rabbitmq.message.delivery_tag': msg.fields.deliveryTag,
+      },
     },
-  }, parent);
+    parent,
+  );
   const ctx = withLogFields({ messageId, correlationId }, trace.setSpan(parent, span));
   return context.with(ctx, () => deliver(env, ch, msg, span)).finally(() => span.end());
 }
@@ -62,9 +66,17 @@ async function deliver(env: DeliveryEnv, ch: Settle, msg: ConsumeMessage, span: 
   try {
     for (let attempt = 0; ; attempt++) {
       const failure = await runHandler(env, msg, log);
-      const outcome = decide(failure, { failures, attempt, holding }, {
-        stopping: env.stopping(), deliveryLimit: env.deliveryLimit, held: env.held, outageHold: env.outageHold, canPark: env.publisher.connected(),
-      });
+      const outcome = decide(
+        failure,
+        { failures, attempt, holding },
+        {
+          stopping: env.stopping(),
+          deliveryLimit: env.deliveryLimit,
+          held: env.held,
+          outageHold: env.outageHold,
+          canPark: env.publisher.connected(),
+        },
+      );
       if (failure && outcome.kind !== 'dead-letter') (attempt === 0 && !cameBack ? log.warn : log.debug).call(log, { failure, attempt }, `delivery failed: ${outcome.kind}`);
       if (failure) span.addEvent('handler failed', { 'aq.failure': failure.kind, 'aq.outcome': outcome.kind });
       if (outcome.kind === 'hold') {

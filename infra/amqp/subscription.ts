@@ -85,7 +85,12 @@ export class Subscription {
     } catch (err) {
       timedOut = true;
       // A step that answers late must not leave a consumer behind: its channel goes.
-      step.then(({ ch }) => ch.close(), () => undefined).catch(() => undefined);
+      step
+        .then(
+          ({ ch }) => ch.close(),
+          () => undefined,
+        )
+        .catch(() => undefined);
       const stale = this.channel;
       this.channel = undefined;
       if (stale && !this.closed.has(stale)) stale.close().catch(() => undefined);

@@ -6,7 +6,10 @@ import { isTransient } from '../errors';
 /** A wrong command line: printed with the reason and the usage, exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
-  constructor(message: string, readonly usage: string) {
+  constructor(
+    message: string,
+    readonly usage: string,
+  ) {
     super(message);
   }
 }
@@ -65,6 +68,10 @@ export function printRows(rows: ReadonlyArray<Record<string, unknown>>, columns:
   const cell = (v: unknown) => (v instanceof Date ? v.toISOString() : v === null || v === undefined ? '' : String(v)).replace(/\s+/g, ' ');
   const cells = rows.map((r) => columns.map((c) => cell(r[c])));
   const widths = columns.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: readonly string[]) => c.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (c: readonly string[]) =>
+    c
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   write(`${[line(columns), ...cells.map(line)].join('\n')}\n(${rows.length} ${noun})`);
 }

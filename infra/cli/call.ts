@@ -86,14 +86,21 @@ export function plan(argv: readonly string[]): Run | 'help' {
 async function outcome(c: Client, timeoutMs: number, userId: string, outBusinessNo: string | undefined, send: () => Promise<string>): Promise<unknown> {
   let found!: (e: Event) => void;
   const first = new Promise<Event>((resolve) => (found = resolve));
-  const sub = await c.subscribe([TOPICS.rechargeCompleted, TOPICS.rechargeRejected], (e) => {
-    const d = e.data as { userId?: unknown; outBusinessNo?: unknown };
-    if (d?.userId === userId && (outBusinessNo === undefined || d.outBusinessNo === outBusinessNo)) found(e);
-  }, { validate: false, dedupe: false });
+  const sub = await c.subscribe(
+    [TOPICS.rechargeCompleted, TOPICS.rechargeRejected],
+    (e) => {
+      const d = e.data as { userId?: unknown; outBusinessNo?: unknown };
+      if (d?.userId === userId && (outBusinessNo === undefined || d.outBusinessNo === outBusinessNo)) found(e);
+    },
+    { validate: false, dedupe: false },
+  );
   try {
     await send();
     const what = `recharge.completed or recharge.rejected for user ${userId}${outBusinessNo ? `, outBusinessNo ${outBusinessNo}` : ''}`;
-    const e = await Promise.race([first, new Promise<never>((_, reject) => setTimeout(() => reject(new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}: is the service running (npm start)?`)), timeoutMs).unref())]);
+    const e = await Promise.race([
+      first,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}: is the service running (npm start)?`)), timeoutMs).unref()),
+    ]);
     const checked = EVENT_DATA[e.type].safeParse(e.data);
     if (!checked.success) throw new ContractError(`${e.type} event does not match the contract: ${reasonOf(checked.error)}`, e);
     return e;
@@ -101,7 +108,6 @@ async function outcome(c: Client, timeoutMs: number, userId: string, outBusiness
     await sub.close();
   }
 }
-
 
 await runCommand(async () => {
   const argv = process.argv.slice(2);

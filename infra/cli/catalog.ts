@@ -35,10 +35,12 @@ await runCommand(async () => {
     await dbs.close();
     throw err;
   });
-  const redis = await reach('Redis', config.redisCluster ? config.redisCluster.nodes.map((n) => `redis://${n.host}:${n.port}`) : [config.redisUrl], () => connectRedis(config, log, 'catalog')).catch(async (err) => {
-    await dbs.close();
-    throw err;
-  });
+  const redis = await reach('Redis', config.redisCluster ? config.redisCluster.nodes.map((n) => `redis://${n.host}:${n.port}`) : [config.redisUrl], () => connectRedis(config, log, 'catalog')).catch(
+    async (err) => {
+      await dbs.close();
+      throw err;
+    },
+  );
   try {
     const v = validateCatalog(input, await knownIds(dbs));
     if (!v.ok) {

@@ -17,5 +17,9 @@ await runCommand(async () => {
   if (values.json) return void write(JSON.stringify(settings));
   const width = Math.max(...Object.keys(settings).map((k) => k.length));
   const show = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v ?? null));
-  write(Object.entries(settings).map(([k, v]) => `${k.padEnd(width)}  ${show(v)}`).join('\n'));
+  write(
+    Object.entries(settings)
+      .map(([k, v]) => `${k.padEnd(width)}  ${show(v)}`)
+      .join('\n'),
+  );
 });

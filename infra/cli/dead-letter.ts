@@ -13,7 +13,8 @@ const USAGE = `usage: npm run dead-letter -- list [--limit N] [--json]
 options: -h, --help`;
 const HELP: Record<string, string> = {
   list: 'usage: npm run dead-letter -- list [--limit N] [--json]\nDead-lettered messages, oldest first, with their original queue, reason (x-error) and deaths; --limit (default all) shows the first N.\nThe queue keeps its content and order.',
-  requeue: 'usage: npm run dead-letter -- requeue [--id ID ...] [--dry-run] [--json]\nRepublishes (with confirms) to the original queue, strips the death headers, adds x-requeued-count and x-last-error.\nWithout --id every dead letter; an id not in the queue is reported as not found; --dry-run changes nothing.',
+  requeue:
+    'usage: npm run dead-letter -- requeue [--id ID ...] [--dry-run] [--json]\nRepublishes (with confirms) to the original queue, strips the death headers, adds x-requeued-count and x-last-error.\nWithout --id every dead letter; an id not in the queue is reported as not found; --dry-run changes nothing.',
 };
 const OPTIONS = { json: { type: 'boolean' }, limit: { type: 'string' }, id: { type: 'string', multiple: true }, 'dry-run': { type: 'boolean' } } as const;
 
@@ -162,6 +163,10 @@ function printTable(letters: Letter[], total: number): void {
   const head = ['message_id', 'queue', 'reason', 'deaths', 'body'];
   const cells = letters.map((l) => [l.messageId ?? '(none)', l.queue ?? '?', l.reason.slice(0, 80), String(l.deaths), l.body.slice(0, 60)]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (c: string[]) =>
+    c
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   process.stdout.write(`${[line(head), ...cells.map(line)].join('\n')}\n(${letters.length === total ? `${total}` : `${letters.length} of ${total}`} dead letter(s))\n`);
 }

@@ -13,7 +13,8 @@ const USAGE = `usage: npm run tasks -- list [--state create|completed|fail|dead]
 options: -h, --help`;
 const HELP: Record<string, string> = {
   list: 'usage: npm run tasks -- list [--state create|completed|fail|dead] [--limit N] [--json]\nOutbox tasks across all shards, newest first; --limit (1-100000, default 100) caps the whole list.',
-  replay: 'usage: npm run tasks -- replay (--id ID ... | --state fail|dead) [--dry-run] [--json]\nPuts tasks back to create (attempts 0, due now, same message id); tasks already create are left alone.\nID: a message id, SHARD:ID as `tasks list` prints it, or a bare task id (matched in every shard).\nAn id that matches no task is reported as not found.',
+  replay:
+    'usage: npm run tasks -- replay (--id ID ... | --state fail|dead) [--dry-run] [--json]\nPuts tasks back to create (attempts 0, due now, same message id); tasks already create are left alone.\nID: a message id, SHARD:ID as `tasks list` prints it, or a bare task id (matched in every shard).\nAn id that matches no task is reported as not found.',
 };
 const STATES = ['create', 'completed', 'fail', 'dead'];
 const OPTIONS = { state: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, id: { type: 'string', multiple: true }, 'dry-run': { type: 'boolean' } } as const;
@@ -49,7 +50,11 @@ await runCommand(async () => {
   try {
     if (verb === 'list') {
       // Newest first across shards, then the overall limit.
-      const shown = (await listTasks(dbs.shards, values.state, limit)).map(({ create_time, ...r }) => ({ ...r, create_time: create_time.toISOString(), next_attempt_at: r.next_attempt_at.toISOString() }));
+      const shown = (await listTasks(dbs.shards, values.state, limit)).map(({ create_time, ...r }) => ({
+        ...r,
+        create_time: create_time.toISOString(),
+        next_attempt_at: r.next_attempt_at.toISOString(),
+      }));
       printRows(shown, COLUMNS, !!values.json, 'task(s)');
       return 0;
     }

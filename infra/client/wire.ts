@@ -20,7 +20,10 @@ export class ReplyLostError extends Error {
 /** A reply or event that does not match the contract's schema. */
 export class ContractError extends Error {
   override name = 'ContractError';
-  constructor(message: string, readonly body: unknown) {
+  constructor(
+    message: string,
+    readonly body: unknown,
+  ) {
     super(message);
   }
 }
@@ -73,11 +76,20 @@ function publishConfirmed(ch: ConfirmChannel, returned: Set<string>, to: string,
   const mandatory = o.mandatory ?? true;
   // A confirm channel still sends a message without a messageId; a return is matched by a private one then.
   const trackId = messageId ?? (mandatory ? randomUUID() : undefined);
-  const props: Options.Publish = { persistent: true, contentType: 'application/json', timestamp: Math.floor(Date.now() / 1000), mandatory, ...o.props, messageId: o.props?.messageId ?? trackId, headers: traced(o.props?.headers) };
+  const props: Options.Publish = {
+    persistent: true,
+    contentType: 'application/json',
+    timestamp: Math.floor(Date.now() / 1000),
+    mandatory,
+    ...o.props,
+    messageId: o.props?.messageId ?? trackId,
+    headers: traced(o.props?.headers),
+  };
   return new Promise((resolve, reject) => {
     ch.publish(o.exchange ?? '', to, bodyOf(payload, o, messageId), props, (err) => {
       if (err) return reject(new Error(`the broker refused the message: ${err.message ?? err}`));
-      if (trackId && returned.delete(trackId)) return reject(new UnroutableError(`no queue bound to ${o.exchange ? `${o.exchange} ${to}` : to}: is the service installed there (npm start declares it)?`));
+      if (trackId && returned.delete(trackId))
+        return reject(new UnroutableError(`no queue bound to ${o.exchange ? `${o.exchange} ${to}` : to}: is the service installed there (npm start declares it)?`));
       resolve(messageId);
     });
   });
@@ -105,10 +117,14 @@ export async function openWire(conn: ChannelModel, defaultTimeoutMs: number, rep
     return p;
   };
   const replyTo = replyQueue ? (await ch.assertQueue('', { exclusive: true, autoDelete: true })).queue : DIRECT_REPLY_TO;
-  await ch.consume(replyTo, (m) => {
-    if (!m) return;
-    settle(String(m.properties.correlationId))?.resolve({ body: parseJson(m.content), properties: m.properties, raw: m.content, at: performance.now() });
-  }, { noAck: true });
+  await ch.consume(
+    replyTo,
+    (m) => {
+      if (!m) return;
+      settle(String(m.properties.correlationId))?.resolve({ body: parseJson(m.content), properties: m.properties, raw: m.content, at: performance.now() });
+    },
+    { noAck: true },
+  );
 
   const publish: Wire['publish'] = (to, payload, o = {}) => (closed ? Promise.reject(closed) : publishConfirmed(ch, returned, to, payload, o));
 

@@ -19,7 +19,10 @@ const pascal = (k: string) => `${k[0]!.toUpperCase()}${k.slice(1)}`;
 export function schemaFiles(): Map<string, Json> {
   const files = new Map<string, Json>();
   for (const s of QUEUE_SPECS) {
-    files.set(`requests/${s.queue}.json`, { ...jsonSchema(inboundBody(requestTitle(s), s.payload), 'input'), description: `${s.queue}: ${s.summary}. The bare payload or the envelope {id, timestamp, data}.` });
+    files.set(`requests/${s.queue}.json`, {
+      ...jsonSchema(inboundBody(requestTitle(s), s.payload), 'input'),
+      description: `${s.queue}: ${s.summary}. The bare payload or the envelope {id, timestamp, data}.`,
+    });
     if (s.replySchema) files.set(`replies/${s.queue}.json`, { ...jsonSchema(s.replySchema, 'output'), description: `The reply to ${s.queue}, sent to replyTo with the request's correlationId.` });
   }
   for (const e of EVENT_SPECS) files.set(`events/${e.topic}.json`, { ...jsonSchema(eventBody(e), 'output'), description: `${e.topic} on ${EVENTS_EXCHANGE}: ${e.summary}.` });
@@ -83,7 +86,14 @@ function addQueue(p: Parts, s: QueueSpec): void {
   if (s.replySchema) {
     const replyName = replyTitle(s);
     p.schemas[replyName] = withoutDialect(jsonSchema(s.replySchema, 'output'));
-    p.messages[replyName] = { name: replyName, title: `${s.queue} reply`, ...JSON_MESSAGE, ...TRACE_HEADERS, correlationId: { location: '$message.header#/correlationId' }, payload: ref(`#/components/schemas/${replyName}`) };
+    p.messages[replyName] = {
+      name: replyName,
+      title: `${s.queue} reply`,
+      ...JSON_MESSAGE,
+      ...TRACE_HEADERS,
+      correlationId: { location: '$message.header#/correlationId' },
+      payload: ref(`#/components/schemas/${replyName}`),
+    };
     p.channels[`${s.key}Reply`] = {
       address: null,
       title: `${s.queue} reply`,
@@ -155,7 +165,11 @@ export function asyncApi(version: string): Json {
     info: {
       title: 'activity-quota',
       version,
-      description: `Raffle chances (activity quota) as a message-driven pipeline. Bodies are UTF-8 JSON. Inbound: the bare payload or the envelope {id, timestamp, data}. Replies: {code, info, data?}; codes:\n${Object.entries(RESULT_CODES).map(([c, w]) => `- ${c}: ${w}`).join('\n')}\nGenerated from infra/contract by \`npm run contract -- generate\`; do not edit.`,
+      description: `Raffle chances (activity quota) as a message-driven pipeline. Bodies are UTF-8 JSON. Inbound: the bare payload or the envelope {id, timestamp, data}. Replies: {code, info, data?}; codes:\n${Object.entries(
+        RESULT_CODES,
+      )
+        .map(([c, w]) => `- ${c}: ${w}`)
+        .join('\n')}\nGenerated from infra/contract by \`npm run contract -- generate\`; do not edit.`,
     },
     defaultContentType: 'application/json',
     servers: { local: { host: '127.0.0.1:5672', protocol: 'amqp', protocolVersion: '0.9.1', pathname: '/', description: 'AMQP_URL; a vhost in the URL isolates a deployment' } },

@@ -32,14 +32,22 @@ export const wholeId = (what: string) => z.int({ error: 'must be a positive whol
 
 /** A non-empty string of at most `max` UTF-16 units (ids this service makes: order ids, message ids). */
 export const text = (max: number, what: string) =>
-  z.string({ error: 'must be a non-empty string' }).min(1, { error: 'must be a non-empty string' }).max(max, { error: `is over ${max} characters` }).meta({ description: what });
+  z
+    .string({ error: 'must be a non-empty string' })
+    .min(1, { error: 'must be a non-empty string' })
+    .max(max, { error: `is over ${max} characters` })
+    .meta({ description: what });
 
 export const count = (what: string) => z.int().nonnegative().meta({ description: what });
 
 /** An instant as this service writes it: `Date.prototype.toISOString()`, UTC. */
 export const isoTime = (what: string) => z.iso.datetime({ offset: false }).meta({ description: `${what} (ISO 8601, UTC)` });
 
-export const epochMs = (what: string) => z.int({ error: 'must be a whole number of milliseconds since 1970' }).nonnegative({ error: 'must be a whole number of milliseconds since 1970' }).meta({ description: `${what} (epoch milliseconds)` });
+export const epochMs = (what: string) =>
+  z
+    .int({ error: 'must be a whole number of milliseconds since 1970' })
+    .nonnegative({ error: 'must be a whole number of milliseconds since 1970' })
+    .meta({ description: `${what} (epoch milliseconds)` });
 
 /** One line naming the field: `userId is over 128 characters`, `taskIds[2] must be …`. */
 export function reasonOf(error: z.ZodError): string {

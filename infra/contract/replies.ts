@@ -20,8 +20,7 @@ export type ResultCode = keyof typeof RESULT_CODES;
 export type FailureCode = Exclude<ResultCode, '0000'>;
 
 /** A code as a JSON Schema `oneOf` of consts, each with its meaning. */
-export const codeSchema = <C extends ResultCode>(codes: readonly C[]) =>
-  z.enum(codes as [C, ...C[]]).meta({ oneOf: codes.map((c) => ({ const: c, description: RESULT_CODES[c] })) });
+export const codeSchema = <C extends ResultCode>(codes: readonly C[]) => z.enum(codes as [C, ...C[]]).meta({ oneOf: codes.map((c) => ({ const: c, description: RESULT_CODES[c] })) });
 
 export const RaffleOrderData = z
   .strictObject({
@@ -75,10 +74,7 @@ export const HistoryData = z
 /** `{code: "0000", info, data}` or `{code, info}` with one of `codes`. */
 export function replySchema<D extends z.ZodType, C extends FailureCode>(title: string, data: D, codes: readonly C[]) {
   return z
-    .union([
-      z.strictObject({ code: z.literal('0000'), info: z.string(), data }),
-      z.strictObject({ code: codeSchema(codes), info: z.string().meta({ description: 'the reason, for people' }) }),
-    ])
+    .union([z.strictObject({ code: z.literal('0000'), info: z.string(), data }), z.strictObject({ code: codeSchema(codes), info: z.string().meta({ description: 'the reason, for people' }) })])
     .meta({ title });
 }
 

@@ -11,7 +11,10 @@ export const RechargePayload = z
     userId: identifier('the user'),
     sku: wholeId('the SKU to recharge'),
     outBusinessNo: identifier("the caller's business number: one (userId, outBusinessNo) is credited at most once"),
-    payType: z.enum(PAY_TYPES, { error: `must be one of ${PAY_TYPES.join(', ')}` }).nullish().meta({ description: 'default free' }),
+    payType: z
+      .enum(PAY_TYPES, { error: `must be one of ${PAY_TYPES.join(', ')}` })
+      .nullish()
+      .meta({ description: 'default free' }),
     payAmount: z
       .string({ error: 'must be a decimal string like "12.50", 0 or more' })
       .regex(/^\d{1,10}(\.\d{1,2})?$/, 'must be a decimal string like "12.50", 0 or more')

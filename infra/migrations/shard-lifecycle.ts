@@ -60,7 +60,9 @@ async function copyRejections(q: MigrationRunner, tableCount: number): Promise<v
   for (let after = '0'; ; ) {
     const rows: Row[] = await q.query(
       `SELECT id::text AS id, message_id, create_time, message->'data' AS data FROM task
-        WHERE topic = 'recharge.rejected' AND id > $1 ORDER BY id LIMIT 1000`, [after]);
+        WHERE topic = 'recharge.rejected' AND id > $1 ORDER BY id LIMIT 1000`,
+      [after],
+    );
     if (!rows.length) return;
     for (const r of rows) {
       const userId = String(r.data.userId);
@@ -69,7 +71,8 @@ async function copyRejections(q: MigrationRunner, tableCount: number): Promise<v
       await q.query(
         `INSERT INTO raffle_activity_order_rejection_${s} (user_id, sku, out_business_no, code, info, message_id, create_time)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, out_business_no) DO NOTHING`,
-        [userId, Number(r.data.sku), String(r.data.outBusinessNo), String(r.data.code), String(r.data.info ?? ''), r.message_id, r.create_time]);
+        [userId, Number(r.data.sku), String(r.data.outBusinessNo), String(r.data.code), String(r.data.info ?? ''), r.message_id, r.create_time],
+      );
     }
     after = rows[rows.length - 1]!.id;
   }

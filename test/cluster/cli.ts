@@ -10,7 +10,10 @@ const USAGE = `usage: npm run cluster -- up|down|status [--json]
   AQ_CLUSTER_REDIS_PORT (7101), AQ_CLUSTER_PG_PORT (5433). Use: eval "$(npm run -s cluster -- up)"`;
 
 const say = (line: string) => process.stderr.write(`cluster: ${line}\n`);
-const exports = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `export ${k}='${v}'`).join('\n');
+const exports = (env: Record<string, string>) =>
+  Object.entries(env)
+    .map(([k, v]) => `export ${k}='${v}'`)
+    .join('\n');
 
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({ allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean' } } });
@@ -43,7 +46,10 @@ async function main(): Promise<number> {
   return s.ready ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), (err) => {
-  process.stderr.write(`cluster: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`cluster: ${(err as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -23,7 +23,8 @@ export type Layout = Readonly<{
 
 export function layout(env: NodeJS.ProcessEnv = process.env): Layout {
   const name = env.AQ_CLUSTER_NAME?.trim() || 'aqc';
-  if (!/^[a-z][a-z0-9]{1,15}$/.test(name) || name === 'rabbit' || name === 'main') throw new Error(`AQ_CLUSTER_NAME: ${JSON.stringify(name)} must be 2-16 lower-case letters/digits, not rabbit or main`);
+  if (!/^[a-z][a-z0-9]{1,15}$/.test(name) || name === 'rabbit' || name === 'main')
+    throw new Error(`AQ_CLUSTER_NAME: ${JSON.stringify(name)} must be 2-16 lower-case letters/digits, not rabbit or main`);
   const amqp = int(env, 'AQ_CLUSTER_AMQP_PORT', 5701);
   const redis = int(env, 'AQ_CLUSTER_REDIS_PORT', 7101);
   return {

@@ -12,10 +12,13 @@ type PgCluster = { version: string; cluster: string; port: number; status: strin
 
 async function lsclusters(): Promise<PgCluster[]> {
   const out = (await sh('pg_lsclusters', ['-h'])).stdout;
-  return out.split('\n').filter(Boolean).map((line) => {
-    const [version, cluster, port, status, , dataDir] = line.split(/\s+/);
-    return { version: version!, cluster: cluster!, port: Number(port), status: status!, dataDir: dataDir! };
-  });
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [version, cluster, port, status, , dataDir] = line.split(/\s+/);
+      return { version: version!, cluster: cluster!, port: Number(port), status: status!, dataDir: dataDir! };
+    });
 }
 
 const ours = async (l: Layout) => (await lsclusters()).find((c) => c.version === l.pg.version && c.cluster === l.pg.cluster);
@@ -34,11 +37,26 @@ export async function upPg(l: Layout, say: (s: string) => void): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
     const { uid, gid } = await postgresIds();
     fs.chownSync(dir, uid, gid);
-    await sh('pg_createcluster', [
-      l.pg.version, l.pg.cluster, '--port', String(l.pg.port), '--datadir', dataDir(l),
-      '--logfile', path.join(dir, 'postgresql.log'), '--start-conf', 'manual',
-      '--', '--auth-host=trust', '--auth-local=trust', '--encoding=UTF8',
-    ], { timeoutMs: 120_000 });
+    await sh(
+      'pg_createcluster',
+      [
+        l.pg.version,
+        l.pg.cluster,
+        '--port',
+        String(l.pg.port),
+        '--datadir',
+        dataDir(l),
+        '--logfile',
+        path.join(dir, 'postgresql.log'),
+        '--start-conf',
+        'manual',
+        '--',
+        '--auth-host=trust',
+        '--auth-local=trust',
+        '--encoding=UTF8',
+      ],
+      { timeoutMs: 120_000 },
+    );
     c = await ours(l);
   }
   if (c?.status !== 'online') {

@@ -52,7 +52,13 @@ async function freeLayout(id: string): Promise<Layout> {
     const pg = 41_000 + Math.floor(Math.random() * 3_000);
     const ports = [...[0, 1, 2, 3, 4, 5].flatMap((i) => [redis + i, redis + i + 10_000]), ...[0, 1, 2].flatMap((i) => [amqp + i, amqp + i + 20_000]), pg];
     if (!(await Promise.all(ports.map(free))).every(Boolean)) continue;
-    return layout({ AQ_CLUSTER_DIR: path.join(ROOT, `${PREFIX}${id}`), AQ_CLUSTER_NAME: `t${id}`, AQ_CLUSTER_REDIS_PORT: String(redis), AQ_CLUSTER_AMQP_PORT: String(amqp), AQ_CLUSTER_PG_PORT: String(pg) });
+    return layout({
+      AQ_CLUSTER_DIR: path.join(ROOT, `${PREFIX}${id}`),
+      AQ_CLUSTER_NAME: `t${id}`,
+      AQ_CLUSTER_REDIS_PORT: String(redis),
+      AQ_CLUSTER_AMQP_PORT: String(amqp),
+      AQ_CLUSTER_PG_PORT: String(pg),
+    });
   }
   throw new Error('no free ports for a private cluster world');
 }

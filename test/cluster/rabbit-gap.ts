@@ -8,7 +8,10 @@ import { sleep, until } from './layout';
  * (-9), by when it subscribes again on a surviving node: at once (200 ms, as the workers' reconnect)
  * or after a pause. `npx tsx test/cluster/rabbit-gap.ts [pauseMs…]` (brings up 3 nodes of its own).
  */
-const pauses = process.argv.slice(2).map(Number).filter((n) => n >= 0);
+const pauses = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n >= 0);
 const PAUSES = pauses.length ? pauses : [200, 3_000];
 const cw = await privateWorld(['rabbitmq'], (s) => process.stdout.write(`# ${s}\n`));
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cw.down().finally(() => process.exit(130)));

@@ -56,12 +56,7 @@ function writeFiles(l: Layout): void {
   fs.writeFileSync(path.join(b, 'rabbitmq-env.conf'), '');
   fs.writeFileSync(path.join(b, 'enabled_plugins'), '[].\n');
   for (const n of l.rabbit) {
-    fs.writeFileSync(path.join(b, `${short(n)}.conf`), [
-      `listeners.tcp.1 = 127.0.0.1:${n.port}`,
-      'log.file.level = info',
-      'log.console = false',
-      '',
-    ].join('\n'));
+    fs.writeFileSync(path.join(b, `${short(n)}.conf`), [`listeners.tcp.1 = 127.0.0.1:${n.port}`, 'log.file.level = info', 'log.console = false', ''].join('\n'));
   }
 }
 
@@ -99,20 +94,29 @@ export async function upRabbit(l: Layout, say: (s: string) => void): Promise<voi
 }
 
 export async function rabbitStatus(l: Layout): Promise<Array<{ node: string; port: number; running: boolean; clustered: string[] }>> {
-  return Promise.all(l.rabbit.map(async (n) => {
-    const running = alive(rabbitPid(l, n));
-    const clustered = running ? await members(l, n).then((m) => m.running, () => []) : [];
-    return { node: n.node, port: n.port, running, clustered };
-  }));
+  return Promise.all(
+    l.rabbit.map(async (n) => {
+      const running = alive(rabbitPid(l, n));
+      const clustered = running
+        ? await members(l, n).then(
+            (m) => m.running,
+            () => [],
+          )
+        : [];
+      return { node: n.node, port: n.port, running, clustered };
+    }),
+  );
 }
 
 export async function downRabbit(l: Layout): Promise<void> {
-  await Promise.all(l.rabbit.map(async (n) => {
-    const pid = rabbitPid(l, n);
-    if (!alive(pid)) return;
-    await rabbitCli(l, n, ['stop'], 'rabbitmqctl', 30_000).catch(() => undefined);
-    await until(`${n.node} stopped`, 10_000, async () => (alive(pid) ? undefined : true), 200).catch(() => process.kill(pid!, 'SIGKILL'));
-  }));
+  await Promise.all(
+    l.rabbit.map(async (n) => {
+      const pid = rabbitPid(l, n);
+      if (!alive(pid)) return;
+      await rabbitCli(l, n, ['stop'], 'rabbitmqctl', 30_000).catch(() => undefined);
+      await until(`${n.node} stopped`, 10_000, async () => (alive(pid) ? undefined : true), 200).catch(() => process.kill(pid!, 'SIGKILL'));
+    }),
+  );
 }
 
 /** kill -9 of one node's VM (a crash, nothing flushed). */

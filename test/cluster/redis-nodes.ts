@@ -8,7 +8,15 @@ import { alive, readPid, sh, sleep, until, type Layout } from './layout';
  * no persistence: a node that restarts comes back empty and resyncs from its master, and an empty
  * counter is rebuilt from the ledger while a stale one could oversell).
  */
-export type RedisNode = Readonly<{ id: string; port: number; role: 'master' | 'replica'; masterId: string | undefined; slots: ReadonlyArray<readonly [number, number]>; failed: boolean; connected: boolean }>;
+export type RedisNode = Readonly<{
+  id: string;
+  port: number;
+  role: 'master' | 'replica';
+  masterId: string | undefined;
+  slots: ReadonlyArray<readonly [number, number]>;
+  failed: boolean;
+  connected: boolean;
+}>;
 
 const nodeDir = (l: Layout, port: number) => path.join(l.dir, 'redis', String(port));
 const pidFile = (l: Layout, port: number) => path.join(nodeDir(l, port), 'redis.pid');
@@ -24,14 +32,34 @@ export async function startRedisNode(l: Layout, port: number): Promise<boolean> 
   const dir = nodeDir(l, port);
   fs.mkdirSync(dir, { recursive: true });
   await sh('redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'yes', '--dir', dir,
-    '--pidfile', pidFile(l, port), '--logfile', path.join(dir, 'redis.log'),
-    '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--daemonize',
+    'yes',
+    '--dir',
+    dir,
+    '--pidfile',
+    pidFile(l, port),
+    '--logfile',
+    path.join(dir, 'redis.log'),
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    path.join(dir, 'nodes.conf'),
     // A dead master is failed over within a few seconds; the other masters keep serving their slots.
-    '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no',
-    '--save', '', '--appendonly', 'no',
+    '--cluster-node-timeout',
+    '2000',
+    '--cluster-require-full-coverage',
+    'no',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
     // The tests hold replication back with DEBUG SLEEP (from this machine only).
-    '--enable-debug-command', 'local',
+    '--enable-debug-command',
+    'local',
   ]);
   await until(`redis ${port} answers`, 10_000, async () => ((await redisCli(port, ['ping'])) === 'PONG' ? true : undefined), 100);
   return true;
@@ -52,22 +80,27 @@ export async function redisNodes(l: Layout): Promise<RedisNode[]> {
 }
 
 export function parseNodes(text: string): RedisNode[] {
-  return text.split('\n').filter(Boolean).map((line) => {
-    const [id, addr, flags, master, , , , link, ...slots] = line.split(' ');
-    const f = flags!.split(',');
-    return {
-      id: id!,
-      port: Number(addr!.split('@')[0]!.split(':')[1]),
-      role: f.includes('master') ? 'master' : 'replica',
-      masterId: master === '-' ? undefined : master,
-      slots: slots.filter((s) => /^\d/.test(s)).map((s) => {
-        const [a, b] = s.split('-').map(Number);
-        return [a!, b ?? a!] as const;
-      }),
-      failed: f.includes('fail') || f.includes('fail?'),
-      connected: link === 'connected' || f.includes('myself'),
-    };
-  });
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [id, addr, flags, master, , , , link, ...slots] = line.split(' ');
+      const f = flags!.split(',');
+      return {
+        id: id!,
+        port: Number(addr!.split('@')[0]!.split(':')[1]),
+        role: f.includes('master') ? 'master' : 'replica',
+        masterId: master === '-' ? undefined : master,
+        slots: slots
+          .filter((s) => /^\d/.test(s))
+          .map((s) => {
+            const [a, b] = s.split('-').map(Number);
+            return [a!, b ?? a!] as const;
+          }),
+        failed: f.includes('fail') || f.includes('fail?'),
+        connected: link === 'connected' || f.includes('myself'),
+      };
+    });
 }
 
 /** Starts the six nodes and, the first time, joins them (`redis-cli --cluster create`); then waits until every master has a synced replica. */
@@ -99,12 +132,14 @@ export async function redisHealthy(l: Layout): Promise<boolean> {
 }
 
 export async function downRedis(l: Layout): Promise<void> {
-  await Promise.all(l.redisPorts.map(async (p) => {
-    const pid = redisPid(l, p);
-    if (!alive(pid)) return;
-    await redisCli(p, ['shutdown', 'nosave'], 5_000).catch(() => undefined);
-    await until(`redis ${p} stopped`, 5_000, async () => (alive(pid) ? undefined : true), 100).catch(() => process.kill(pid!, 'SIGKILL'));
-  }));
+  await Promise.all(
+    l.redisPorts.map(async (p) => {
+      const pid = redisPid(l, p);
+      if (!alive(pid)) return;
+      await redisCli(p, ['shutdown', 'nosave'], 5_000).catch(() => undefined);
+      await until(`redis ${p} stopped`, 5_000, async () => (alive(pid) ? undefined : true), 100).catch(() => process.kill(pid!, 'SIGKILL'));
+    }),
+  );
 }
 
 /** The master that serves `key`'s slot now (by the cluster's own view). */
@@ -139,15 +174,23 @@ export async function holdReplication(replica: RedisNode, master: RedisNode, ms:
   const r = new Redis({ host: '127.0.0.1', port: replica.port, lazyConnect: true, maxRetriesPerRequest: 0 });
   r.on('error', () => undefined);
   await r.connect();
-  void r.call('DEBUG', 'SLEEP', String(ms / 1000)).catch(() => undefined).finally(() => r.disconnect());
+  void r
+    .call('DEBUG', 'SLEEP', String(ms / 1000))
+    .catch(() => undefined)
+    .finally(() => r.disconnect());
   await sleep(100);
   await redisCli(master.port, ['client', 'kill', 'type', 'replica']);
 }
 
 /** Waits until `key`'s slot is served by a master other than `oldPort` (a replica promoted); returns it. */
 export async function waitForPromotion(l: Layout, key: string, oldPort: number, timeoutMs = 30_000): Promise<RedisNode> {
-  return until(`a replica promoted for ${key}`, timeoutMs, async () => {
-    const m = await masterOfKey(l, key);
-    return m.port !== oldPort ? m : undefined;
-  }, 200);
+  return until(
+    `a replica promoted for ${key}`,
+    timeoutMs,
+    async () => {
+      const m = await masterOfKey(l, key);
+      return m.port !== oldPort ? m : undefined;
+    },
+    200,
+  );
 }

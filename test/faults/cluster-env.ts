@@ -27,7 +27,10 @@ export function clusterEnvFactory(cw: ClusterWorld): (extra: Record<string, stri
       DATABASE_URL: `${l.pgBase}/${id}`,
       SHARD_DATABASE_URLS: [1, 2, 3, 4].map((i) => `${servers[(i - 1) % servers.length]}/${id}_${String(i).padStart(2, '0')}`).join(','),
       SHARD_TABLE_COUNT: '4',
-      AMQP_URL: cw.env.AMQP_URL!.split(',').map((u) => `${u}/${id}`).join(','),
+      AMQP_URL: cw.env
+        .AMQP_URL!.split(',')
+        .map((u) => `${u}/${id}`)
+        .join(','),
       REDIS_URL: '',
       REDIS_CLUSTER_NODES: cw.env.REDIS_CLUSTER_NODES!,
       REDIS_KEY_PREFIX: `${id}:`,
@@ -54,7 +57,10 @@ export function clusterEnvFactory(cw: ClusterWorld): (extra: Record<string, stri
           const admin = new pg.Client({ connectionString: Object.assign(new URL(url), { pathname: '/postgres' }).toString() });
           admin.on('error', () => undefined);
           const name = decodeURIComponent(new URL(url).pathname.slice(1));
-          await admin.connect().then(() => admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`)).catch(() => undefined);
+          await admin
+            .connect()
+            .then(() => admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`))
+            .catch(() => undefined);
           await admin.end().catch(() => undefined);
         }
       },
@@ -76,4 +82,7 @@ export async function rabbitAny(l: Layout, args: string[]): Promise<string> {
   throw new Error(`no RabbitMQ node of the world answers${last ? `: ${(last as Error).message.split('\n')[0]}` : ''}`);
 }
 
-export const clusterListQueues = (l: Layout): ListQueues => (vhost, columns) => rabbitAny(l, ['-q', 'list_queues', '-p', vhost, ...columns]);
+export const clusterListQueues =
+  (l: Layout): ListQueues =>
+  (vhost, columns) =>
+    rabbitAny(l, ['-q', 'list_queues', '-p', vhost, ...columns]);

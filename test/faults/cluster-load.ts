@@ -45,8 +45,7 @@ export type MixedLoad = Readonly<{ unlimited: number; limited: number; ratePerSe
 export type Window = { faultStart: number; faultEnd: number; sendEnd: number; extra: string[]; samples: Sample[]; stopSampling(): void; confirmedAt: number[] };
 export type Sent = { recharges: RechargeInput[]; partakes: PartakeInput[]; uses: UseInput[]; expectPartakes: number };
 
-export const describeLoad = (m: MixedLoad) =>
-  `2 trees; ${m.unlimited + m.limited} recharges (${m.limited} of a limited SKU) at ${m.ratePerSec}/s + ${m.partakers} users × ${m.rounds} partake+use`;
+export const describeLoad = (m: MixedLoad) => `2 trees; ${m.unlimited + m.limited} recharges (${m.limited} of a limited SKU) at ${m.ratePerSec}/s + ${m.partakers} users × ${m.rounds} partake+use`;
 
 /**
  * Funds `partakers` users (10 chances each), then sends the recharges at a steady rate while the
@@ -72,23 +71,28 @@ export async function underMixedLoad(c: CCtx, m: MixedLoad, at: number, inject: 
   await loading;
   const sendEnd = Date.now();
   const { partakes, uses } = await partaking;
-  return { sent: { recharges: [...funding, ...inputs], partakes, uses, expectPartakes: users.length * m.rounds }, win: { faultStart, faultEnd, sendEnd, extra, samples: sampler.samples, stopSampling: () => sampler.stop(), confirmedAt } };
+  return {
+    sent: { recharges: [...funding, ...inputs], partakes, uses, expectPartakes: users.length * m.rounds },
+    win: { faultStart, faultEnd, sendEnd, extra, samples: sampler.samples, stopSampling: () => sampler.stop(), confirmedAt },
+  };
 }
 
 /** Each user: partake (retrying after 5 s without a reply), use the order, pause; `rounds` times. A round without an order is recorded and the next one follows. */
 async function partakeRounds(w: World, users: string[], rounds: number, pauseMs: number): Promise<{ partakes: PartakeInput[]; uses: UseInput[] }> {
   const out = { partakes: [] as PartakeInput[], uses: [] as UseInput[] };
-  await Promise.all(users.map(async (u, i) => {
-    await sleep((pauseMs * i) / users.length); // spread the users over a round
-    for (let r = 0; r < rounds; r++) {
-      const t0 = Date.now();
-      const call = await partakeCall(w, u, { timeoutMs: 5_000 });
-      out.partakes.push(call);
-      const id = call.replies.find((x) => x.code === '0000')?.orderId;
-      if (id) out.uses.push(await useOrder(w, u, id, 5_000));
-      await sleep(Math.max(0, pauseMs - (Date.now() - t0)));
-    }
-  }));
+  await Promise.all(
+    users.map(async (u, i) => {
+      await sleep((pauseMs * i) / users.length); // spread the users over a round
+      for (let r = 0; r < rounds; r++) {
+        const t0 = Date.now();
+        const call = await partakeCall(w, u, { timeoutMs: 5_000 });
+        out.partakes.push(call);
+        const id = call.replies.find((x) => x.code === '0000')?.orderId;
+        if (id) out.uses.push(await useOrder(w, u, id, 5_000));
+        await sleep(Math.max(0, pauseMs - (Date.now() - t0)));
+      }
+    }),
+  );
   return out;
 }
 
@@ -134,9 +138,14 @@ export function sampleCommits(config: Config, limitedSku: number): Sampler {
   const loop = (async () => {
     while (running) {
       const t = Date.now();
-      const got = await Promise.all(pools.map((p, i) => p.query<{ n: string; l: string }>(
-        `SELECT count(*) AS n, count(*) FILTER (WHERE topic = 'recharge.completed' AND message->'data'->>'sku' = $1) AS l FROM task`, [String(limitedSku)])
-        .then((r) => ({ n: Number(r.rows[0]!.n), l: Number(r.rows[0]!.l) }), () => ({ n: last.n[i]!, l: last.limited[i]! }))));
+      const got = await Promise.all(
+        pools.map((p, i) =>
+          p.query<{ n: string; l: string }>(`SELECT count(*) AS n, count(*) FILTER (WHERE topic = 'recharge.completed' AND message->'data'->>'sku' = $1) AS l FROM task`, [String(limitedSku)]).then(
+            (r) => ({ n: Number(r.rows[0]!.n), l: Number(r.rows[0]!.l) }),
+            () => ({ n: last.n[i]!, l: last.limited[i]! }),
+          ),
+        ),
+      );
       last = { n: got.map((g) => g.n), limited: got.map((g) => g.l) };
       samples.push({ t, ...last });
       await sleep(Math.max(0, 200 - (Date.now() - t)));

@@ -17,7 +17,10 @@ const value = (f: string) => {
   if (i < 0) return undefined;
   return args[i]!.includes('=') ? args[i]!.split('=').slice(1).join('=') : args[i + 1];
 };
-const only = value('--only')?.split(',').map((s) => s.trim()).filter(Boolean);
+const only = value('--only')
+  ?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' | ').slice(0, 1500);
 const harnessErrors: string[] = [];
 process.on('unhandledRejection', (err) => {
@@ -36,7 +39,16 @@ async function runOne(s: Scenario): Promise<Row> {
     const b = r.books;
     for (const e of harnessErrors.slice(errorsBefore)) b.violations.push(`[harness] unhandled rejection: ${oneLine(e).slice(0, 300)}`);
     const ok = b.lost === 0 && b.doubled === 0 && b.violations.length === 0;
-    const row = { ...base, recovery: `${(r.recoveryMs / 1000).toFixed(1)} s`, inputs: String(b.inputs), effects: String(b.effects), lost: String(b.lost), doubled: String(b.doubled), result: ok ? 'pass' : 'FAIL', cost: r.cost ?? '-' };
+    const row = {
+      ...base,
+      recovery: `${(r.recoveryMs / 1000).toFixed(1)} s`,
+      inputs: String(b.inputs),
+      effects: String(b.effects),
+      lost: String(b.lost),
+      doubled: String(b.doubled),
+      result: ok ? 'pass' : 'FAIL',
+      cost: r.cost ?? '-',
+    };
     if (ok) process.stdout.write(`ok - ${s.name} (${((Date.now() - t0) / 1000).toFixed(0)} s; ${b.inputs} inputs, ${b.effects} effects, recovery ${row.recovery}; ${row.cost})\n`);
     else process.stdout.write(`not ok - ${s.name}: ${b.lost} lost, ${b.doubled} doubled; ${oneLine(b.violations.join('; '))} (${row.cost})\n`);
     return row;
@@ -71,7 +83,15 @@ const seconds = ((Date.now() - started) / 1000).toFixed(0);
 process.stdout.write(`\n${table}\n\n# cluster fault suite took ${seconds} s\n`);
 writeRunFile(`# cluster fault suite ${new Date().toISOString()} (${seconds} s)\n\n${table}\n`);
 const docs = flag('--docs') || (!flag('--no-docs') && !only && !flag('--quick') && !flag('--reuse'));
-if (docs) writeClusterRows(rows.filter((r) => r.result !== 'ERROR').map((r) => ({ name: r.name, line: `| ${r.name} | ${r.load} | ${r.fault} | ${r.recovery} | ${r.inputs} | ${r.lost} | ${r.doubled} | ${r.result} | ${r.cost} | ${new Date().toISOString().slice(0, 10)} |` })));
+if (docs)
+  writeClusterRows(
+    rows
+      .filter((r) => r.result !== 'ERROR')
+      .map((r) => ({
+        name: r.name,
+        line: `| ${r.name} | ${r.load} | ${r.fault} | ${r.recovery} | ${r.inputs} | ${r.lost} | ${r.doubled} | ${r.result} | ${r.cost} | ${new Date().toISOString().slice(0, 10)} |`,
+      })),
+  );
 const passed = rows.filter((r) => r.result === 'pass').length;
 const failed = rows.length - passed + teardown + (chosen.length ? 0 : 1) + (harnessErrors.length ? 1 : 0);
 process.stdout.write(`${passed} passed, ${failed} failed\n`);

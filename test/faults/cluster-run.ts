@@ -28,22 +28,25 @@ export async function openClusterWorld(o: { reuse: boolean; list: boolean }): Pr
     return { world, scenarios: clusterScenarios(world), down: async () => undefined };
   }
   const world = await privateWorld(['rabbitmq', 'redis', 'postgresql'], say);
-  say(`up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${world.layout.dir}, RabbitMQ ${world.layout.rabbit.map((r) => r.port).join('/')}, Redis ${world.layout.redisPorts[0]}…, PostgreSQL ${world.layout.pg.port}`);
+  say(
+    `up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${world.layout.dir}, RabbitMQ ${world.layout.rabbit.map((r) => r.port).join('/')}, Redis ${world.layout.redisPorts[0]}…, PostgreSQL ${world.layout.pg.port}`,
+  );
   let downing: Promise<void> | undefined;
-  const down = () => (downing ??= (async () => {
-    const t1 = Date.now();
-    if (process.env.FAULTS_KEEP_LOGS) {
-      const keep = `/tmp/aq-cluster-logs-${path.basename(world.layout.dir)}`;
-      try {
-        for (const part of ['rabbitmq/log', 'redis']) fs.cpSync(path.join(world.layout.dir, part), path.join(keep, part), { recursive: true, force: true });
-        say(`RabbitMQ and Redis logs kept in ${keep}`);
-      } catch (err) {
-        say(`could not keep the logs: ${(err as Error).message}`);
+  const down = () =>
+    (downing ??= (async () => {
+      const t1 = Date.now();
+      if (process.env.FAULTS_KEEP_LOGS) {
+        const keep = `/tmp/aq-cluster-logs-${path.basename(world.layout.dir)}`;
+        try {
+          for (const part of ['rabbitmq/log', 'redis']) fs.cpSync(path.join(world.layout.dir, part), path.join(keep, part), { recursive: true, force: true });
+          say(`RabbitMQ and Redis logs kept in ${keep}`);
+        } catch (err) {
+          say(`could not keep the logs: ${(err as Error).message}`);
+        }
       }
-    }
-    await world.down();
-    say(`down in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
-  })());
+      await world.down();
+      say(`down in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+    })());
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
       say(`${sig}: stopping the service trees and the cluster world`);
@@ -72,7 +75,10 @@ export function writeClusterRows(rows: ReadonlyArray<{ name: string; line: strin
   const b = text.indexOf(BEGIN);
   const e = text.indexOf(END);
   if (b < 0 || e < b) return;
-  const old = text.slice(b + BEGIN.length, e).split('\n').filter((l) => l.startsWith('| cluster-'));
+  const old = text
+    .slice(b + BEGIN.length, e)
+    .split('\n')
+    .filter((l) => l.startsWith('| cluster-'));
   const byName = new Map(old.map((l) => [l.split('|')[1]!.trim(), l]));
   for (const r of rows) byName.set(r.name, r.line);
   const order = ['cluster-rabbit-leader-kill', 'cluster-redis-master-kill', 'cluster-pg-server-stop', 'cluster-kill-instances', 'cluster-rolling-restart'];

@@ -30,7 +30,6 @@ export function limitedCommits(samples: readonly Sample[], since: number): { fir
   const sum = (x: readonly number[]) => x.reduce((a, v) => a + v, 0);
   const at = (t: number) => sum([...samples].reverse().find((s) => s.t <= t)?.limited ?? samples[0]?.limited ?? [0]);
   let firstAfter: number | undefined;
-  for (const s of samples) if (s.t >= since && sum(s.limited) > at(since)) (firstAfter ??= s.t);
+  for (const s of samples) if (s.t >= since && sum(s.limited) > at(since)) firstAfter ??= s.t;
   return { firstAfter, between: (a, b) => at(b) - at(a) };
 }
-

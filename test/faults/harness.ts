@@ -104,7 +104,9 @@ export async function armVictim(c: Ctx, worker: string, point: string, queue: st
 /** A stall or outage must be felt: some worker of `npm start` counted a failure in its /metrics. */
 export async function failuresFelt(c: Ctx, r: Result, what: string): Promise<Result> {
   const f = await c.w.failuresSeen();
-  const shown = Object.entries(f.by).map(([k, v]) => `${k} ${v}`).join(', ');
+  const shown = Object.entries(f.by)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   if (!f.total) r.books.violations.push(`[fault-not-shown] ${what}: none of the ${f.answered} workers that served /metrics counted a retry, park, requeue, reconnect or failed publish`);
   r.evidence = [r.evidence, `${what}; /metrics of ${f.answered} workers: ${shown || 'nothing'}`].filter(Boolean).join('; ');
   return r;
@@ -166,15 +168,28 @@ export async function restartGlobal(what: 'rabbitmq' | 'postgres' | 'redis', dow
       await exec('rabbitmqctl', ['await_startup'], { timeout: 120_000 });
     } else if (what === 'postgres') {
       await exec('pg_ctlcluster', ['--skip-systemctl-redirect', pgVersion(), 'main', 'start'], { timeout: 120_000 });
-      for (let i = 0; i < 60; i++) if (await exec('pg_isready', ['-h', '127.0.0.1', '-p', '5432', '-q']).then(() => true, () => false)) break;
-      else await sleep(500);
+      for (let i = 0; i < 60; i++)
+        if (
+          await exec('pg_isready', ['-h', '127.0.0.1', '-p', '5432', '-q']).then(
+            () => true,
+            () => false,
+          )
+        )
+          break;
+        else await sleep(500);
     } else {
       await exec('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', '6379', '--save', '', '--appendonly', 'no'], { timeout: 30_000 });
-      for (let i = 0; i < 60; i++) if (await exec('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'ping']).then(() => true, () => false)) break;
-      else await sleep(500);
+      for (let i = 0; i < 60; i++)
+        if (
+          await exec('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'ping']).then(
+            () => true,
+            () => false,
+          )
+        )
+          break;
+        else await sleep(500);
     }
   }
 }
 
 const pgVersion = () => process.env.FAULTS_PG_VERSION ?? '15';
-

@@ -9,7 +9,18 @@ export const SKU = { unlimited: 9011, quota10: 9012, limited: 9013 } as const;
 /** The suite's catalog; `ttlSeconds` gives the activity's raffle orders an expiry. */
 export function catalog(limitedStock = 100, o: { ttlSeconds?: number } = {}) {
   return {
-    activities: [{ activityId: ACTIVITY, name: 'Fault raffle', desc: 'fault suite', strategyId: 100006, beginTime: '2020-01-01T00:00:00Z', endTime: '2099-01-01T00:00:00Z', state: 'open', ...(o.ttlSeconds ? { raffleOrderTtlSeconds: o.ttlSeconds } : {}) }],
+    activities: [
+      {
+        activityId: ACTIVITY,
+        name: 'Fault raffle',
+        desc: 'fault suite',
+        strategyId: 100006,
+        beginTime: '2020-01-01T00:00:00Z',
+        endTime: '2099-01-01T00:00:00Z',
+        state: 'open',
+        ...(o.ttlSeconds ? { raffleOrderTtlSeconds: o.ttlSeconds } : {}),
+      },
+    ],
     counts: [
       { activityCountId: 11101, totalCount: 1, dayCount: 1, monthCount: 1 },
       { activityCountId: 11102, totalCount: 10, dayCount: 10, monthCount: 10 },
@@ -66,7 +77,7 @@ export function progress(): { tick: (n: number) => void; reached: (n: number) =>
   return {
     tick(n) {
       at = n;
-      for (const w of [...waiters]) if (at >= w.n) (waiters.splice(waiters.indexOf(w), 1), w.f());
+      for (const w of [...waiters]) if (at >= w.n) waiters.splice(waiters.indexOf(w), 1), w.f();
     },
     reached: (n) => (at >= n ? Promise.resolve() : new Promise<void>((f) => waiters.push({ n, f }))),
   };
@@ -86,7 +97,10 @@ export async function partakeCall(w: World, userId: string, o: { timeoutMs?: num
     if (r.code === '0000') okAt ??= Date.now();
   };
   for (let a = 0; a < (o.maxAttempts ?? 50); a++) {
-    const r = await w.caller.rpc(QUEUES.partake, { userId, activityId: ACTIVITY }, o.timeoutMs ?? 10_000, record).then((x) => (record(x), x)).catch(() => undefined);
+    const r = await w.caller
+      .rpc(QUEUES.partake, { userId, activityId: ACTIVITY }, o.timeoutMs ?? 10_000, record)
+      .then((x) => (record(x), x))
+      .catch(() => undefined);
     if (r && r.code !== '0001') break;
     if (r) await sleep(200);
   }
@@ -102,7 +116,10 @@ export async function useOrder(w: World, userId: string, orderId: string, timeou
   let attempts = 0;
   while (attempts < 50) {
     attempts++;
-    const r = await w.caller.rpc(QUEUES.raffleOrderUsed, { userId, orderId }, timeoutMs, record).then((x) => (record(x), x)).catch(() => undefined);
+    const r = await w.caller
+      .rpc(QUEUES.raffleOrderUsed, { userId, orderId }, timeoutMs, record)
+      .then((x) => (record(x), x))
+      .catch(() => undefined);
     if (r && r.code !== '0001') break;
     if (r) await sleep(200);
   }
@@ -114,7 +131,10 @@ export async function cancelOrder(w: World, userId: string, orderId: string, tim
   const replies: Array<{ code: string }> = [];
   const record = (r: Reply) => replies.push({ code: r.code });
   for (let a = 0; a < 50; a++) {
-    const r = await w.caller.rpc(QUEUES.raffleOrderCancel, { userId, orderId }, timeoutMs, record).then((x) => (record(x), x)).catch(() => undefined);
+    const r = await w.caller
+      .rpc(QUEUES.raffleOrderCancel, { userId, orderId }, timeoutMs, record)
+      .then((x) => (record(x), x))
+      .catch(() => undefined);
     if (r && r.code !== '0001') break;
     if (r) await sleep(200);
   }

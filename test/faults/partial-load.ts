@@ -100,7 +100,13 @@ export function startLoad(w: World, parts: readonly Part[]): Load {
             const userId = users[i % users.length]!;
             const r = await rpc(w, QUEUES.partake, { userId, activityId: ACTIVITY });
             const end = Date.now();
-            const call: PartakeInput = { userId, activityId: ACTIVITY, replies: r ? [{ code: r.code, orderId: r.data?.orderId !== undefined ? String(r.data.orderId) : undefined }] : [], sentAt: start, okAt: r?.code === '0000' ? end : undefined };
+            const call: PartakeInput = {
+              userId,
+              activityId: ACTIVITY,
+              replies: r ? [{ code: r.code, orderId: r.data?.orderId !== undefined ? String(r.data.orderId) : undefined }] : [],
+              sentAt: start,
+              okAt: r?.code === '0000' ? end : undefined,
+            };
             const round: Round = { part: p.name, start, end, call };
             rounds.push(round);
             const orderId = call.replies[0]?.code === '0000' ? call.replies[0].orderId : undefined;
@@ -151,19 +157,32 @@ export async function orderTimes(w: World): Promise<Map<string, number>> {
 async function seriesOf(w: World, load: Load, parts: readonly Part[], which: { healthy: readonly string[]; failing?: string }): Promise<Series[]> {
   const times = await orderTimes(w);
   return [...which.healthy, ...(which.failing ? [which.failing] : [])].flatMap((part) => [
-    { name: parts.find((p) => p.name === part)?.labels?.recharges ?? `${part} recharges`, failing: part === which.failing, samples: load.sent.filter((s) => s.part === part).map((s) => ({ at: s.at, done: times.get(`${s.input.userId}/${s.input.outBusinessNo}`) })) },
-    { name: parts.find((p) => p.name === part)?.labels?.partakes ?? `${part} partakes`, failing: part === which.failing, samples: load.rounds.filter((r) => r.part === part && r.call.replies[0]?.code === '0000').map((r) => ({ at: r.start, done: r.end })) },
+    {
+      name: parts.find((p) => p.name === part)?.labels?.recharges ?? `${part} recharges`,
+      failing: part === which.failing,
+      samples: load.sent.filter((s) => s.part === part).map((s) => ({ at: s.at, done: times.get(`${s.input.userId}/${s.input.outBusinessNo}`) })),
+    },
+    {
+      name: parts.find((p) => p.name === part)?.labels?.partakes ?? `${part} partakes`,
+      failing: part === which.failing,
+      samples: load.rounds.filter((r) => r.part === part && r.call.replies[0]?.code === '0000').map((r) => ({ at: r.start, done: r.end })),
+    },
   ]);
 }
 
 /** After the load: idle, the strict books (every partake planned to succeed), no worker restart. */
 export async function finish(c: Ctx, faultEnd: number, load: Load, o: { extra?: string[]; funding?: RechargeInput[] } = {}): Promise<Result> {
-  const r = await finishBooks(c, faultEnd, {
-    recharges: [...(o.funding ?? []), ...load.sent.map((s) => s.input)],
-    partakes: load.rounds.map((x) => x.call),
-    uses: load.rounds.flatMap((x) => (x.use ? [x.use] : [])),
-    expectPartakes: load.rounds.length,
-  }, o.extra);
+  const r = await finishBooks(
+    c,
+    faultEnd,
+    {
+      recharges: [...(o.funding ?? []), ...load.sent.map((s) => s.input)],
+      partakes: load.rounds.map((x) => x.call),
+      uses: load.rounds.flatMap((x) => (x.use ? [x.use] : [])),
+      expectPartakes: load.rounds.length,
+    },
+    o.extra,
+  );
   const restarts = c.w.grepLogs(/worker exited, restarting/);
   if (restarts.length) r.books.violations.push(`${restarts.length} worker restart(s) during the run: ${restarts[0]!.slice(0, 300)}`);
   return r;
@@ -182,7 +201,13 @@ export async function fund(c: Ctx, shard: number, callers: number, usersPer: num
  * Baseline, fault, a short tail after it, then the books and the healthy parts' figures. `inject`
  * starts the fault and returns the function that ends it.
  */
-export async function baselineThenFault(c: Ctx, parts: Part[], healthy: string[], o: { baselineMs: number; faultMs: number; funding: RechargeInput[]; failing?: string }, inject: () => Promise<() => Promise<void> | void>): Promise<Result> {
+export async function baselineThenFault(
+  c: Ctx,
+  parts: Part[],
+  healthy: string[],
+  o: { baselineMs: number; faultMs: number; funding: RechargeInput[]; failing?: string },
+  inject: () => Promise<() => Promise<void> | void>,
+): Promise<Result> {
   await c.w.waitIdle();
   const load = startLoad(c.w, parts);
   const warm = Date.now();

@@ -9,7 +9,22 @@ import type { HealthyRow } from './harness';
  * scenario or mutation stamped with the commit and date of the run that produced it, and the two
  * tables between the markers in docs/RELIABILITY.md are generated from that file. Nobody edits them.
  */
-export type ScenarioRow = { name: string; load: string; fault: string; evidence: string; recovery: string; inputs: string; effects: string; lost: string; doubled: string; result: string; why?: string; commit: string; date: string; healthy?: HealthyRow[] };
+export type ScenarioRow = {
+  name: string;
+  load: string;
+  fault: string;
+  evidence: string;
+  recovery: string;
+  inputs: string;
+  effects: string;
+  lost: string;
+  doubled: string;
+  result: string;
+  why?: string;
+  commit: string;
+  date: string;
+  healthy?: HealthyRow[];
+};
 export type MutationRow = { mutation: string; protection: string; scenario: string; caught: 'yes' | 'no'; how: string; commit: string; date: string };
 type Stored = { scenarios: Record<string, ScenarioRow>; mutations: Record<string, MutationRow> };
 
@@ -40,7 +55,10 @@ export function scenarioTable(rows: readonly ScenarioRow[]): string {
   return [
     '| scenario | load | fault | fault shown by | recovery | inputs | effects | lost | doubled | result | commit, date |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${cell(r.load)} | ${cell(r.fault)} | ${cell(r.evidence)} | ${r.recovery} | ${r.inputs} | ${r.effects} | ${r.lost} | ${r.doubled} | ${r.result}${r.why ? `: ${cell(r.why.slice(0, 300))}` : ''} | ${r.commit}, ${r.date} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${cell(r.load)} | ${cell(r.fault)} | ${cell(r.evidence)} | ${r.recovery} | ${r.inputs} | ${r.effects} | ${r.lost} | ${r.doubled} | ${r.result}${r.why ? `: ${cell(r.why.slice(0, 300))}` : ''} | ${r.commit}, ${r.date} |`,
+    ),
   ].join('\n');
 }
 
@@ -52,7 +70,10 @@ export function healthyTable(rows: readonly ScenarioRow[]): string {
     '| scenario | part | baseline /s | during fault /s | kept | baseline p99 ms | fault p99 ms | goal | result | commit, date |',
     '|---|---|---|---|---|---|---|---|---|---|',
     ...rows.flatMap((r) =>
-      (r.healthy ?? []).map((h) => `| ${r.name} | ${cell(h.part)} | ${num(h.baselinePerSec)} | ${num(h.faultPerSec)} | ${Number.isFinite(h.ratio) ? `${(h.ratio * 100).toFixed(0)} %` : '-'} | ${num(h.baselineP99Ms, 0)} | ${num(h.faultP99Ms, 0)} | ${cell(h.goal)} | ${h.ok ? 'pass' : 'FAIL'} | ${r.commit}, ${r.date} |`),
+      (r.healthy ?? []).map(
+        (h) =>
+          `| ${r.name} | ${cell(h.part)} | ${num(h.baselinePerSec)} | ${num(h.faultPerSec)} | ${Number.isFinite(h.ratio) ? `${(h.ratio * 100).toFixed(0)} %` : '-'} | ${num(h.baselineP99Ms, 0)} | ${num(h.faultP99Ms, 0)} | ${cell(h.goal)} | ${h.ok ? 'pass' : 'FAIL'} | ${r.commit}, ${r.date} |`,
+      ),
     ),
   ].join('\n');
 }
@@ -80,7 +101,12 @@ export function writeDocs(o: { scenarios?: ScenarioRow[]; mutations?: MutationRo
   for (const r of o.scenarios ?? []) stored.scenarios[r.name] = r;
   for (const r of o.mutations ?? []) stored.mutations[r.mutation] = r;
   fs.writeFileSync(STORE, JSON.stringify(stored, null, 2) + '\n');
-  const pick = <T>(m: Record<string, T>, order: string[]) => [...order.filter((k) => m[k]).map((k) => m[k]!), ...Object.keys(m).filter((k) => !order.includes(k)).map((k) => m[k]!)];
+  const pick = <T>(m: Record<string, T>, order: string[]) => [
+    ...order.filter((k) => m[k]).map((k) => m[k]!),
+    ...Object.keys(m)
+      .filter((k) => !order.includes(k))
+      .map((k) => m[k]!),
+  ];
   let doc = fs.readFileSync(DOC, 'utf8');
   doc = replaceBetween(doc, MARKS.scenarios, scenarioTable(pick(stored.scenarios, o.scenarioOrder)));
   doc = replaceBetween(doc, MARKS.mutations, mutationTable(pick(stored.mutations, o.mutationOrder)));

@@ -17,7 +17,10 @@ const value = (f: string) => {
   if (i < 0) return undefined;
   return args[i]!.includes('=') ? args[i]!.split('=').slice(1).join('=') : args[i + 1];
 };
-const only = value('--only')?.split(',').map((s) => s.trim()).filter(Boolean);
+const only = value('--only')
+  ?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const exact = new Set([...SCENARIOS.map((s) => s.name), ...MUTATIONS.map((m) => m.name)]);
 /** An exact name selects only itself; any other text every name that contains it. */
 const matches = (name: string) => !only || only.some((o) => name === o || (!exact.has(o) && name.includes(o)));
@@ -50,7 +53,18 @@ async function runOne(s: Scenario): Promise<ScenarioRow> {
     const b = r.books;
     for (const e of harnessErrors.slice(errorsBefore)) b.violations.push(`[harness] unhandled rejection: ${oneLine(e).slice(0, 300)}`);
     const ok = b.lost === 0 && b.doubled === 0 && b.violations.length === 0;
-    const row = { ...base, evidence: r.evidence ?? '-', recovery: `${(r.recoveryMs / 1000).toFixed(1)} s`, inputs: String(b.inputs), effects: String(b.effects), lost: String(b.lost), doubled: String(b.doubled), result: ok ? 'pass' : 'FAIL', why: ok ? undefined : b.violations.slice(0, 3).join('; '), healthy: r.healthy };
+    const row = {
+      ...base,
+      evidence: r.evidence ?? '-',
+      recovery: `${(r.recoveryMs / 1000).toFixed(1)} s`,
+      inputs: String(b.inputs),
+      effects: String(b.effects),
+      lost: String(b.lost),
+      doubled: String(b.doubled),
+      result: ok ? 'pass' : 'FAIL',
+      why: ok ? undefined : b.violations.slice(0, 3).join('; '),
+      healthy: r.healthy,
+    };
     if (ok) process.stdout.write(`ok - ${s.name} (${((Date.now() - t0) / 1000).toFixed(0)} s; ${b.inputs} inputs, ${b.effects} effects, recovery ${row.recovery}; ${row.evidence})\n`);
     else process.stdout.write(`not ok - ${s.name}: ${b.lost} lost, ${b.doubled} doubled; ${oneLine(b.violations.join('; '))}\n`);
     return row;
@@ -89,7 +103,14 @@ async function runMutations(): Promise<number> {
     const row = await runOne(s);
     delete process.env.AQ_MUTATION;
     const caught = row.result !== 'pass';
-    rows.push({ mutation: m.name, protection: m.protection, scenario: m.scenario, caught: caught ? 'yes' : 'no', how: caught ? `${row.result}: ${row.why ?? ''}` : 'the scenario passed without it', ...stamp() });
+    rows.push({
+      mutation: m.name,
+      protection: m.protection,
+      scenario: m.scenario,
+      caught: caught ? 'yes' : 'no',
+      how: caught ? `${row.result}: ${row.why ?? ''}` : 'the scenario passed without it',
+      ...stamp(),
+    });
     process.stdout.write(`${caught ? 'ok' : 'not ok'} - mutation ${m.name} ${caught ? 'caught' : 'NOT caught'} by ${m.scenario}\n`);
   }
   const table = mutationTable(rows);

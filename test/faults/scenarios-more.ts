@@ -64,24 +64,26 @@ async function expiryRace(c: Ctx): Promise<Result> {
   const { users, funding } = await fundUsers(c, 40, 'ex');
   const load: PartakeLoad & { cancels: CancelInput[] } = { partakes: [], uses: [], cancels: [], expectPartakes: users.length * 3 };
   const t0 = Date.now();
-  await Promise.all(users.map(async (u, i) => {
-    for (let round = 0; round < 3; round++) {
-      const call = await partakeCall(c.w, u, { timeoutMs: 5_000 });
-      load.partakes.push(call);
-      const id = call.replies.find((r) => r.code === '0000')?.orderId;
-      if (!id) continue;
-      const kind = (i + round) % 3;
-      if (kind === 0) load.uses.push(await useOrder(c.w, u, id, 5_000));
-      else if (kind === 1) {
-        await sleep(2_500 + Math.random() * 2_000); // around the expiry (3 s, swept every 2 s)
-        load.uses.push(await useOrder(c.w, u, id, 5_000));
-      } else {
-        const [used, cancelled] = await Promise.all([useOrder(c.w, u, id, 5_000), cancelOrder(c.w, u, id, 5_000)]);
-        load.uses.push(used);
-        load.cancels.push(cancelled);
+  await Promise.all(
+    users.map(async (u, i) => {
+      for (let round = 0; round < 3; round++) {
+        const call = await partakeCall(c.w, u, { timeoutMs: 5_000 });
+        load.partakes.push(call);
+        const id = call.replies.find((r) => r.code === '0000')?.orderId;
+        if (!id) continue;
+        const kind = (i + round) % 3;
+        if (kind === 0) load.uses.push(await useOrder(c.w, u, id, 5_000));
+        else if (kind === 1) {
+          await sleep(2_500 + Math.random() * 2_000); // around the expiry (3 s, swept every 2 s)
+          load.uses.push(await useOrder(c.w, u, id, 5_000));
+        } else {
+          const [used, cancelled] = await Promise.all([useOrder(c.w, u, id, 5_000), cancelOrder(c.w, u, id, 5_000)]);
+          load.uses.push(used);
+          load.cancels.push(cancelled);
+        }
       }
-    }
-  }));
+    }),
+  );
   // Leave one order per user unused: expiry must cancel and refund it.
   await Promise.all(users.map(async (u) => load.partakes.push(await partakeCall(c.w, u, { timeoutMs: 5_000 }))));
   load.expectPartakes += users.length;

@@ -52,13 +52,26 @@ const redisSilent: Scenario = {
       const f = await fund(c, 1, 2, 60, 'rpa');
       const g = await fund(c, 2, 2, 60, 'rpb');
       const parts: Part[] = [
-        { name: 'unlimited', rechargeUsers: usersOn(c.w, undefined, 100, 'ru'), sku: SKU.unlimited, ratePerSec: 30, callers: [...f.groups, ...g.groups], labels: { recharges: 'unlimited-stock recharges', partakes: 'partakes' } },
+        {
+          name: 'unlimited',
+          rechargeUsers: usersOn(c.w, undefined, 100, 'ru'),
+          sku: SKU.unlimited,
+          ratePerSec: 30,
+          callers: [...f.groups, ...g.groups],
+          labels: { recharges: 'unlimited-stock recharges', partakes: 'partakes' },
+        },
         { name: 'limited', rechargeUsers: usersOn(c.w, undefined, 100, 'rl'), sku: SKU.limited, ratePerSec: 20, labels: { recharges: 'limited-stock recharges', partakes: '-' } },
       ];
-      const r = await baselineThenFault(c, parts, ['unlimited'], { baselineMs: seconds('FAULTS_BASELINE_SECONDS', 30, 20), faultMs: seconds('FAULTS_REDIS_OUTAGE_SECONDS', 60, 60), funding: [...f.funding, ...g.funding], failing: 'limited' }, async () => {
-        proxy!.drop();
-        return () => proxy!.restore();
-      });
+      const r = await baselineThenFault(
+        c,
+        parts,
+        ['unlimited'],
+        { baselineMs: seconds('FAULTS_BASELINE_SECONDS', 30, 20), faultMs: seconds('FAULTS_REDIS_OUTAGE_SECONDS', 60, 60), funding: [...f.funding, ...g.funding], failing: 'limited' },
+        async () => {
+          proxy!.drop();
+          return () => proxy!.restore();
+        },
+      );
       return r;
     }),
 };
@@ -76,12 +89,29 @@ const amqpSilentOneWorker: Scenario = {
         const second = c.w.spawn({ worker: 'recharge', extra: { AMQP_URL: proxy.url(c.w.config.amqpUrl), METRICS_PORT: '0' } });
         const deadline = Date.now() + 60_000;
         while (((await c.w.consumerCounts()).get(QUEUES.recharge) ?? 0) <= before && Date.now() < deadline) await sleep(300);
-        const parts: Part[] = [{ name: 'recharges', rechargeUsers: usersOn(c.w, undefined, 200, 'am'), sku: SKU.unlimited, ratePerSec: 60, labels: { recharges: 'recharges (both workers, then npm start\'s alone)', partakes: '-' } }];
-        const r = await baselineThenFault(c, parts, ['recharges'], { baselineMs: seconds('FAULTS_BASELINE_SECONDS', 30, 20), faultMs: seconds('FAULTS_AMQP_OUTAGE_SECONDS', 60, 60), funding: [] }, async () => {
-          proxy.drop();
-          return () => proxy.restore();
-        });
-        const lost = fs.readFileSync(second.log, 'utf8').split('\n').filter((l) => /broker disconnected|Heartbeat timeout/.test(l)).length;
+        const parts: Part[] = [
+          {
+            name: 'recharges',
+            rechargeUsers: usersOn(c.w, undefined, 200, 'am'),
+            sku: SKU.unlimited,
+            ratePerSec: 60,
+            labels: { recharges: "recharges (both workers, then npm start's alone)", partakes: '-' },
+          },
+        ];
+        const r = await baselineThenFault(
+          c,
+          parts,
+          ['recharges'],
+          { baselineMs: seconds('FAULTS_BASELINE_SECONDS', 30, 20), faultMs: seconds('FAULTS_AMQP_OUTAGE_SECONDS', 60, 60), funding: [] },
+          async () => {
+            proxy.drop();
+            return () => proxy.restore();
+          },
+        );
+        const lost = fs
+          .readFileSync(second.log, 'utf8')
+          .split('\n')
+          .filter((l) => /broker disconnected|Heartbeat timeout/.test(l)).length;
         if (!lost) r.books.violations.push('[fault-not-shown] the second worker never lost its broker connection (no "broker disconnected" in its log)');
         r.evidence = `the second worker logged ${lost} broker disconnect(s)`;
         if (second.done) r.books.violations.push(`the second worker exited during the silent path (${JSON.stringify(second.exit)}): ${c.w.tail(second)}`);
@@ -165,7 +195,9 @@ const queueRedeclared: Scenario = {
       const load: Load = { sent: inputs.map((input) => ({ input, part: 'recharge', at: 0 })), rounds: [], stop: async () => undefined };
       const r = await finish(c, t0, load, { extra });
       r.evidence = `queue deleted and declared again; first order on it after ${consumedMs} ms`;
-      r.healthy = [{ part: 'first probe order after the re-declare', baselinePerSec: NaN, faultPerSec: NaN, ratio: NaN, baselineP99Ms: NaN, faultP99Ms: consumedMs, goal: '≤ 10 s', ok: consumedMs <= 10_000 }];
+      r.healthy = [
+        { part: 'first probe order after the re-declare', baselinePerSec: NaN, faultPerSec: NaN, ratio: NaN, baselineP99Ms: NaN, faultP99Ms: consumedMs, goal: '≤ 10 s', ok: consumedMs <= 10_000 },
+      ];
       return r;
     }),
 };

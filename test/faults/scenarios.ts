@@ -90,11 +90,15 @@ export const SCENARIOS: Scenario[] = [
     fault: 'PostgreSQL stalled 8 s (TCP proxy holds every byte), then restored',
     run: () =>
       inWorld({ proxies: ['pg'] }, async (c) =>
-        failuresFelt(c, await rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
-          c.w.proxies.pg!.stall();
-          await sleep(8_000);
-          c.w.proxies.pg!.restore();
-        }), 'PostgreSQL stalled 8 s'),
+        failuresFelt(
+          c,
+          await rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
+            c.w.proxies.pg!.stall();
+            await sleep(8_000);
+            c.w.proxies.pg!.restore();
+          }),
+          'PostgreSQL stalled 8 s',
+        ),
       ),
   },
   {
@@ -124,11 +128,15 @@ export const SCENARIOS: Scenario[] = [
     fault: "workers' RabbitMQ connections stalled 8 s (TCP proxy), then restored",
     run: () =>
       inWorld({ proxies: ['amqp'] }, async (c) =>
-        failuresFelt(c, await rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
-          c.w.proxies.amqp!.stall();
-          await sleep(8_000);
-          c.w.proxies.amqp!.restore();
-        }), 'RabbitMQ stalled 8 s'),
+        failuresFelt(
+          c,
+          await rechargeUnderFault(c, mixedRecharges(900, 300), 0.3, async () => {
+            c.w.proxies.amqp!.stall();
+            await sleep(8_000);
+            c.w.proxies.amqp!.restore();
+          }),
+          'RabbitMQ stalled 8 s',
+        ),
       ),
   },
   {

@@ -33,7 +33,14 @@ const machineListQueues: ListQueues = async (vhost, columns) => (await exec('rab
 export const liveProcs = new Set<Proc>();
 
 /** A running `npm start` (or `npm run worker -- NAME`) in its own process group. */
-export type Proc = { child: ChildProcess; name: string; log: string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; done: boolean; exit?: { code: number | null; signal: NodeJS.Signals | null } };
+export type Proc = {
+  child: ChildProcess;
+  name: string;
+  log: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  done: boolean;
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+};
 
 /**
  * One scenario's world: an isolated test env (own databases, vhost, Redis db), optional fault
@@ -48,7 +55,10 @@ export class World {
   caller!: Caller;
   /** The catalog last loaded: the books judge rejections and stock by it. */
   catalog?: CatalogFile;
-  private constructor(readonly env: TestEnv, private readonly listQueues: ListQueues) {}
+  private constructor(
+    readonly env: TestEnv,
+    private readonly listQueues: ListQueues,
+  ) {}
 
   get config(): Config {
     return this.env.config;
@@ -160,7 +170,9 @@ export class World {
   /** Messages delivered to a consumer and not yet acknowledged, over every input queue. */
   async unacked(): Promise<number> {
     const { stdout } = await exec('rabbitmqctl', ['-q', 'list_queues', '-p', this.vhost, 'name', 'messages_unacknowledged'], { timeout: 30_000 });
-    return rows(stdout).filter(([n]) => (INPUT_QUEUES as readonly string[]).includes(n!)).reduce((a, [, c]) => a + Number(c), 0);
+    return rows(stdout)
+      .filter(([n]) => (INPUT_QUEUES as readonly string[]).includes(n!))
+      .reduce((a, [, c]) => a + Number(c), 0);
   }
 
   async queueDepths(): Promise<Map<string, number>> {
@@ -239,7 +251,10 @@ export class World {
     const by: Record<string, number> = {};
     let answered = 0;
     for (let i = 0; i < WORKER_PORTS; i++) {
-      const text = await fetch(`http://127.0.0.1:${base + i}/metrics`).then((r) => r.text(), () => '');
+      const text = await fetch(`http://127.0.0.1:${base + i}/metrics`).then(
+        (r) => r.text(),
+        () => '',
+      );
       if (text) answered++;
       for (const line of text.split('\n')) {
         const m = /^(aq_messages_total\{[^}]*outcome="(retry|park|requeue)"[^}]*\}|aq_broker_reconnects_total|aq_outbox_publish_failures_total\{[^}]*\}) ([0-9.e+]+)$/.exec(line);
@@ -294,7 +309,13 @@ export class World {
 
   tail(p: Proc, n = 10): string {
     try {
-      return fs.readFileSync(p.log, 'utf8').split('\n').filter((l) => l && !l.startsWith('npm warn') && !l.startsWith('>')).slice(-n).join(' | ').slice(-1500);
+      return fs
+        .readFileSync(p.log, 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('npm warn') && !l.startsWith('>'))
+        .slice(-n)
+        .join(' | ')
+        .slice(-1500);
     } catch {
       return '';
     }
@@ -304,7 +325,10 @@ export class World {
   grepLogs(re: RegExp): string[] {
     return this.procs.flatMap((p) => {
       try {
-        return fs.readFileSync(p.log, 'utf8').split('\n').filter((l) => re.test(l));
+        return fs
+          .readFileSync(p.log, 'utf8')
+          .split('\n')
+          .filter((l) => re.test(l));
       } catch {
         return [];
       }
@@ -326,11 +350,12 @@ const WORKER_PORTS = 4;
 
 /** The first of `n` consecutive local ports that are free right now. */
 async function freePorts(n: number): Promise<number> {
-  const free = (port: number) => new Promise<boolean>((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
     let ok = true;
@@ -341,7 +366,10 @@ async function freePorts(n: number): Promise<number> {
 }
 
 function rows(stdout: string): string[][] {
-  return stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter((r) => r.length >= 2 && r[0] !== 'name');
+  return stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((r) => r.length >= 2 && r[0] !== 'name');
 }
 
 export type Reply = { code: string; info?: string; data?: any };
@@ -440,7 +468,11 @@ export class Caller {
           return asReply((await within(call, Math.max(0, end - Date.now()), 'no reply')).body);
         } catch (err) {
           if (err instanceof Deadline || err instanceof TimeoutError) {
-            if (onLate) call.then((r) => onLate(asReply(r.body)), () => undefined);
+            if (onLate)
+              call.then(
+                (r) => onLate(asReply(r.body)),
+                () => undefined,
+              );
             throw noReply();
           }
           // Sent, and the connection went: as before, nothing comes until the timeout.

@@ -65,7 +65,10 @@ test('partake and query print the reply and exit 0', async () => {
   assert.is(reply.code, '0000');
   assert.is(reply.data.userId, userId);
   const { rows } = await sql<{ order_id: string }>(ds, 'SELECT order_id FROM user_raffle_order_001 WHERE user_id = $1', [userId]);
-  assert.equal(rows.map((r) => r.order_id), [reply.data.orderId]);
+  assert.equal(
+    rows.map((r) => r.order_id),
+    [reply.data.orderId],
+  );
 
   const q = await call(['query', userId, String(OPEN)]);
   assert.is(q.code, 0, q.stderr);

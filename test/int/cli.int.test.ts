@@ -34,13 +34,24 @@ type Ran = { code: number; stdout: string; stderr: string };
 const npm = (script: string, args: string[], extra: Record<string, string> = {}): Promise<Ran> =>
   new Promise((resolve) => {
     execFile('npm', ['run', '-s', script, '--', ...args], { cwd: root, env: { ...process.env, ...env.env, ...extra }, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr }));
+      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
+    );
   });
 
 test('--help on every command and subcommand: usage on stdout, exit 0', async () => {
   const cases: Array<[string, string[]]> = [
-    ['migrate', ['--help']], ['catalog', ['--help']], ['catalog', ['load', '--help']], ['tasks', ['--help']], ['tasks', ['list', '--help']], ['tasks', ['replay', '-h']],
-    ['dead-letter', ['--help']], ['dead-letter', ['list', '--help']], ['dead-letter', ['requeue', '--help']], ['call', ['--help']], ['call', ['history', '--help']], ['contract', ['--help']],
+    ['migrate', ['--help']],
+    ['catalog', ['--help']],
+    ['catalog', ['load', '--help']],
+    ['tasks', ['--help']],
+    ['tasks', ['list', '--help']],
+    ['tasks', ['replay', '-h']],
+    ['dead-letter', ['--help']],
+    ['dead-letter', ['list', '--help']],
+    ['dead-letter', ['requeue', '--help']],
+    ['call', ['--help']],
+    ['call', ['history', '--help']],
+    ['contract', ['--help']],
   ];
   for (const [script, args] of cases) {
     const r = await npm(script, args);
@@ -91,7 +102,10 @@ test('tasks: list --limit --json; replay --dry-run changes nothing; unknown ids 
   assert.is(dry.code, 0, dry.stderr);
   const out = JSON.parse(dry.stdout);
   assert.is(out.dryRun, true);
-  assert.equal(out.replayed.map((t: { messageId: string }) => t.messageId), [a.messageId]);
+  assert.equal(
+    out.replayed.map((t: { messageId: string }) => t.messageId),
+    [a.messageId],
+  );
   assert.equal(out.notFound, ['no-such-task']);
   assert.is(await stateOf(a), 'dead');
   const text = await npm('tasks', ['replay', '--state', 'dead', '--dry-run']);
@@ -109,7 +123,10 @@ test('dead-letter: list --limit; requeue --dry-run keeps the message where it is
   }
   await new Promise((r) => setTimeout(r, 300));
   const one = JSON.parse((await npm('dead-letter', ['list', '--limit', '1', '--json'])).stdout) as Array<{ messageId: string }>;
-  assert.equal(one.map((l) => l.messageId), ['dl-1']);
+  assert.equal(
+    one.map((l) => l.messageId),
+    ['dl-1'],
+  );
   const dry = JSON.parse((await npm('dead-letter', ['requeue', '--id', 'dl-2', 'dl-404', '--dry-run', '--json'])).stdout);
   assert.equal(dry, { dryRun: true, requeued: [{ messageId: 'dl-2', queue: QUEUES.recharge }], kept: [{ messageId: 'dl-404', why: 'not found' }] });
   assert.is((await ch.checkQueue(DEAD_LETTER_QUEUE)).messageCount, 2);

@@ -36,14 +36,17 @@ test.after(async () => {
 });
 
 test('plain node imports activity-quota/client and calls the service', async () => {
-  fs.writeFileSync(path.join(dir, 'caller.mjs'), `
+  fs.writeFileSync(
+    path.join(dir, 'caller.mjs'),
+    `
 import { connect, QUEUES } from 'activity-quota/client';
 const client = await connect({ url: process.argv[2], timeoutMs: 10000 });
 const quota = await client.query({ userId: 'nobody', activityId: 100301 });
 const unknown = await client.partake({ userId: 'nobody', activityId: 424242 });
 await client.close();
 process.stdout.write(JSON.stringify({ queue: QUEUES.partake, quota, unknown }));
-`);
+`,
+  );
   const r = await run(process.execPath, ['caller.mjs', env.config.amqpUrl], { cwd: dir, timeout: 60_000 });
   const out = JSON.parse(r.stdout);
   assert.is(out.queue, 'activity.partake');
@@ -52,7 +55,26 @@ process.stdout.write(JSON.stringify({ queue: QUEUES.partake, quota, unknown }));
 });
 
 const tsc = (file: string) =>
-  run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--typeRoots', path.join(root, 'node_modules/@types'), '--types', 'node', file], { cwd: dir, timeout: 120_000 })
+  run(
+    process.execPath,
+    [
+      path.join(root, 'node_modules/typescript/bin/tsc'),
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--typeRoots',
+      path.join(root, 'node_modules/@types'),
+      '--types',
+      'node',
+      file,
+    ],
+    { cwd: dir, timeout: 120_000 },
+  )
     .then(() => '')
     .catch((e: { stdout?: string }) => e.stdout || 'failed');
 

@@ -13,7 +13,8 @@ let ch: Channel;
 let client: Client;
 
 const created = (orderId: string) => ({ orderId, userId: 'u', activityId: 1, strategyId: 2, orderTime: '2026-06-15T12:00:00.000Z' });
-const emit = (key: string, id: string, data: unknown) => ch.publish(EVENTS_EXCHANGE, key, Buffer.from(JSON.stringify({ id, timestamp: Date.now(), data })), { messageId: id, type: key, persistent: true });
+const emit = (key: string, id: string, data: unknown) =>
+  ch.publish(EVENTS_EXCHANGE, key, Buffer.from(JSON.stringify({ id, timestamp: Date.now(), data })), { messageId: id, type: key, persistent: true });
 
 /** Answers every request on `queue` with `reply`. */
 async function fakeWorker(queue: string, reply: unknown): Promise<() => Promise<void>> {
@@ -62,7 +63,13 @@ test('subscribe: one delivery per message id; an event off the contract goes to 
   emit(TOPICS.partakeCreated, 'e-3', { orderId: '3' }); // not the contract's partake.created
   await waitFor(() => every.length === 4, 5_000, 'four deliveries');
   await waitFor(() => got.length + errors.length === 3, 5_000, 'three handled');
-  assert.equal(got.map((e) => [e.type, e.id, (e.data as { orderId: string }).orderId]), [[TOPICS.partakeCreated, 'e-1', '1'], [TOPICS.partakeCreated, 'e-2', '2']]);
+  assert.equal(
+    got.map((e) => [e.type, e.id, (e.data as { orderId: string }).orderId]),
+    [
+      [TOPICS.partakeCreated, 'e-1', '1'],
+      [TOPICS.partakeCreated, 'e-2', '2'],
+    ],
+  );
   assert.is(errors.length, 1);
   assert.instance(errors[0], ContractError);
   assert.match(errors[0]!.message, 'userId');

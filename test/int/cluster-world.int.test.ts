@@ -28,7 +28,7 @@ if (!enabled) {
     await cw?.down();
   });
 
-  test('three nodes of our own in one cluster; the machine\'s default node is never addressed', async () => {
+  test("three nodes of our own in one cluster; the machine's default node is never addressed", async () => {
     const s = await rabbitStatus(cw.layout);
     assert.is(s.length, 3);
     for (const n of s) assert.equal([n.running, [...n.clustered].sort()], [true, cw.layout.rabbit.map((r) => r.node).sort()], n.node);
@@ -52,12 +52,20 @@ if (!enabled) {
     await ch.waitForConfirms();
     await conn.close();
     const leader = await until('a leader', 20_000, async () => quorumLeader(cw.layout, QUEUE));
-    assert.ok(cw.layout.rabbit.some((r) => r.node === leader), leader);
+    assert.ok(
+      cw.layout.rabbit.some((r) => r.node === leader),
+      leader,
+    );
     killRabbitNode(cw.layout, leader);
-    const next = await until('a new leader', 60_000, async () => {
-      const l = await quorumLeader(cw.layout, QUEUE);
-      return l !== leader ? l : undefined;
-    }, 1_000);
+    const next = await until(
+      'a new leader',
+      60_000,
+      async () => {
+        const l = await quorumLeader(cw.layout, QUEUE);
+        return l !== leader ? l : undefined;
+      },
+      1_000,
+    );
     assert.is.not(next, leader);
     const survivor = cw.layout.rabbit.find((r) => r.node === next)!;
     const c2 = await amqplib.connect(`amqp://guest:guest@127.0.0.1:${survivor.port}`);

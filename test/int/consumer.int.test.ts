@@ -89,7 +89,7 @@ test('generic error: requeued, then dead-lettered with HANDLER_FAILED on the las
   assert.equal(calls.get('gen-1'), [0, 1, 2]);
   await new Promise((r) => setTimeout(r, 1_000));
   assert.is((await deadLettersOf('gen-1')).length, 1, 'dead-lettered once, not also by the broker');
-  assert.is((await ctx.broker.connected()), true);
+  assert.is(await ctx.broker.connected(), true);
   await client.publish(QUEUE, { kind: 'ok' }, { messageId: 'ok-2' });
   await waitFor(() => handled.has('ok-2'), 5_000, 'the worker to keep consuming');
 });
@@ -108,7 +108,11 @@ test('an outage of one dependency: one delivery held, the rest parked and back l
   assert.ok(cameBack.size >= ids.length - 1, `all but the held one were parked and came back (${cameBack.size})`);
   down.delete('shard:9');
   await waitFor(() => ids.every((id) => handled.has(id)), 15_000, 'every outage message once the dependency is back');
-  for (const id of ids) assert.ok(calls.get(id)!.every((n) => n === 0), `${id}: never charged a delivery (${calls.get(id)})`);
+  for (const id of ids)
+    assert.ok(
+      calls.get(id)!.every((n) => n === 0),
+      `${id}: never charged a delivery (${calls.get(id)})`,
+    );
   assert.is((await client.deadLetters()).filter((d) => String(d.props.messageId).startsWith('park-')).length, 0);
 });
 

@@ -42,17 +42,21 @@ test.before(async () => {
   const ch = w.admin;
   const q = (await ch.assertQueue('', { exclusive: true, autoDelete: true })).queue;
   await ch.bindQueue(q, 'amq.rabbitmq.trace', 'publish.#');
-  await ch.consume(q, (m: ConsumeMessage | null) => {
-    if (!m) return;
-    const h = m.properties.headers ?? {};
-    let body: unknown;
-    try {
-      body = JSON.parse(m.content.toString('utf8'));
-    } catch {
-      body = m.content.toString('utf8');
-    }
-    captured.push({ exchange: String(h.exchange_name ?? ''), key: String((h.routing_keys as unknown[] | undefined)?.[0] ?? ''), props: (h.properties ?? {}) as Record<string, any>, body });
-  }, { noAck: true });
+  await ch.consume(
+    q,
+    (m: ConsumeMessage | null) => {
+      if (!m) return;
+      const h = m.properties.headers ?? {};
+      let body: unknown;
+      try {
+        body = JSON.parse(m.content.toString('utf8'));
+      } catch {
+        body = m.content.toString('utf8');
+      }
+      captured.push({ exchange: String(h.exchange_name ?? ''), key: String((h.routing_keys as unknown[] | undefined)?.[0] ?? ''), props: (h.properties ?? {}) as Record<string, any>, body });
+    },
+    { noAck: true },
+  );
   client = await connect({ url: w.env.config.amqpUrl, timeoutMs: 10_000 });
 });
 
@@ -63,7 +67,9 @@ test.after(async () => {
 
 test('a Python caller (pika) drives the pipeline with the names of the AsyncAPI document only', async () => {
   const userId = 'py-用户-😀';
-  const r = await run('/usr/bin/python3', [path.join(root, 'test/int/python_client.py'), path.join(root, 'docs/contract/asyncapi.json'), w.env.config.amqpUrl, userId, String(SKU), String(OPEN)], { timeout: 90_000 });
+  const r = await run('/usr/bin/python3', [path.join(root, 'test/int/python_client.py'), path.join(root, 'docs/contract/asyncapi.json'), w.env.config.amqpUrl, userId, String(SKU), String(OPEN)], {
+    timeout: 90_000,
+  });
   const out = JSON.parse(r.stdout);
   assert.is(out.recharged.routingKey, TOPICS.rechargeCompleted);
   assert.is(out.recharged.body.data.userId, userId, 'the id comes back verbatim');

@@ -35,11 +35,15 @@ test('dead letters from the consumer loop and from the broker are listed with re
   await waitFor(async () => (await depth()) === 1, 10_000, 'the first dead letter');
   // Nobody consumes activity.partake here: we reject it until the broker's delivery limit dead-letters it.
   ch.sendToQueue(QUEUES.partake, Buffer.from(JSON.stringify({ userId: 'u1', activityId: 1 })), { messageId: 'poison-1', persistent: true });
-  await waitFor(async () => {
-    const m = await ch.get(QUEUES.partake, { noAck: false });
-    if (m) ch.nack(m, false, true);
-    return (await depth()) === 2;
-  }, 10_000, 'the broker to dead-letter the poison message');
+  await waitFor(
+    async () => {
+      const m = await ch.get(QUEUES.partake, { noAck: false });
+      if (m) ch.nack(m, false, true);
+      return (await depth()) === 2;
+    },
+    10_000,
+    'the broker to dead-letter the poison message',
+  );
 
   const first = await list();
   assert.is(first.length, 2);
@@ -74,16 +78,23 @@ test('requeue --id sends one dead letter back to its queue, clean of its death h
   assert.is(h['x-requeued-count'], 1);
   assert.is(h['x-last-error'], 'broker: delivery_limit');
   const left = await list();
-  assert.equal(left.map((l) => l.messageId), ['bad-json-1']);
+  assert.equal(
+    left.map((l) => l.messageId),
+    ['bad-json-1'],
+  );
 });
 
 test('requeue without ids sends all back; a message whose cause persists is dead-lettered again', async () => {
   const out = JSON.parse(await cli('requeue', '--json'));
   assert.equal(out.requeued, [{ messageId: 'bad-json-1', queue: QUEUES.taskReplay }]);
-  const again = await waitFor(async () => {
-    const l = await list();
-    return l.length === 1 && l;
-  }, 10_000, 'the message to come back');
+  const again = await waitFor(
+    async () => {
+      const l = await list();
+      return l.length === 1 && l;
+    },
+    10_000,
+    'the message to come back',
+  );
   assert.is(again[0]!.messageId, 'bad-json-1');
   assert.match(again[0]!.reason, /^INVALID_JSON: /);
   const unknown = JSON.parse(await cli('requeue', '--id', 'nope', '--json'));

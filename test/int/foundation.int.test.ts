@@ -43,7 +43,11 @@ t('migrate a second time changes nothing; every shard has every table', async ({
     assert.not.ok(names.has('raffle_activity_order_004'));
   }
   const { rows } = await sql<{ name: string }>(dbs.global, `SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'`);
-  for (const g of ['raffle_activity', 'raffle_activity_count', 'raffle_activity_sku', 'daily_behavior_rebate']) assert.ok(rows.some((r) => r.name === g), `global lacks ${g}`);
+  for (const g of ['raffle_activity', 'raffle_activity_count', 'raffle_activity_sku', 'daily_behavior_rebate'])
+    assert.ok(
+      rows.some((r) => r.name === g),
+      `global lacks ${g}`,
+    );
 });
 
 t('the schema refuses a negative surplus', async ({ dbs }) => {

@@ -73,7 +73,11 @@ test('units that queue while the lane is busy share one transaction, up to the g
   assert.equal(sizes, [4, 4, 2], 'ten queued units went out as groups of 4, 4 and 2');
   const stored = await rows();
   assert.is(stored.length, 10);
-  assert.equal(stored.map((r) => r.txid), txids, 'each unit answered with the transaction its row was written in');
+  assert.equal(
+    stored.map((r) => r.txid),
+    txids,
+    'each unit answered with the transaction its row was written in',
+  );
   const after = await counted();
   assert.equal({ groups: after.groups - before.groups, units: after.units - before.units }, { groups: 4, units: 11 }, 'the blocker alone, then 4 + 4 + 2');
 });
@@ -126,13 +130,20 @@ test('a failing unit: the group rolls back, the others commit alone, the failure
   b.release();
   const outcomes = await Promise.allSettled(units);
   await b.done;
-  assert.equal(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled']);
+  assert.equal(
+    outcomes.map((o) => o.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
   assert.match(String((outcomes[1] as PromiseRejectedResult).reason), /b is broken/);
   assert.is(bRuns, 2, 'b ran in the group, then alone');
   // Group: a and b started, then rolled back. Alone: b failed again and was undone again.
   assert.equal(undone, ['a', 'b', 'b']);
   const stored = await rows();
-  assert.equal(stored.map((r) => r.k), ['a', 'c'], 'only a and c, once each; nothing of b');
+  assert.equal(
+    stored.map((r) => r.k),
+    ['a', 'c'],
+    'only a and c, once each; nothing of b',
+  );
   assert.is.not(stored[0]!.txid, stored[1]!.txid, 'a and c committed alone');
 });
 
@@ -154,7 +165,10 @@ test('a transient failure goes to every unit of the group (the consumer loop ret
   b.release();
   const outcomes = await Promise.allSettled(units);
   await b.done;
-  assert.equal(outcomes.map((o) => o.status), ['rejected', 'rejected', 'rejected']);
+  assert.equal(
+    outcomes.map((o) => o.status),
+    ['rejected', 'rejected', 'rejected'],
+  );
   for (const o of outcomes) assert.is((o as PromiseRejectedResult).reason.code, '40P01');
   assert.equal(undone, ['a', 'b'], 'c never started');
   assert.is((await rows()).length, 0);
@@ -163,8 +177,11 @@ test('a transient failure goes to every unit of the group (the consumer loop ret
 test('a failing COMMIT: every unit gets its error and nothing is undone (the outcome is unknown to them)', async () => {
   // A deferred constraint trigger runs at COMMIT: the body succeeds, the commit fails.
   await sql(ds, `CREATE FUNCTION fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$`);
-  await sql(ds, `CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON probe DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (NEW.k = 'c') EXECUTE FUNCTION fail_at_commit()`);
+  await sql(
+    ds,
+    `CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON probe DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW WHEN (NEW.k = 'c') EXECUTE FUNCTION fail_at_commit()`,
+  );
   try {
     const g = groupCommitter(ds, { max: 16, lanes: 1 }, quiet);
     const b = blocker(g);
@@ -173,7 +190,10 @@ test('a failing COMMIT: every unit gets its error and nothing is undone (the out
     b.release();
     const outcomes = await Promise.allSettled(units);
     await b.done;
-    assert.equal(outcomes.map((o) => o.status), ['rejected', 'rejected', 'rejected']);
+    assert.equal(
+      outcomes.map((o) => o.status),
+      ['rejected', 'rejected', 'rejected'],
+    );
     for (const o of outcomes) assert.match(String((o as PromiseRejectedResult).reason), /refused at commit/);
     assert.equal(undone, [], 'no undo: a unit cannot know whether a failed commit took effect');
     assert.is((await rows()).length, 0);
@@ -188,20 +208,29 @@ test('every lane stuck past stallMs: waiting and new units fail at once as an ou
   const slow: Unit<number> = { key: 'slow', run: async (tx) => (await sql(tx, 'SELECT pg_sleep(1.2)'), 1) };
   const t0 = Date.now();
   const stuck = g.run(slow);
-  const waiting = g.run(write('w1', 1)).then(() => 'committed', (err: unknown) => err);
+  const waiting = g.run(write('w1', 1)).then(
+    () => 'committed',
+    (err: unknown) => err,
+  );
   const waitErr = await waiting;
   assert.instance(waitErr, TransientError);
   assert.equal([(waitErr as TransientError).scope, (waitErr as TransientError).kind], [ds.scope, 'outage']);
   const waited = Date.now() - t0;
   assert.ok(waited >= 280 && waited < 900, `the waiting unit failed after ${waited} ms (bound 300)`);
   const t1 = Date.now();
-  const late = await g.run(write('w2', 2)).then(() => 'committed', (err: unknown) => err);
+  const late = await g.run(write('w2', 2)).then(
+    () => 'committed',
+    (err: unknown) => err,
+  );
   assert.instance(late, TransientError, 'a unit handed in while stuck fails at once');
   assert.ok(Date.now() - t1 < 100);
   assert.is(await stuck, 1, 'the slow transaction itself is not disturbed');
   await new Promise((r) => setImmediate(r)); // its lane is freed just after its units are answered
   assert.is(typeof (await g.run(write('w3', 3))), 'number', 'once a lane is free, units run again');
-  assert.equal((await sql<{ k: string }>(ds, 'SELECT k FROM probe ORDER BY k')).rows.map((r) => r.k), ['w3']);
+  assert.equal(
+    (await sql<{ k: string }>(ds, 'SELECT k FROM probe ORDER BY k')).rows.map((r) => r.k),
+    ['w3'],
+  );
 });
 
 test('stallMs 0: a unit waits for a busy lane however long it takes', async () => {
@@ -237,7 +266,10 @@ test('many concurrent groups locking the same rows in both directions never dead
   for (let round = 0; round < 40; round++) for (const k of round % 2 ? [...keys].reverse() : keys) all.push(g.run(bump(k)));
   const outcomes = await Promise.allSettled(all);
   assert.equal(outcomes.filter((o) => o.status === 'rejected').length, 0);
-  assert.equal((await rows()).map((r) => r.v), keys.map(() => 40));
+  assert.equal(
+    (await rows()).map((r) => r.v),
+    keys.map(() => 40),
+  );
 });
 
 test.run();

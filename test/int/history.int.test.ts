@@ -45,12 +45,32 @@ test('after a mixed run the account adds up to its history: credits sum to the c
   await new Promise((r) => setTimeout(r, 500)); // the duplicate recharge has been handled by now
 
   const h = await all(u);
-  assert.equal(h.recharges.map((r: any) => r.outBusinessNo), ['b-2', 'b-1', 'h-2', 'h-1', 'h-0']);
-  assert.equal(h.recharges[4], { orderId: h.recharges[4].orderId, sku: 9011, outBusinessNo: 'h-0', totalCount: 10, dayCount: 3, monthCount: 6, payType: 'cash', payAmount: '12.50', orderTime: h.recharges[4].orderTime });
-  assert.equal(h.raffleOrders.map((o: any) => ({ orderId: o.orderId, orderState: o.orderState })), outcomes.reverse());
+  assert.equal(
+    h.recharges.map((r: any) => r.outBusinessNo),
+    ['b-2', 'b-1', 'h-2', 'h-1', 'h-0'],
+  );
+  assert.equal(h.recharges[4], {
+    orderId: h.recharges[4].orderId,
+    sku: 9011,
+    outBusinessNo: 'h-0',
+    totalCount: 10,
+    dayCount: 3,
+    monthCount: 6,
+    payType: 'cash',
+    payAmount: '12.50',
+    orderTime: h.recharges[4].orderTime,
+  });
+  assert.equal(
+    h.raffleOrders.map((o: any) => ({ orderId: o.orderId, orderState: o.orderState })),
+    outcomes.reverse(),
+  );
   for (const list of [h.recharges, h.raffleOrders]) {
     const times = list.map((x: any) => Date.parse(x.orderTime));
-    assert.equal(times, [...times].sort((a: number, b: number) => b - a), 'newest first');
+    assert.equal(
+      times,
+      [...times].sort((a: number, b: number) => b - a),
+      'newest first',
+    );
   }
 
   const q = await quotaRows(w, u, A);
@@ -61,7 +81,10 @@ test('after a mixed run the account adds up to its history: credits sum to the c
   assert.equal([q.day.day_count, q.day.day_count_surplus], [sum('dayCount'), sum('dayCount') - spent]);
   assert.equal([q.month.month_count, q.month.month_count_surplus], [sum('monthCount'), sum('monthCount') - spent]);
   assert.equal((await all('hist-bob')).recharges.length, 1);
-  assert.equal((await all(u, OTHER)).recharges.map((r: any) => r.outBusinessNo), ['o-1']);
+  assert.equal(
+    (await all(u, OTHER)).recharges.map((r: any) => r.outBusinessNo),
+    ['o-1'],
+  );
   assert.equal(await all('nobody'), { recharges: [], raffleOrders: [] });
 });
 
@@ -85,7 +108,12 @@ test('pages: limit caps each list, before (epoch ms, exclusive) continues where 
 });
 
 test('bad history requests: 0002 with the reason; without replyTo dead-lettered', async () => {
-  for (const [payload, word] of [[{ userId: 'u', activityId: A, limit: 0 }, 'limit'], [{ userId: 'u', activityId: A, limit: 101 }, 'limit'], [{ userId: 'u', activityId: A, before: 'soon' }, 'before'], [{ userId: 'u' }, 'activityId']] as const) {
+  for (const [payload, word] of [
+    [{ userId: 'u', activityId: A, limit: 0 }, 'limit'],
+    [{ userId: 'u', activityId: A, limit: 101 }, 'limit'],
+    [{ userId: 'u', activityId: A, before: 'soon' }, 'before'],
+    [{ userId: 'u' }, 'activityId'],
+  ] as const) {
     const r = await history(w, payload);
     assert.is(r.code, '0002');
     assert.match(r.info, word);

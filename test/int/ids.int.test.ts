@@ -17,10 +17,7 @@ const SIGN = 9031;
 const BEHAVIOR = `签到 "daily"; 😀 ' --`;
 
 /** Printable ids a real caller may send (contract §6 Ids): all are stored and answered verbatim. */
-const IDS = [
-  "o'brien", 'say "hi"; \\ `x`', "x'); DROP TABLE raffle_activity_account; --", '张三', '用户😀', '👨‍👩‍👧‍👦 family',
-  '%_like_%', '$1 $2', ' spaced ', '😀'.repeat(128),
-];
+const IDS = ["o'brien", 'say "hi"; \\ `x`', "x'); DROP TABLE raffle_activity_account; --", '张三', '用户😀', '👨‍👩‍👧‍👦 family', '%_like_%', '$1 $2', ' spaced ', '😀'.repeat(128)];
 
 test.before(async () => {
   w = await openWorld(['recharge', 'partake']);
@@ -84,7 +81,11 @@ test('recharge, behavior, partake, query, use, cancel and history take any print
     const rebateKey = h.recharges.find((x: any) => x.sku === SIGN)?.outBusinessNo;
     if (bizId.length <= 128) assert.is(rebateKey, bizId, u);
     else assert.match(rebateKey, /^rebate_[0-9a-f]{64}$/, u);
-    assert.equal(h.raffleOrders.map((x: any) => x.orderState), ['cancel', 'used'], u);
+    assert.equal(
+      h.raffleOrders.map((x: any) => x.orderState),
+      ['cancel', 'used'],
+      u,
+    );
 
     for (const family of ['raffle_activity_order', 'user_raffle_order', 'user_behavior_rebate_order']) assert.equal(await placement(family, u), [here], `${family} of ${u}`);
     assert.equal(await accountShards(u), [r.shard], `account of ${u}`);

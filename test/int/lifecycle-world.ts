@@ -23,7 +23,8 @@ export async function quotaRows(w: World, userId: string, activityId: number) {
   const { ds } = w.dbs.forUser(userId);
   const p = periodOf(new Date(), w.env.config.timeZone);
   const day = (await sql<any>(ds, 'SELECT day_count, day_count_surplus FROM raffle_activity_account_day WHERE user_id = $1 AND activity_id = $2 AND day = $3', [userId, activityId, p.day])).rows[0];
-  const month = (await sql<any>(ds, 'SELECT month_count, month_count_surplus FROM raffle_activity_account_month WHERE user_id = $1 AND activity_id = $2 AND month = $3', [userId, activityId, p.month])).rows[0];
+  const month = (await sql<any>(ds, 'SELECT month_count, month_count_surplus FROM raffle_activity_account_month WHERE user_id = $1 AND activity_id = $2 AND month = $3', [userId, activityId, p.month]))
+    .rows[0];
   return { account: await account(w, userId, activityId), day, month };
 }
 

@@ -77,11 +77,14 @@ test('cancel after use changes nothing (009); cancel without replyTo is applied,
   const bad = await w.client.publish(QUEUES.raffleOrderCancel, { userId: 'uma' });
   const dl = await w.client.waitDeadLetter((d) => d.props.messageId === bad);
   assert.match(String(dl.props.headers?.['x-error']), 'orderId');
-  assert.not.ok((await w.client.deadLetters()).some((d) => d.props.messageId === refused), 'a refusal without replyTo is not dead-lettered');
+  assert.not.ok(
+    (await w.client.deadLetters()).some((d) => d.props.messageId === refused),
+    'a refusal without replyTo is not dead-lettered',
+  );
   assert.is((await quotaRows(w, 'uma', PLAIN)).account!.total_count_surplus, 9);
 });
 
-test('an order of an earlier day refunds the total (and the month only if it is this month), never today\'s row', async () => {
+test("an order of an earlier day refunds the total (and the month only if it is this month), never today's row", async () => {
   await credited(w, 'olga', PLAIN_SKU, 'o-1');
   const today = await partake(w, 'olga', PLAIN);
   assert.is((await use(w, 'olga', today.data.orderId)).code, '0000'); // today's rows exist: 2 left of 3, 5 of 6
@@ -127,10 +130,14 @@ test('expiry with three partake workers: 60 orders, each cancelled and refunded 
     await Promise.all(users.map((u) => credited(w, u, SHORT_SKU, `x-${u}`)));
     const orders = await Promise.all(users.map((u) => partake(w, u, SHORT)));
     assert.ok(orders.every((o) => o.code === '0000'));
-    await waitFor(async () => {
-      for (const [i, u] of users.entries()) if ((await stateOf(w, u, orders[i].data.orderId)) !== 'cancel') return false;
-      return true;
-    }, (TTL + 15) * 1000, 'every order expired');
+    await waitFor(
+      async () => {
+        for (const [i, u] of users.entries()) if ((await stateOf(w, u, orders[i].data.orderId)) !== 'cancel') return false;
+        return true;
+      },
+      (TTL + 15) * 1000,
+      'every order expired',
+    );
     await new Promise((r) => setTimeout(r, 3_000)); // another round of every instance
     for (const [i, u] of users.entries()) {
       assert.is((await cancelTasks(w, orders[i].data.orderId)).length, 1, u);
@@ -148,12 +155,14 @@ test('cancel and use racing on the same orders (two partake workers): exactly on
     await Promise.all(users.map((u) => credited(w, u, PLAIN_SKU, `r-${u}`)));
     for (let round = 0; round < 3; round++) {
       const orders = await Promise.all(users.map((u) => partake(w, u, PLAIN)));
-      const replies = await Promise.all(users.map((u, i) => {
-        const orderId = orders[i].data.orderId;
-        // Odd users: the cancel is sent first; even: the use. Both are in flight together.
-        const pair = i % 2 ? [cancel(w, u, orderId), use(w, u, orderId)] : [use(w, u, orderId), cancel(w, u, orderId)].reverse();
-        return Promise.all(pair);
-      }));
+      const replies = await Promise.all(
+        users.map((u, i) => {
+          const orderId = orders[i].data.orderId;
+          // Odd users: the cancel is sent first; even: the use. Both are in flight together.
+          const pair = i % 2 ? [cancel(w, u, orderId), use(w, u, orderId)] : [use(w, u, orderId), cancel(w, u, orderId)].reverse();
+          return Promise.all(pair);
+        }),
+      );
       for (const [i, u] of users.entries()) {
         const [c, us] = replies[i]!;
         const orderId = orders[i].data.orderId;

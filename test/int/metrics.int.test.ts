@@ -32,7 +32,7 @@ function listen(upstream: URL, at: number): Promise<number> {
   return new Promise((resolve) => {
     proxy = net.createServer((down) => {
       const up = net.connect(Number(upstream.port || 5672), upstream.hostname);
-      for (const s of [down, up]) (sockets.add(s), s.on('error', () => undefined), s.on('close', () => sockets.delete(s)));
+      for (const s of [down, up]) sockets.add(s), s.on('error', () => undefined), s.on('close', () => sockets.delete(s));
       down.pipe(up).pipe(down);
     });
     proxy.listen(at, '127.0.0.1', () => resolve((proxy.address() as net.AddressInfo).port));
@@ -56,7 +56,15 @@ test.before(async () => {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   client = await connectClient(world.config.amqpUrl);
-  await waitFor(() => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false), 20_000, 'the worker to serve /healthz');
+  await waitFor(
+    () =>
+      fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    20_000,
+    'the worker to serve /healthz',
+  );
 });
 
 test.after(async () => {
@@ -103,7 +111,10 @@ test('/livez is the process, /readyz the dependencies and consumers; Node metric
   assert.ok(Object.values(body.consumers).length > 0 && Object.values(body.consumers).every((v) => v === 'active' || v === 'connected'), JSON.stringify(body.consumers));
   const names = [...(await metrics()).keys()];
   for (const n of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) assert.ok(names.includes(n), n);
-  assert.not.ok(names.some((n) => n.startsWith('aq_process_') || n.startsWith('aq_nodejs_')), 'no aq_ prefix on default metrics');
+  assert.not.ok(
+    names.some((n) => n.startsWith('aq_process_') || n.startsWith('aq_nodejs_')),
+    'no aq_ prefix on default metrics',
+  );
 });
 
 test('/metrics counters move: messages by queue and outcome, handler durations, published and failed tasks, backlog and lag', async () => {
@@ -141,10 +152,14 @@ test('/healthz says 503 while the broker is unreachable, 200 again after; SIGTER
   const at = (proxy.address() as net.AddressInfo).port;
   for (const s of sockets) s.destroy();
   await new Promise((r) => proxy.close(() => r(undefined)));
-  const down = await waitFor(async () => {
-    const r = await fetch(`http://127.0.0.1:${port}/healthz`);
-    return r.status === 503 && ((await r.json()) as { checks: Record<string, string> });
-  }, 10_000, '503');
+  const down = await waitFor(
+    async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+      return r.status === 503 && ((await r.json()) as { checks: Record<string, string> });
+    },
+    10_000,
+    '503',
+  );
   assert.is(down.checks.broker, 'not connected');
   assert.is(down.checks.redis, 'ok');
   assert.is((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 503);

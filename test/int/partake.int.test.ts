@@ -55,9 +55,11 @@ async function givenAccount(userId: string, g: Given = {}, activityId = OPEN): P
 async function stateOf(userId: string, activityId = OPEN) {
   const p = periodOf(new Date(), 'UTC');
   const { ds } = dbs.forUser(userId);
-  const account = (await sql<any>(ds, 'SELECT total_count_surplus, day_count_surplus, month_count_surplus FROM raffle_activity_account WHERE user_id = $1 AND activity_id = $2', [userId, activityId])).rows[0];
+  const account = (await sql<any>(ds, 'SELECT total_count_surplus, day_count_surplus, month_count_surplus FROM raffle_activity_account WHERE user_id = $1 AND activity_id = $2', [userId, activityId]))
+    .rows[0];
   const day = (await sql<any>(ds, 'SELECT day_count, day_count_surplus FROM raffle_activity_account_day WHERE user_id = $1 AND activity_id = $2 AND day = $3', [userId, activityId, p.day])).rows[0];
-  const month = (await sql<any>(ds, 'SELECT month_count, month_count_surplus FROM raffle_activity_account_month WHERE user_id = $1 AND activity_id = $2 AND month = $3', [userId, activityId, p.month])).rows[0];
+  const month = (await sql<any>(ds, 'SELECT month_count, month_count_surplus FROM raffle_activity_account_month WHERE user_id = $1 AND activity_id = $2 AND month = $3', [userId, activityId, p.month]))
+    .rows[0];
   const orders: Array<{ shard: number; suffix: string; order_id: string; order_state: string; activity_name: string; strategy_id: string }> = [];
   const tasks: any[] = [];
   for (const s of dbs.shards) {
@@ -89,7 +91,10 @@ test('success: reply shape, order in the routed shard and split table, rows, mir
   assert.ok(Math.abs(Date.parse(r.data.orderTime) - before) < 10_000);
 
   const s = await stateOf(userId);
-  assert.equal(s.orders.map((o) => [o.shard, o.suffix, o.order_id, o.order_state, o.activity_name, Number(o.strategy_id)]), [[1, '001', r.data.orderId, 'create', `activity ${OPEN}`, 100006]]);
+  assert.equal(
+    s.orders.map((o) => [o.shard, o.suffix, o.order_id, o.order_state, o.activity_name, Number(o.strategy_id)]),
+    [[1, '001', r.data.orderId, 'create', `activity ${OPEN}`, 100006]],
+  );
   assert.equal(s.account, { total_count_surplus: 9, day_count_surplus: 2, month_count_surplus: 5 });
   assert.equal(s.day, { day_count: 3, day_count_surplus: 2 });
   assert.equal(s.month, { month_count: 6, month_count_surplus: 5 });
@@ -118,7 +123,10 @@ test('50 concurrent partakes by one user: one order id in every reply, quota dow
   assert.equal([...new Set(replies.map((r) => r.code))], ['0000']);
   assert.is(new Set(replies.map((r) => r.data.orderId)).size, 1);
   const s = await stateOf(userId);
-  assert.equal(s.orders.map((o) => [o.shard, o.suffix, o.order_id]), [[2, '000', replies[0].data.orderId]]);
+  assert.equal(
+    s.orders.map((o) => [o.shard, o.suffix, o.order_id]),
+    [[2, '000', replies[0].data.orderId]],
+  );
   assert.equal(s.account, { total_count_surplus: 9, day_count_surplus: 2, month_count_surplus: 5 });
   assert.equal([s.day.day_count_surplus, s.month.month_count_surplus, s.tasks.length], [2, 5, 1]);
 });
@@ -157,7 +165,10 @@ test('alternating partake and raffle-order.used with total 10: exactly 10 orders
   assert.is(new Set(ids).size, 10);
   assert.is((await partake(userId)).code, 'ERR_BIZ_006');
   const s = await stateOf(userId);
-  assert.equal(s.orders.map((o) => o.order_state), Array(10).fill('used'));
+  assert.equal(
+    s.orders.map((o) => o.order_state),
+    Array(10).fill('used'),
+  );
   assert.ok(s.orders.every((o) => o.shard === 1 && o.suffix === '002'));
   assert.equal(s.account, { total_count_surplus: 0, day_count_surplus: 0, month_count_surplus: 0 });
   assert.equal([s.day.day_count_surplus, s.month.month_count_surplus, s.tasks.length], [0, 0, 10]);
@@ -235,7 +246,14 @@ test('an undeliverable reply is acked and its effect stands: the next partake re
   const userId = 'gone-caller';
   await givenAccount(userId);
   await client.publish(QUEUES.partake, { userId, activityId: OPEN }, { props: { replyTo: 'amq.gen-no-such-queue', correlationId: 'c1' } });
-  const s = await waitFor(async () => { const x = await stateOf(userId); return x.orders.length === 1 && x; }, 10_000, 'the order');
+  const s = await waitFor(
+    async () => {
+      const x = await stateOf(userId);
+      return x.orders.length === 1 && x;
+    },
+    10_000,
+    'the order',
+  );
   const r = await partake(userId);
   assert.is(r.data.orderId, s.orders[0]!.order_id);
   assert.is((await stateOf(userId)).account.total_count_surplus, 9);
@@ -253,10 +271,14 @@ test('a transient database failure is retried: the partake succeeds once', async
     await locker.query('SELECT 1 FROM raffle_activity_account WHERE user_id = $1 FOR UPDATE', [userId]);
     const reply = partake(userId, OPEN, 20_000);
     // The worker waits on our lock; kill its connection mid-transaction.
-    const pid = await waitFor(async () => {
-      const { rows } = await locker.query(`SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'activity-quota:partake:%' AND wait_event_type = 'Lock'`);
-      return rows[0]?.pid as number | undefined;
-    }, 10_000, 'the worker waiting on the account lock');
+    const pid = await waitFor(
+      async () => {
+        const { rows } = await locker.query(`SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'activity-quota:partake:%' AND wait_event_type = 'Lock'`);
+        return rows[0]?.pid as number | undefined;
+      },
+      10_000,
+      'the worker waiting on the account lock',
+    );
     await locker.query('SELECT pg_terminate_backend($1)', [pid]);
     await locker.query('COMMIT');
     const r = await reply;
@@ -298,7 +320,10 @@ test('concurrent partakes of many users share transactions (group commit), each 
   const users = usersOfShard1('user-group', 40);
   for (const u of users) await givenAccount(u);
   const replies = await Promise.all(users.map((u) => partake(u)));
-  assert.equal(replies.map((r) => r.code), users.map(() => '0000'));
+  assert.equal(
+    replies.map((r) => r.code),
+    users.map(() => '0000'),
+  );
   assert.is(new Set(replies.map((r) => r.data.orderId)).size, 40);
   const orders = [];
   for (const u of users) {
@@ -325,8 +350,11 @@ test('a partake that fails inside a group gets 0001 alone; its neighbours in the
   // Fails the order insert of one user, non-transiently; the sequence counts its attempts
   // (sequences are not rolled back).
   await sql(ds, 'CREATE SEQUENCE broken_attempts');
-  await sql(ds, `CREATE FUNCTION fail_broken() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN IF NEW.user_id = '${broken}' THEN PERFORM nextval('broken_attempts'); RAISE EXCEPTION 'broken user'; END IF; RETURN NEW; END $$`);
+  await sql(
+    ds,
+    `CREATE FUNCTION fail_broken() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.user_id = '${broken}' THEN PERFORM nextval('broken_attempts'); RAISE EXCEPTION 'broken user'; END IF; RETURN NEW; END $$`,
+  );
   for (const suffix of dbs.suffixes) await sql(ds, `CREATE TRIGGER fail_broken BEFORE INSERT ON user_raffle_order_${suffix} FOR EACH ROW EXECUTE FUNCTION fail_broken()`);
   let replies: Awaited<ReturnType<typeof partake>>[];
   try {
@@ -337,7 +365,10 @@ test('a partake that fails inside a group gets 0001 alone; its neighbours in the
   }
   const attempts = Number((await sql<{ n: string }>(ds, 'SELECT last_value AS n FROM broken_attempts')).rows[0]!.n);
   await sql(ds, 'DROP SEQUENCE broken_attempts');
-  assert.equal(replies.map((r) => r.code), users.map((u) => (u === broken ? '0001' : '0000')));
+  assert.equal(
+    replies.map((r) => r.code),
+    users.map((u) => (u === broken ? '0001' : '0000')),
+  );
   assert.is(attempts, 2, 'the broken partake ran in a group, then alone');
   for (const u of users) {
     const s = await stateOf(u);

@@ -23,12 +23,13 @@ let dir: string;
 let port: number;
 const asPostgres = (cmd: string, args: string[]) => (process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', cmd, ...args]) : run(cmd, args));
 
-const freePort = () => new Promise<number>((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const p = (s.address() as net.AddressInfo).port;
-    s.close(() => resolve(p));
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
   });
-});
 
 test.before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-pg-password-'));
@@ -60,7 +61,11 @@ test('the password in DATABASE_URL (URL-encoded) is enough: migrate creates and 
   const t = await npm('tasks', ['list', '--json'], url);
   assert.is(t.code, 0, t.stderr);
   assert.equal(JSON.parse(t.stdout), []);
-  const { stdout } = await run(bin('psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'app', '-d', 'postgres', '-Atc', "SELECT datname FROM pg_database WHERE datname LIKE 'activity%' ORDER BY 1"], { env: { ...process.env, PGPASSWORD: PASSWORD } });
+  const { stdout } = await run(
+    bin('psql'),
+    ['-h', '127.0.0.1', '-p', String(port), '-U', 'app', '-d', 'postgres', '-Atc', "SELECT datname FROM pg_database WHERE datname LIKE 'activity%' ORDER BY 1"],
+    { env: { ...process.env, PGPASSWORD: PASSWORD } },
+  );
   assert.equal(stdout.trim().split('\n'), ['activity', 'activity_01', 'activity_02']);
 });
 

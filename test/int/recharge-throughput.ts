@@ -39,7 +39,9 @@ try {
   const from = marks.find(([, d]) => d >= n * 0.2)!;
   const to = marks.find(([, d]) => d >= n * 0.9)!;
   const steady = ((to[1] - from[1]) / ((to[0] - from[0]) / 1000)).toFixed(0);
-  process.stdout.write(`${total[1]} orders in ${(total[0] / 1000).toFixed(1)} s (${(total[1] / (total[0] / 1000)).toFixed(0)}/s overall); steady state (20%..90%): ${steady}/s; LOG_LEVEL=${logLevel}\n`);
+  process.stdout.write(
+    `${total[1]} orders in ${(total[0] / 1000).toFixed(1)} s (${(total[1] / (total[0] / 1000)).toFixed(0)}/s overall); steady state (20%..90%): ${steady}/s; LOG_LEVEL=${logLevel}\n`,
+  );
   process.kill(-svc.child.pid!, 'SIGTERM'); // its own process group: npm, sh and the worker
   await svc.exited;
   await conn.close();

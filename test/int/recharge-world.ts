@@ -68,8 +68,14 @@ export async function load(w: World, catalog: unknown): Promise<void> {
 }
 
 export const anActivity = (activityId: number, o: Record<string, unknown> = {}) => ({
-  activityId, name: `activity ${activityId}`, desc: '', strategyId: 100006,
-  beginTime: '2020-01-01T00:00:00Z', endTime: '2099-01-01T00:00:00Z', state: 'open', ...o,
+  activityId,
+  name: `activity ${activityId}`,
+  desc: '',
+  strategyId: 100006,
+  beginTime: '2020-01-01T00:00:00Z',
+  endTime: '2099-01-01T00:00:00Z',
+  state: 'open',
+  ...o,
 });
 export const COUNTS = { activityCountId: 11101, totalCount: 10, dayCount: 3, monthCount: 6 };
 export const aSku = (sku: number, activityId: number, stockCount: number) => ({ sku, activityId, activityCountId: 11101, stockCount, productAmount: '0' });
@@ -94,9 +100,13 @@ export async function tasks(w: World, topic?: string): Promise<Array<{ user_id: 
 
 export async function account(w: World, userId: string, activityId: number): Promise<Record<string, number> | undefined> {
   const { ds } = w.dbs.forUser(userId);
-  const { rows: r } = await sql<Record<string, number>>(ds, `
+  const { rows: r } = await sql<Record<string, number>>(
+    ds,
+    `
     SELECT total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus
-    FROM raffle_activity_account WHERE user_id = $1 AND activity_id = $2`, [userId, activityId]);
+    FROM raffle_activity_account WHERE user_id = $1 AND activity_id = $2`,
+    [userId, activityId],
+  );
   return r[0];
 }
 

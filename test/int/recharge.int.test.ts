@@ -24,8 +24,7 @@ test.before(async () => {
 });
 test.after(async () => w?.close());
 
-const recharge = (userId: string, sku: number, outBusinessNo: string, extra: Record<string, unknown> = {}) =>
-  w.client.publish(QUEUES.recharge, { userId, sku, outBusinessNo, ...extra });
+const recharge = (userId: string, sku: number, outBusinessNo: string, extra: Record<string, unknown> = {}) => w.client.publish(QUEUES.recharge, { userId, sku, outBusinessNo, ...extra });
 const ordersOf = (userId: string) => rows(w, 'raffle_activity_order', 'user_id = $1', [userId]);
 
 test('credit: order, account, day and month rows, recharge.completed task, one unit', async () => {
@@ -154,8 +153,17 @@ test('a transient database failure is retried: the recharge lands once, one unit
   await sql(lock, 'SELECT pg_advisory_xact_lock($1::bigint)', [skuLockKey(SKU)]);
   try {
     await recharge('gina', SKU, 'g-1');
-    const waiting = await waitFor(async () => (await sql<{ pid: number }>(db.ds,
-      `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%advisory_xact_lock_shared%' AND application_name LIKE 'activity-quota:recharge%'`)).rows, 10_000, 'a waiting recharge');
+    const waiting = await waitFor(
+      async () =>
+        (
+          await sql<{ pid: number }>(
+            db.ds,
+            `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%advisory_xact_lock_shared%' AND application_name LIKE 'activity-quota:recharge%'`,
+          )
+        ).rows,
+      10_000,
+      'a waiting recharge',
+    );
     for (const { pid } of waiting) await sql(db.ds, 'SELECT pg_terminate_backend($1)', [pid]);
   } finally {
     await lock.commit();
@@ -168,7 +176,7 @@ test('a transient database failure is retried: the recharge lands once, one unit
   assert.is((await account(w, 'gina', OPEN))!.total_count, 10);
 });
 
-test('a recharge failing inside a group: its neighbours are credited, the group\'s units all come back, nothing leaks', async () => {
+test("a recharge failing inside a group: its neighbours are credited, the group's units all come back, nothing leaks", async () => {
   const shard = w.dbs.forUser('boom-grouped');
   const neighbours: string[] = [];
   for (let i = 0; neighbours.length < 30; i++) if (w.dbs.forUser(`grouped-${i}`).shard === shard.shard) neighbours.push(`grouped-${i}`);

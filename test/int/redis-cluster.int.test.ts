@@ -33,8 +33,7 @@ const STOCK = 20;
 const key = (sku: number) => PREFIX + stockKey(sku);
 const ordersOf = (sku: number) => rows(w, 'raffle_activity_order', 'sku = $1', [sku]);
 const rejectionsOf = async (sku: number) => (await tasks(w, 'recharge.rejected')).filter((t) => t.message.data.sku === sku);
-const settled = (sku: number, n: number, timeoutMs = 60_000) =>
-  waitFor(async () => (await ordersOf(sku)).length + (await rejectionsOf(sku)).length >= n, timeoutMs, `${n} outcomes for sku ${sku}`);
+const settled = (sku: number, n: number, timeoutMs = 60_000) => waitFor(async () => (await ordersOf(sku)).length + (await rejectionsOf(sku)).length >= n, timeoutMs, `${n} outcomes for sku ${sku}`);
 const publishMany = (sku: number, prefix: string, n: number) =>
   Promise.all(Array.from({ length: n }, (_, i) => w.client.publish(QUEUES.recharge, { userId: `${prefix}-${i}`, sku, outBusinessNo: `o-${i}` })));
 
@@ -68,7 +67,7 @@ test.after(async () => {
   await cw?.down();
 });
 
-test('the world: shards on two servers, the service on the cluster, a SKU\'s keys in one slot', async () => {
+test("the world: shards on two servers, the service on the cluster, a SKU's keys in one slot", async () => {
   const ports = new Set(w.env.config.shardUrls.map((u) => new URL(u).port || '5432'));
   assert.is(ports.size, 2, 'shard databases on two PostgreSQL servers');
   assert.ok(w.env.config.redisCluster, 'cluster mode');

@@ -56,7 +56,10 @@ test('relay killed between confirm and marking: published again with the same id
   assert.is(await healthy.exited, 0);
 
   const copies = client.events.filter((e) => e.props.messageId === t!.messageId);
-  assert.equal(copies.map((e) => e.body.id), [t!.messageId, t!.messageId]);
+  assert.equal(
+    copies.map((e) => e.body.id),
+    [t!.messageId, t!.messageId],
+  );
   // A consumer deduplicating by message id applies the event once.
   const applied = [];
   for (const e of copies) applied.push(await transaction(dbs.global, (tx) => firstDelivery(tx, 'crash-test', String(e.props.messageId))));

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sql, } from '../../infra/db';
+import { sql } from '../../infra/db';
 import { claimDue, type EnqueuedTask } from '../../infra/outbox';
 import { TOPICS } from '../../infra/topology';
 import { openContext, type Context } from '../../workers/runtime';
@@ -71,7 +71,10 @@ test('the fast path leaves a task claimed by a relay alone; the claim expires af
   const [t] = await addTasks(1, 'claimed');
   const ds = ctx.dbs.shards[t!.shard - 1]!.ds;
   const claimed = await claimDue(ds, ctx.config.outbox);
-  assert.equal(claimed.map((c) => c.message_id), [t!.messageId]);
+  assert.equal(
+    claimed.map((c) => c.message_id),
+    [t!.messageId],
+  );
   await ctx.relay.publishNow(ds, [t!]);
   await new Promise((r) => setTimeout(r, 300));
   assert.is(deliveries(t!.messageId), 0);
@@ -101,7 +104,7 @@ test('broker unavailable for a while: tasks stay unsent, then all go out', async
     new Promise<number>((resolve) => {
       server = net.createServer((down) => {
         const up = net.connect(Number(upstream.port || 5672), upstream.hostname);
-        for (const s of [down, up]) (sockets.add(s), s.on('error', () => undefined), s.on('close', () => sockets.delete(s)));
+        for (const s of [down, up]) sockets.add(s), s.on('error', () => undefined), s.on('close', () => sockets.delete(s));
         down.pipe(up).pipe(down);
       });
       server.listen(port, '127.0.0.1', () => resolve((server!.address() as net.AddressInfo).port));
@@ -120,17 +123,28 @@ test('broker unavailable for a while: tasks stay unsent, then all go out', async
     await cut();
     await waitFor(() => !relay.ctx.broker.connected(), 5_000, 'relay to notice the outage');
     const tasks = await addTasks(20, 'outage');
-    for (const s of ctx.dbs.shards) await relay.ctx.relay.publishNow(s.ds, tasks.filter((t) => t.shard === s.shard));
+    for (const s of ctx.dbs.shards)
+      await relay.ctx.relay.publishNow(
+        s.ds,
+        tasks.filter((t) => t.shard === s.shard),
+      );
     await new Promise((r) => setTimeout(r, 2_500));
     assert.is(tasks.filter((t) => deliveries(t.messageId) > 0).length, 0, 'nothing published during the outage');
     const during = await states();
-    assert.ok(tasks.every((t) => during.get(t.messageId)?.state === 'create' && during.get(t.messageId)?.attempts === 0), 'tasks still create, no attempt used');
+    assert.ok(
+      tasks.every((t) => during.get(t.messageId)?.state === 'create' && during.get(t.messageId)?.attempts === 0),
+      'tasks still create, no attempt used',
+    );
     await listen(port);
     await waitFor(() => tasks.every((t) => deliveries(t.messageId) === 1), 25_000, 'all events after the outage');
-    await waitFor(async () => {
-      const after = await states();
-      return tasks.every((t) => after.get(t.messageId)?.state === 'completed');
-    }, 5_000, 'all completed');
+    await waitFor(
+      async () => {
+        const after = await states();
+        return tasks.every((t) => after.get(t.messageId)?.state === 'completed');
+      },
+      5_000,
+      'all completed',
+    );
   } finally {
     await relay.stop();
     running.splice(running.indexOf(relay), 1);

@@ -31,8 +31,11 @@ test('rejections recorded only as outbox tasks before the upgrade are moved next
   for (const u of USERS) {
     const { ds } = w.dbs.forUser(u);
     const data = { userId: u, sku: SKU, outBusinessNo: `out-${u}`, code: 'ERR_BIZ_005', info: 'sku stock exhausted' };
-    await sql(ds, `INSERT INTO task (user_id, topic, message_id, message, state) VALUES ($1, 'recharge.rejected', $2, $3::jsonb, 'completed')`,
-      [u, `recharge.rejected:old-${u}`, JSON.stringify({ id: `recharge.rejected:old-${u}`, timestamp: 1, data })]);
+    await sql(ds, `INSERT INTO task (user_id, topic, message_id, message, state) VALUES ($1, 'recharge.rejected', $2, $3::jsonb, 'completed')`, [
+      u,
+      `recharge.rejected:old-${u}`,
+      JSON.stringify({ id: `recharge.rejected:old-${u}`, timestamp: 1, data }),
+    ]);
   }
   const { applied } = await migrate(w.env.config);
   assert.equal(applied.filter((a) => a.includes('ShardLifecycle')).length, w.dbs.shards.length);
@@ -58,7 +61,10 @@ test('rejections recorded only as outbox tasks before the upgrade are moved next
   await w.client.publish(QUEUES.recharge, { userId: 'ret-new', sku: SKU, outBusinessNo: 'fresh' });
   await w.client.waitEvent((e) => e.key === 'recharge.completed' && e.data?.userId === 'ret-new', 10_000);
   await drained(w, QUEUES.recharge);
-  assert.equal((await rows(w, 'raffle_activity_order', `user_id LIKE 'ret-%'`)).map((o) => o.user_id), ['ret-new']);
+  assert.equal(
+    (await rows(w, 'raffle_activity_order', `user_id LIKE 'ret-%'`)).map((o) => o.user_id),
+    ['ret-new'],
+  );
   assert.equal(w.client.events.filter((e) => USERS.includes(e.data?.userId)).length, 0, 'a duplicate emits no event');
 });
 
@@ -67,7 +73,10 @@ test('a new rejection is kept in the split table in the transaction of its event
   await w.client.publish(QUEUES.recharge, { userId: 'ret-eve', sku: 9012, outBusinessNo: 'e-1' });
   const ev = await w.client.waitEvent((e) => e.key === 'recharge.rejected' && e.data?.userId === 'ret-eve', 10_000);
   const kept = await rows(w, 'raffle_activity_order_rejection', 'user_id = $1', ['ret-eve']);
-  assert.equal(kept.map((k) => [k.out_business_no, k.code, k.message_id, Number(k.sku)]), [['e-1', 'ERR_BIZ_003', ev.props.messageId, 9012]]);
+  assert.equal(
+    kept.map((k) => [k.out_business_no, k.code, k.message_id, Number(k.sku)]),
+    [['e-1', 'ERR_BIZ_003', ev.props.messageId, 9012]],
+  );
   for (const { ds } of w.dbs.shards) await sql(ds, 'DELETE FROM task');
   await load(w, { activities: [anActivity(A + 1)], counts: [COUNTS], skus: [aSku(9012, A + 1, 10)] }); // now open
   await w.client.publish(QUEUES.recharge, { userId: 'ret-eve', sku: 9012, outBusinessNo: 'e-1' });

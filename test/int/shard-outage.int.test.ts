@@ -24,12 +24,15 @@ const ACTIVITY = 100301;
 t.before(async (ctx) => {
   ctx.env = await createTestEnv({ extra: { PREFETCH: '8', OUTAGE_HOLD: '1', PARK_MS: '500', DB_STATEMENT_TIMEOUT_MS: '1000', DB_CONNECT_TIMEOUT_MS: '1000' } });
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'aq-shard-outage-')), 'catalog.json');
-  fs.writeFileSync(file, JSON.stringify({
-    activities: [{ activityId: ACTIVITY, name: 'outage', desc: 'shard outage test', strategyId: 1, beginTime: '2020-01-01T00:00:00Z', endTime: '2099-01-01T00:00:00Z', state: 'open' }],
-    counts: [{ activityCountId: 1, totalCount: 1, dayCount: 1, monthCount: 1 }],
-    skus: [{ sku: SKU, activityId: ACTIVITY, activityCountId: 1, stockCount: -1, productAmount: '0' }],
-    behaviorRebates: [],
-  }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      activities: [{ activityId: ACTIVITY, name: 'outage', desc: 'shard outage test', strategyId: 1, beginTime: '2020-01-01T00:00:00Z', endTime: '2099-01-01T00:00:00Z', state: 'open' }],
+      counts: [{ activityCountId: 1, totalCount: 1, dayCount: 1, monthCount: 1 }],
+      skus: [{ sku: SKU, activityId: ACTIVITY, activityCountId: 1, stockCount: -1, productAmount: '0' }],
+      behaviorRebates: [],
+    }),
+  );
   await npmScript('catalog', ['load', file], ctx.env.env);
   const shard2 = new URL(ctx.env.config.shardUrls[1]!);
   ctx.proxy = await startProxy({ host: shard2.hostname, port: Number(shard2.port || 5432) });
@@ -90,7 +93,11 @@ async function outage(ctx: { env: TestEnv; proxy: FaultProxy; worker: Running; c
   }
   await waitFor(async () => (await orders(ctx, 2, s2)) === s2.length, 30_000, `shard 2's ${s2.length} recharges after it came back`);
   assert.is(await orders(ctx, 2, s2), s2.length, 'each once');
-  assert.equal((await ctx.client.deadLetters()).map((d) => d.props.messageId), [], 'nothing dead-lettered');
+  assert.equal(
+    (await ctx.client.deadLetters()).map((d) => d.props.messageId),
+    [],
+    'nothing dead-lettered',
+  );
 }
 
 t('shard 2 refusing connections: shard 1 goes on at once, shard 2 catches up after, nothing dead-lettered', async (ctx) => {

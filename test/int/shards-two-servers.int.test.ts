@@ -97,7 +97,10 @@ test('the cron relay publishes due tasks of both servers; npm run tasks lists an
   const onSecond = made.find((m) => m.shard === 4)!;
   const seen = w.client.events.filter((e) => e.props.messageId === onSecond.messageId).length;
   const { replayed } = JSON.parse(await npmScript('tasks', ['replay', '--id', onSecond.messageId, '--json'], w.env.env)) as { replayed: Array<{ shard: number }> };
-  assert.equal(replayed.map((r) => r.shard), [4]);
+  assert.equal(
+    replayed.map((r) => r.shard),
+    [4],
+  );
   await waitFor(() => w.client.events.filter((e) => e.props.messageId === onSecond.messageId).length > seen, 15_000, 'the replayed task published again');
 });
 

@@ -35,7 +35,10 @@ async function proxyFor(ctx: { proxies: FaultProxy[] }, url: string, defaultPort
 /** Ms until `f` rejects; fails the test if it resolves. */
 async function failsAfter(f: () => Promise<unknown>): Promise<{ ms: number; err: unknown }> {
   const t0 = Date.now();
-  const err = await f().then(() => undefined, (e: unknown) => e);
+  const err = await f().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err, 'expected a failure on the silent path');
   return { ms: Date.now() - t0, err };
 }

@@ -96,7 +96,7 @@ test('surplus follows the live counter in batches and equals stock - orders once
   await waitFor(async () => (await surplus(w, REAPED)) === 6, 5_000, 'surplus 6');
 });
 
-test('the reaper gives back a crashed attempt\'s unit and only releases one whose order committed', async () => {
+test("the reaper gives back a crashed attempt's unit and only releases one whose order committed", async () => {
   const [committed] = await ordersOf(REAPED);
   const old = Number((await w.redis.time())[0]) - 120;
   await w.redis.decrby(stockKey(REAPED), 2);

@@ -58,12 +58,16 @@ const send = (queue: string, body: string) => ch.sendToQueue(queue, Buffer.from(
 test('unroutable task: fail with growing backoff, dead past the limit, listed, replayed by message', async () => {
   const t = await addTask('unroutable-1', 'nobody.listens');
   const seen = new Map<number, TaskRow>();
-  await waitFor(async () => {
-    const r = await taskRow(t);
-    assert.is.not(r.state, 'completed');
-    if (r.attempts > 0 && !seen.has(r.attempts)) seen.set(r.attempts, r);
-    return r.state === 'dead';
-  }, 15_000, 'the task to be dead');
+  await waitFor(
+    async () => {
+      const r = await taskRow(t);
+      assert.is.not(r.state, 'completed');
+      if (r.attempts > 0 && !seen.has(r.attempts)) seen.set(r.attempts, r);
+      return r.state === 'dead';
+    },
+    15_000,
+    'the task to be dead',
+  );
   assert.is(seen.get(1)?.state, 'fail');
   assert.is(seen.get(2)?.state, 'fail');
   assert.is(seen.get(3)?.state, 'dead');

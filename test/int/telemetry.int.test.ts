@@ -52,8 +52,12 @@ test.before(async () => {
 
   env = await createTestEnv();
   dbs = openDatabases(env.config, { poolSize: 2, name: 'test' });
-  await sql(dbs.global, `INSERT INTO raffle_activity (activity_id, activity_name, begin_date_time, end_date_time, strategy_id, state)
-    VALUES ($1, 'Spring raffle', '2020-01-01T00:00:00Z', '2099-01-01T00:00:00Z', 100006, 'open')`, [OPEN]);
+  await sql(
+    dbs.global,
+    `INSERT INTO raffle_activity (activity_id, activity_name, begin_date_time, end_date_time, strategy_id, state)
+    VALUES ($1, 'Spring raffle', '2020-01-01T00:00:00Z', '2099-01-01T00:00:00Z', 100006, 'open')`,
+    [OPEN],
+  );
   tracing = startTracing({ serviceName: 'test-caller', processors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }))] });
   worker = startWorker('partake');
   client = await connect({ url: env.config.amqpUrl, timeoutMs: 10_000, name: 'test:telemetry' });
@@ -81,8 +85,7 @@ async function stopWorker(w: Service | undefined = worker): Promise<void> {
   await Promise.race([w.exited, new Promise((r) => setTimeout(r, 15_000))]);
 }
 
-const startWorker = (name: string) =>
-  spawnNpm(['run', '--silent', 'worker', '--', name], { ...env.env, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '100', LOG_LEVEL: 'debug' });
+const startWorker = (name: string) => spawnNpm(['run', '--silent', 'worker', '--', name], { ...env.env, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '100', LOG_LEVEL: 'debug' });
 
 /** A check of a queue not declared yet closes its channel: one channel per check. */
 async function checkQueue(q: string): Promise<{ consumerCount: number }> {
@@ -96,12 +99,20 @@ async function checkQueue(q: string): Promise<{ consumerCount: number }> {
 }
 
 const spanOf = (service: string, name: string, traceId: string, also: (s: Received) => boolean = () => true) =>
-  waitFor(() => spans.find((s) => s.service === service && s.name === name && s.traceId === traceId && also(s)), 10_000, `span ${name} of ${service} in the trace (got ${JSON.stringify(spans.map((s) => `${s.service}/${s.name}`))})`);
+  waitFor(
+    () => spans.find((s) => s.service === service && s.name === name && s.traceId === traceId && also(s)),
+    10_000,
+    `span ${name} of ${service} in the trace (got ${JSON.stringify(spans.map((s) => `${s.service}/${s.name}`))})`,
+  );
 
 test('one trace runs caller -> client -> worker -> database -> event, and the handler log lines carry the message ids', async () => {
   const userId = 'traced-user';
-  await sql(dbs.forUser(userId).ds, `INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
-    VALUES ($1, $2, 10, 10, 3, 3, 6, 6)`, [userId, OPEN]);
+  await sql(
+    dbs.forUser(userId).ds,
+    `INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
+    VALUES ($1, $2, 10, 10, 3, 3, 6, 6)`,
+    [userId, OPEN],
+  );
   let event: Delivery | undefined;
   let subscriberSpan = '';
   const sub = await client.subscribe(['partake.created'], (e, d) => {
@@ -146,17 +157,27 @@ test('one trace runs caller -> client -> worker -> database -> event, and the ha
   const messageId = process_.attributes['messaging.message.id'];
   const correlationId = process_.attributes['messaging.message.conversation_id'];
   assert.ok(typeof messageId === 'string' && typeof correlationId === 'string', JSON.stringify(process_.attributes));
-  const lines = worker.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = worker
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const handled = lines.filter((l) => l.trace_id === traceId);
-  assert.ok(handled.some((l) => l.msg === 'raffle order created'), `no handler line in the trace:\n${worker.output().slice(-3000)}`);
+  assert.ok(
+    handled.some((l) => l.msg === 'raffle order created'),
+    `no handler line in the trace:\n${worker.output().slice(-3000)}`,
+  );
   for (const l of handled) {
     assert.is(l.messageId, messageId, JSON.stringify(l));
     assert.is(l.correlationId, correlationId, JSON.stringify(l));
   }
-  assert.not.ok(lines.some((l) => l.msg === 'raffle order created' && l.trace_id !== traceId), 'a handler line outside the trace');
+  assert.not.ok(
+    lines.some((l) => l.msg === 'raffle order created' && l.trace_id !== traceId),
+    'a handler line outside the trace',
+  );
 });
 
-test('an event the cron relay publishes later (a replayed task) still continues its cause\'s trace, from the envelope in the task row', async () => {
+test("an event the cron relay publishes later (a replayed task) still continues its cause's trace, from the envelope in the task row", async () => {
   assert.ok(first, 'the first test ran');
   const { traceId, txSpanId, sendSpanId, messageId } = first!;
   const relay = startWorker('task-compensation');
@@ -188,7 +209,15 @@ function decode(req: { resourceSpans?: Array<{ resource?: { attributes?: Attr[] 
     const service = String(attrs(rs.resource?.attributes)['service.name']);
     for (const ss of rs.scopeSpans ?? []) {
       for (const s of ss.spans ?? []) {
-        out.push({ service, traceId: String(s.traceId), spanId: String(s.spanId), parentSpanId: String(s.parentSpanId ?? ''), name: String(s.name), kind: Number(s.kind), attributes: attrs(s.attributes as Attr[]) });
+        out.push({
+          service,
+          traceId: String(s.traceId),
+          spanId: String(s.spanId),
+          parentSpanId: String(s.parentSpanId ?? ''),
+          name: String(s.name),
+          kind: Number(s.kind),
+          attributes: attrs(s.attributes as Attr[]),
+        });
       }
     }
   }

@@ -8,9 +8,15 @@ export type Services = Readonly<{ pg: string; amqp: string; redis: string; rabbi
 export async function startContainers(): Promise<Services> {
   const { GenericContainer, Wait } = await import('testcontainers');
   const [postgres, rabbit, redis] = await Promise.all([
-    new GenericContainer('postgres:15').withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' }).withExposedPorts(5432)
-      .withWaitStrategy(Wait.forLogMessage(/ready to accept connections/, 2)).start(),
-    new GenericContainer('rabbitmq:3.13').withExposedPorts(5672).withWaitStrategy(Wait.forLogMessage(/Server startup complete/)).start(),
+    new GenericContainer('postgres:15')
+      .withEnvironment({ POSTGRES_HOST_AUTH_METHOD: 'trust' })
+      .withExposedPorts(5432)
+      .withWaitStrategy(Wait.forLogMessage(/ready to accept connections/, 2))
+      .start(),
+    new GenericContainer('rabbitmq:3.13')
+      .withExposedPorts(5672)
+      .withWaitStrategy(Wait.forLogMessage(/Server startup complete/))
+      .start(),
     new GenericContainer('redis:7').withExposedPorts(6379).start(),
   ]);
   return {

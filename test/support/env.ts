@@ -75,14 +75,20 @@ export async function createTestEnv(o: EnvOptions = {}): Promise<TestEnv> {
       // The db index this world claimed (the config may point at a Redis Cluster instead).
       const redis = new Redis(`${s.redis}/${redisDb}`, { lazyConnect: true });
       redis.on('error', () => undefined);
-      await redis.connect().then(() => redis.flushdb()).catch(() => undefined);
+      await redis
+        .connect()
+        .then(() => redis.flushdb())
+        .catch(() => undefined);
       redis.disconnect();
       // Each database on its own server: shards may live on several.
       for (const url of [config.databaseUrl, ...config.shardUrls]) {
         const admin = new pg.Client({ connectionString: Object.assign(new URL(url), { pathname: '/postgres' }).toString() });
         admin.on('error', () => undefined);
         const name = decodeURIComponent(new URL(url).pathname.slice(1));
-        await admin.connect().then(() => admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`)).catch(() => undefined);
+        await admin
+          .connect()
+          .then(() => admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`))
+          .catch(() => undefined);
         await admin.end().catch(() => undefined);
       }
     },

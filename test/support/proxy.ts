@@ -53,8 +53,8 @@ export async function startProxy(target: { host: string; port: number }, listenP
     pairs.add(p);
     // pipe() with pause/resume: a stalled pair keeps its bytes in the socket buffers.
     if (mode === 'drop') mute(p);
-    else (client.pipe(upstream), upstream.pipe(client));
-    if (mode === 'stall') (client.pause(), upstream.pause());
+    else client.pipe(upstream), upstream.pipe(client);
+    if (mode === 'stall') client.pause(), upstream.pause();
     const close = () => destroy(p);
     client.on('close', close);
     upstream.on('close', close);
@@ -79,7 +79,7 @@ export async function startProxy(target: { host: string; port: number }, listenP
     const swallow = () => {
       if (mode === 'drop') p.silent = true;
     };
-    for (const s of [p.client, p.server]) (s.on('data', swallow), s.resume());
+    for (const s of [p.client, p.server]) s.on('data', swallow), s.resume();
   };
 
   const cut = () => {
@@ -99,7 +99,7 @@ export async function startProxy(target: { host: string; port: number }, listenP
     cut,
     stall() {
       mode = 'stall';
-      for (const p of pairs) (p.client.pause(), p.server.pause());
+      for (const p of pairs) p.client.pause(), p.server.pause();
     },
     down() {
       mode = 'down';
@@ -113,7 +113,7 @@ export async function startProxy(target: { host: string; port: number }, listenP
       mode = 'forward';
       for (const p of pairs) {
         if (p.silent) continue;
-        if (p.watched) (p.client.unpipe(p.server), p.server.unpipe(p.client), p.client.pipe(p.server), p.server.pipe(p.client));
+        if (p.watched) p.client.unpipe(p.server), p.server.unpipe(p.client), p.client.pipe(p.server), p.server.pipe(p.client);
         p.client.resume();
         p.server.resume();
       }

@@ -35,10 +35,14 @@ export function spawnNpm(args: string[], env: Record<string, string>): Service {
 
 /** Waits until the broker lists a consumer on every queue. */
 export async function waitConsumers(checkQueue: (q: string) => Promise<{ consumerCount: number }>, queues: readonly string[], timeoutMs = 30_000): Promise<void> {
-  await waitFor(async () => {
-    for (const q of queues) if ((await checkQueue(q).catch(() => ({ consumerCount: 0 }))).consumerCount < 1) return false;
-    return true;
-  }, timeoutMs, `consumers on ${queues.join(', ')}`);
+  await waitFor(
+    async () => {
+      for (const q of queues) if ((await checkQueue(q).catch(() => ({ consumerCount: 0 }))).consumerCount < 1) return false;
+      return true;
+    },
+    timeoutMs,
+    `consumers on ${queues.join(', ')}`,
+  );
 }
 
 /** `npm run --silent SCRIPT -- ARGS` in a test world; its stdout, or an error carrying stdout and stderr. */

@@ -7,7 +7,19 @@ import { summaryMarkdown } from '../../bench/summary';
 function run(pipelineMs: number, ceilingMs: number): Results {
   return {
     meta: { date: '2026-12-05T08:00:00.000Z', command: 'npm run bench', options: {}, machine: {} },
-    cpu: { clockTicks: 100, spans: [], perMessage: [{ scenario: 'partake', concurrency: 16, pipeline: { messages: 1, seconds: 1, ms: { postgres: pipelineMs } }, dbCeiling: { transactions: 1, seconds: 1, postgresMs: ceilingMs }, postgresCeilingOverPipeline: ceilingMs / pipelineMs }] },
+    cpu: {
+      clockTicks: 100,
+      spans: [],
+      perMessage: [
+        {
+          scenario: 'partake',
+          concurrency: 16,
+          pipeline: { messages: 1, seconds: 1, ms: { postgres: pipelineMs } },
+          dbCeiling: { transactions: 1, seconds: 1, postgresMs: ceilingMs },
+          postgresCeilingOverPipeline: ceilingMs / pipelineMs,
+        },
+      ],
+    },
   };
 }
 

@@ -57,7 +57,16 @@ test('every problem is named at once', () => {
   assert.not.ok(v.ok);
   if (!v.ok) {
     const text = v.problems.join('\n');
-    for (const part of ['beginTime must be before endTime', 'activityId 100301 appears twice', 'counts[0].dayCount', 'skus[0].sku', 'activityId 5 is neither', 'skus[1].productAmount', 'behaviorRebates[0].state', 'unknown top-level key "extra"']) {
+    for (const part of [
+      'beginTime must be before endTime',
+      'activityId 100301 appears twice',
+      'counts[0].dayCount',
+      'skus[0].sku',
+      'activityId 5 is neither',
+      'skus[1].productAmount',
+      'behaviorRebates[0].state',
+      'unknown top-level key "extra"',
+    ]) {
       assert.ok(text.includes(part), `missing problem: ${part}\n${text}`);
     }
     assert.is(v.problems.length, 8);

@@ -62,11 +62,26 @@ test('Redis: one server by default; REDIS_CLUSTER_NODES turns cluster mode on, w
   assert.is(single.redisCluster, undefined);
   assert.equal([single.redisWaitReplicas, single.redisKeyPrefix], [0, '']);
   const c = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, 10.0.0.2:7001,[::1]:7002', REDIS_KEY_PREFIX: 'camp-a:' });
-  assert.equal(c.redisCluster, { nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }, { host: '::1', port: 7002 }], tls: false });
+  assert.equal(c.redisCluster, {
+    nodes: [
+      { host: '10.0.0.1', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ],
+    tls: false,
+  });
   assert.equal([c.redisWaitReplicas, c.redisWaitTimeoutMs, c.redisKeyPrefix], [1, 1000, 'camp-a:']);
   assert.is(loadConfig({ REDIS_CLUSTER_NODES: 'h:7000', REDIS_WAIT_REPLICAS: '0' }).redisWaitReplicas, 0);
   const auth = loadConfig({ REDIS_CLUSTER_NODES: 'rediss://app:s%40cret@h1:7000,h2:7001' }).redisCluster!;
-  assert.equal(auth, { nodes: [{ host: 'h1', port: 7000 }, { host: 'h2', port: 7001 }], username: 'app', password: 's@cret', tls: true });
+  assert.equal(auth, {
+    nodes: [
+      { host: 'h1', port: 7000 },
+      { host: 'h2', port: 7001 },
+    ],
+    username: 'app',
+    password: 's@cret',
+    tls: true,
+  });
 });
 
 test('group commit: 16 messages per transaction and 2 lanes by default; 1 turns grouping off', () => {
@@ -87,7 +102,10 @@ test('a broker cluster: AMQP_URL as a comma list, every entry checked', () => {
 
 test('bounded waits and outage handling have defaults and bounds', () => {
   const c = loadConfig({});
-  assert.equal([c.amqpHeartbeatSeconds, c.dbStatementTimeoutMs, c.dbConnectTimeoutMs, c.redisCommandTimeoutMs, c.outageHold, c.parkMs, c.quorumInitialGroupSize], [5, 5_000, 5_000, 2_000, 2, 5_000, 0]);
+  assert.equal(
+    [c.amqpHeartbeatSeconds, c.dbStatementTimeoutMs, c.dbConnectTimeoutMs, c.redisCommandTimeoutMs, c.outageHold, c.parkMs, c.quorumInitialGroupSize],
+    [5, 5_000, 5_000, 2_000, 2, 5_000, 0],
+  );
   refuses({ AMQP_HEARTBEAT_SECONDS: '0' }, 'AMQP_HEARTBEAT_SECONDS');
   refuses({ PARK_MS: '5' }, 'PARK_MS');
   refuses({ OUTAGE_HOLD: '-1' }, 'OUTAGE_HOLD');
@@ -103,7 +121,10 @@ test('OTLP traces URL: the per-signal endpoint as is, else the base + /v1/traces
   try {
     loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://c:4317', PREFETCH: '0' });
   } catch (err) {
-    assert.equal((err as ConfigError).problems.map((p) => p.split(':')[0]), ['PREFETCH', 'OTEL_EXPORTER_OTLP_ENDPOINT']);
+    assert.equal(
+      (err as ConfigError).problems.map((p) => p.split(':')[0]),
+      ['PREFETCH', 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    );
     return;
   }
   assert.unreachable('a grpc:// endpoint was accepted');
@@ -115,7 +136,10 @@ test('every wrong setting is reported at once, one line each, in the order read'
   } catch (err) {
     assert.instance(err, ConfigError);
     const problems = (err as ConfigError).problems;
-    assert.equal(problems.map((p) => p.split(':')[0]), ['DATABASE_URL', 'LOG_LEVEL', 'PREFETCH', 'CALL_TIMEOUT_MS']);
+    assert.equal(
+      problems.map((p) => p.split(':')[0]),
+      ['DATABASE_URL', 'LOG_LEVEL', 'PREFETCH', 'CALL_TIMEOUT_MS'],
+    );
     assert.is((err as Error).message.split('\n').length, 4);
     return;
   }

@@ -17,7 +17,11 @@ function fakeChannel() {
 }
 
 const msg = (id: string, headers: Record<string, unknown> = {}): ConsumeMessage =>
-  ({ content: Buffer.from('{}'), fields: { exchange: '', routingKey: 'q', deliveryTag: 1, redelivered: false, consumerTag: 't' }, properties: { messageId: id, headers } }) as unknown as ConsumeMessage;
+  ({
+    content: Buffer.from('{}'),
+    fields: { exchange: '', routingKey: 'q', deliveryTag: 1, redelivered: false, consumerTag: 't' },
+    properties: { messageId: id, headers },
+  }) as unknown as ConsumeMessage;
 
 function env(handler: Handler, o: Partial<DeliveryEnv> = {}) {
   const copies: string[] = [];
@@ -26,8 +30,12 @@ function env(handler: Handler, o: Partial<DeliveryEnv> = {}) {
     handler,
     publisher: {
       connected: () => true,
-      async park(m, queue, failures, why) { copies.push(`park ${m.properties.messageId} -> ${queue} failures=${failures} (${why})`); },
-      async deadLetter(m, queue, code, reason) { copies.push(`dead-letter ${m.properties.messageId} from ${queue}: ${code}: ${reason}`); },
+      async park(m, queue, failures, why) {
+        copies.push(`park ${m.properties.messageId} -> ${queue} failures=${failures} (${why})`);
+      },
+      async deadLetter(m, queue, code, reason) {
+        copies.push(`dead-letter ${m.properties.messageId} from ${queue}: ${code}: ${reason}`);
+      },
     },
     log: pino({ level: 'silent' }),
     deliveryLimit: 3,
@@ -51,7 +59,9 @@ test('success acks on the delivering channel', async () => {
 
 test('invalid input: one confirmed dead-letter copy, then ack', async () => {
   const { ch, done } = fakeChannel();
-  const { e, copies } = env(async () => { throw new PermanentError('INVALID_MESSAGE', 'userId must be a non-empty string'); });
+  const { e, copies } = env(async () => {
+    throw new PermanentError('INVALID_MESSAGE', 'userId must be a non-empty string');
+  });
   assert.is(await runDelivery(e, ch, msg('b')), 'dead-letter');
   assert.equal(copies, ['dead-letter b from q: INVALID_MESSAGE: userId must be a non-empty string']);
   assert.equal(done, ['ack b']);
@@ -59,12 +69,23 @@ test('invalid input: one confirmed dead-letter copy, then ack', async () => {
 
 test('an outage: the first delivery is held and retried until the dependency is back; the next is parked', async () => {
   let fail = 3;
-  const { e, copies } = env(async () => { if (fail-- > 0) throw down(); });
+  const { e, copies } = env(async () => {
+    if (fail-- > 0) throw down();
+  });
   const held = fakeChannel();
   const first = runDelivery(e, held.ch, msg('c'));
   // While `c` holds shard:2's only slot, `d` (also for shard 2) is parked.
   const parked = fakeChannel();
-  const second = await runDelivery({ ...e, handler: async () => { throw down(); } }, parked.ch, msg('d', { 'x-delivery-count': 1 }));
+  const second = await runDelivery(
+    {
+      ...e,
+      handler: async () => {
+        throw down();
+      },
+    },
+    parked.ch,
+    msg('d', { 'x-delivery-count': 1 }),
+  );
   assert.is(await first, 'ack');
   assert.equal(held.done, ['ack c']);
   assert.is(second, 'park');
@@ -74,7 +95,9 @@ test('an outage: the first delivery is held and retried until the dependency is 
 });
 
 test('a bug: reject-requeue until the delivery limit, then HANDLER_FAILED', async () => {
-  const failing = env(async () => { throw new Error('boom'); });
+  const failing = env(async () => {
+    throw new Error('boom');
+  });
   const a = fakeChannel();
   assert.is(await runDelivery(failing.e, a.ch, msg('e', { 'x-delivery-count': 1 })), 'requeue');
   assert.equal(a.done, ['reject-requeue e']);
@@ -86,8 +109,15 @@ test('a bug: reject-requeue until the delivery limit, then HANDLER_FAILED', asyn
 
 test('a dead-letter copy the broker does not confirm: the delivery is kept and tried again, never acked before', async () => {
   let refusals = 2;
-  const { e } = env(async () => { throw new PermanentError('INVALID_JSON', 'x'); });
-  const pub = { ...e.publisher, async deadLetter() { if (refusals-- > 0) throw new TransientError('broker', 'outage', 'broker: not connected'); } };
+  const { e } = env(async () => {
+    throw new PermanentError('INVALID_JSON', 'x');
+  });
+  const pub = {
+    ...e.publisher,
+    async deadLetter() {
+      if (refusals-- > 0) throw new TransientError('broker', 'outage', 'broker: not connected');
+    },
+  };
   const { ch, done } = fakeChannel();
   assert.is(await runDelivery({ ...e, publisher: pub }, ch, msg('f')), 'dead-letter');
   assert.equal(done, ['ack f']);
@@ -95,14 +125,25 @@ test('a dead-letter copy the broker does not confirm: the delivery is kept and t
 
 test('a channel gone while holding: nothing is settled (the broker redelivers)', async () => {
   let alive = true;
-  const { e } = env(async () => { alive = false; throw down(); }, { live: () => alive });
+  const { e } = env(
+    async () => {
+      alive = false;
+      throw down();
+    },
+    { live: () => alive },
+  );
   const { ch, done } = fakeChannel();
   assert.is(await runDelivery(e, ch, msg('g')), 'stale');
   assert.equal(done, []);
 });
 
 test('stopping: a failure goes back with nack, a success is acked', async () => {
-  const { e } = env(async () => { throw down(); }, { stopping: () => true });
+  const { e } = env(
+    async () => {
+      throw down();
+    },
+    { stopping: () => true },
+  );
   const { ch, done } = fakeChannel();
   assert.is(await runDelivery(e, ch, msg('h')), 'requeue');
   assert.equal(done, ['nack-requeue h']);

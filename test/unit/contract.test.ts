@@ -7,11 +7,21 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { asyncApi } from '../../infra/contract/documents';
 import { CONTRACT_DIR, asyncApiProblems, expectedFiles, staleFiles, writeFiles } from '../../infra/contract/generate';
-import { AccountPayload, BehaviorPayload, HistoryPayload, OrderPayload, RechargePayload, ReplayPayload, parseAccountRequest, parseHistoryRequest, parseRechargeRequest, parseReplayRequest } from '../../infra/contract/requests';
+import {
+  AccountPayload,
+  BehaviorPayload,
+  HistoryPayload,
+  OrderPayload,
+  RechargePayload,
+  ReplayPayload,
+  parseAccountRequest,
+  parseHistoryRequest,
+  parseRechargeRequest,
+  parseReplayRequest,
+} from '../../infra/contract/requests';
 import { PartakeReply } from '../../infra/contract/replies';
 import { QUEUES, TOPICS } from '../../infra/topology';
 import { aDelivery, permanentReason } from '../support/deliveries';
-
 
 const emoji = '😀';
 /** [id, accepted?]: the id rule of contract §5.1 at its edges. */
@@ -19,7 +29,7 @@ const IDS: Array<[string, boolean]> = [
   ['u', true],
   ['x'.repeat(128), true],
   [emoji.repeat(128), true], // 256 UTF-16 units, 128 code points
-  ['用户-' + emoji + "'; DROP TABLE x; --\\\"", true],
+  ['用户-' + emoji + '\'; DROP TABLE x; --\\"', true],
   ['with space', true],
   ['\u0020\u007e\u00a0\u00ff', true], // printable neighbours of the control ranges
   ['', false],
@@ -40,32 +50,82 @@ test('ids: 1-128 code points of printable Unicode, taken verbatim; the reason na
     for (const name of ['userId', 'outBusinessNo'] as const) {
       const body = { userId: 'u', sku: 1, outBusinessNo: 'o', [name]: id };
       if (ok) assert.is(parseRechargeRequest(aDelivery(body))[name], id, JSON.stringify(id));
-      else assert.match(permanentReason(() => parseRechargeRequest(aDelivery(body))), new RegExp(`^${name} `), JSON.stringify(id));
+      else
+        assert.match(
+          permanentReason(() => parseRechargeRequest(aDelivery(body))),
+          new RegExp(`^${name} `),
+          JSON.stringify(id),
+        );
     }
   }
-  assert.is(permanentReason(() => parseRechargeRequest(aDelivery({ userId: 'x'.repeat(129), sku: 1, outBusinessNo: 'o' }))), 'userId is over 128 characters');
-  assert.is(permanentReason(() => parseRechargeRequest(aDelivery({ userId: 'a\u0001', sku: 1, outBusinessNo: 'o' }))), 'userId holds a control character or a lone surrogate');
-  assert.is(permanentReason(() => parseRechargeRequest(aDelivery({ userId: 7, sku: 1, outBusinessNo: 'o' }))), 'userId must be a non-empty string');
-  assert.is(permanentReason(() => parseAccountRequest(aDelivery({ userId: 'u', activityId: '100301' }))), 'activityId must be a positive whole number');
-  assert.is(permanentReason(() => parseAccountRequest(aDelivery({ userId: 'u' }))), 'activityId must be a positive whole number');
+  assert.is(
+    permanentReason(() => parseRechargeRequest(aDelivery({ userId: 'x'.repeat(129), sku: 1, outBusinessNo: 'o' }))),
+    'userId is over 128 characters',
+  );
+  assert.is(
+    permanentReason(() => parseRechargeRequest(aDelivery({ userId: 'a\u0001', sku: 1, outBusinessNo: 'o' }))),
+    'userId holds a control character or a lone surrogate',
+  );
+  assert.is(
+    permanentReason(() => parseRechargeRequest(aDelivery({ userId: 7, sku: 1, outBusinessNo: 'o' }))),
+    'userId must be a non-empty string',
+  );
+  assert.is(
+    permanentReason(() => parseAccountRequest(aDelivery({ userId: 'u', activityId: '100301' }))),
+    'activityId must be a positive whole number',
+  );
+  assert.is(
+    permanentReason(() => parseAccountRequest(aDelivery({ userId: 'u' }))),
+    'activityId must be a positive whole number',
+  );
 });
 
 test('history: limit 1..100 defaulting to 20, before in epoch ms', () => {
   assert.equal(parseHistoryRequest(aDelivery({ userId: 'u', activityId: 1 })), { userId: 'u', activityId: 1, limit: 20 });
-  assert.equal(parseHistoryRequest(aDelivery({ id: 'm', data: { userId: 'u', activityId: 1, limit: 100, before: 1_780_000_000_000 } })), { userId: 'u', activityId: 1, limit: 100, before: 1_780_000_000_000 });
-  for (const limit of [0, 101, 1.5, '5']) assert.match(permanentReason(() => parseHistoryRequest(aDelivery({ userId: 'u', activityId: 1, limit }))), /^limit /);
-  assert.match(permanentReason(() => parseHistoryRequest(aDelivery({ userId: 'u', activityId: 1, before: -1 }))), /^before /);
+  assert.equal(parseHistoryRequest(aDelivery({ id: 'm', data: { userId: 'u', activityId: 1, limit: 100, before: 1_780_000_000_000 } })), {
+    userId: 'u',
+    activityId: 1,
+    limit: 100,
+    before: 1_780_000_000_000,
+  });
+  for (const limit of [0, 101, 1.5, '5'])
+    assert.match(
+      permanentReason(() => parseHistoryRequest(aDelivery({ userId: 'u', activityId: 1, limit }))),
+      /^limit /,
+    );
+  assert.match(
+    permanentReason(() => parseHistoryRequest(aDelivery({ userId: 'u', activityId: 1, before: -1 }))),
+    /^before /,
+  );
 });
 
 test('replay: exactly one of taskIds or state', () => {
   assert.equal(parseReplayRequest(aDelivery({ taskIds: [1, '2:7', 'partake.created:1'] })), { ids: [1, '2:7', 'partake.created:1'] });
   assert.equal(parseReplayRequest(aDelivery({ state: 'dead' })), { state: 'dead' });
-  assert.is(permanentReason(() => parseReplayRequest(aDelivery({}))), 'give exactly one of taskIds or state');
-  assert.is(permanentReason(() => parseReplayRequest(aDelivery({ taskIds: [1], state: 'dead' }))), 'give exactly one of taskIds or state');
-  assert.is(permanentReason(() => parseReplayRequest(aDelivery({ state: 'create' }))), 'state must be "fail" or "dead"');
-  assert.is(permanentReason(() => parseReplayRequest(aDelivery({ taskIds: [] }))), 'taskIds must be a non-empty array');
-  assert.match(permanentReason(() => parseReplayRequest(aDelivery({ taskIds: [1, 0] }))), /^taskIds\[1\] /);
-  assert.is(permanentReason(() => parseReplayRequest(aDelivery({ taskIds: Array.from({ length: 1001 }, (_, i) => i + 1) }))), 'taskIds has over 1000 entries');
+  assert.is(
+    permanentReason(() => parseReplayRequest(aDelivery({}))),
+    'give exactly one of taskIds or state',
+  );
+  assert.is(
+    permanentReason(() => parseReplayRequest(aDelivery({ taskIds: [1], state: 'dead' }))),
+    'give exactly one of taskIds or state',
+  );
+  assert.is(
+    permanentReason(() => parseReplayRequest(aDelivery({ state: 'create' }))),
+    'state must be "fail" or "dead"',
+  );
+  assert.is(
+    permanentReason(() => parseReplayRequest(aDelivery({ taskIds: [] }))),
+    'taskIds must be a non-empty array',
+  );
+  assert.match(
+    permanentReason(() => parseReplayRequest(aDelivery({ taskIds: [1, 0] }))),
+    /^taskIds\[1\] /,
+  );
+  assert.is(
+    permanentReason(() => parseReplayRequest(aDelivery({ taskIds: Array.from({ length: 1001 }, (_, i) => i + 1) }))),
+    'taskIds has over 1000 entries',
+  );
 });
 
 /** The checked-in JSON Schema, read by a separate validator, must agree with the zod schema on every sample. */
@@ -75,28 +135,44 @@ const fileSchema = (p: string) => ajv.compile(JSON.parse(fs.readFileSync(path.jo
 
 test('generated JSON Schema and zod agree on good and bad samples', () => {
   const cases: Array<[string, { safeParse(v: unknown): { success: boolean } }, unknown[]]> = [
-    [`requests/${QUEUES.recharge}.json`, RechargePayload, [
-      ...IDS.map(([id]) => ({ userId: id, sku: 9011, outBusinessNo: 'o' })),
-      { userId: 'u', sku: 9011, outBusinessNo: 'o', payType: 'cash', payAmount: '12.50' },
-      { userId: 'u', sku: 9011, outBusinessNo: 'o', payType: 'gold' },
-      { userId: 'u', sku: 9011, outBusinessNo: 'o', payAmount: '-1' },
-      { userId: 'u', sku: '9011', outBusinessNo: 'o' },
-      { userId: 'u', sku: 0, outBusinessNo: 'o' },
-      { userId: 'u', sku: 1.5, outBusinessNo: 'o' },
-      { userId: 'u', sku: 1 },
-    ]],
+    [
+      `requests/${QUEUES.recharge}.json`,
+      RechargePayload,
+      [
+        ...IDS.map(([id]) => ({ userId: id, sku: 9011, outBusinessNo: 'o' })),
+        { userId: 'u', sku: 9011, outBusinessNo: 'o', payType: 'cash', payAmount: '12.50' },
+        { userId: 'u', sku: 9011, outBusinessNo: 'o', payType: 'gold' },
+        { userId: 'u', sku: 9011, outBusinessNo: 'o', payAmount: '-1' },
+        { userId: 'u', sku: '9011', outBusinessNo: 'o' },
+        { userId: 'u', sku: 0, outBusinessNo: 'o' },
+        { userId: 'u', sku: 1.5, outBusinessNo: 'o' },
+        { userId: 'u', sku: 1 },
+      ],
+    ],
     [`requests/${QUEUES.behavior}.json`, BehaviorPayload, IDS.map(([id]) => ({ userId: 'u', behavior: id, outBusinessNo: 'd' }))],
     [`requests/${QUEUES.partake}.json`, AccountPayload, [{ userId: 'u', activityId: 1 }, { userId: 'u', activityId: -1 }, { userId: 'u' }, { userId: 'u', activityId: 1, extra: true }]],
-    [`requests/${QUEUES.raffleOrderCancel}.json`, OrderPayload, [{ userId: 'u', orderId: '123' }, { userId: 'u', orderId: '' }, { userId: 'u', orderId: 'x'.repeat(33) }]],
+    [
+      `requests/${QUEUES.raffleOrderCancel}.json`,
+      OrderPayload,
+      [
+        { userId: 'u', orderId: '123' },
+        { userId: 'u', orderId: '' },
+        { userId: 'u', orderId: 'x'.repeat(33) },
+      ],
+    ],
     [`requests/${QUEUES.accountHistory}.json`, HistoryPayload, [0, 1, 100, 101].map((limit) => ({ userId: 'u', activityId: 1, limit }))],
     [`requests/${QUEUES.taskReplay}.json`, ReplayPayload, [{ taskIds: [1] }, { state: 'fail' }, {}, { taskIds: [1], state: 'dead' }, { taskIds: [] }]],
-    [`replies/${QUEUES.partake}.json`, PartakeReply, [
-      { code: '0000', info: 'success', data: { orderId: '1', userId: 'u', activityId: 1, activityName: 'a', strategyId: 2, orderTime: '2026-06-15T12:00:00.000Z', orderState: 'create' } },
-      { code: '0000', info: 'success', data: { orderId: '1', userId: 'u', activityId: 1, activityName: 'a', strategyId: 2, orderTime: 'yesterday', orderState: 'create' } },
-      { code: 'ERR_BIZ_006', info: 'no account' },
-      { code: 'ERR_BIZ_005', info: 'not a partake code' },
-      { code: '0002', info: 'x', extra: 1 },
-    ]],
+    [
+      `replies/${QUEUES.partake}.json`,
+      PartakeReply,
+      [
+        { code: '0000', info: 'success', data: { orderId: '1', userId: 'u', activityId: 1, activityName: 'a', strategyId: 2, orderTime: '2026-06-15T12:00:00.000Z', orderState: 'create' } },
+        { code: '0000', info: 'success', data: { orderId: '1', userId: 'u', activityId: 1, activityName: 'a', strategyId: 2, orderTime: 'yesterday', orderState: 'create' } },
+        { code: 'ERR_BIZ_006', info: 'no account' },
+        { code: 'ERR_BIZ_005', info: 'not a partake code' },
+        { code: '0002', info: 'x', extra: 1 },
+      ],
+    ],
   ];
   let refused = 0;
   for (const [file, schema, samples] of cases) {

@@ -14,13 +14,13 @@ const LINES = [
   'rmgr: Heap2       len (rec/tot):     59/    59, tx:          0, lsn: 0/2F401B00, prev 0/2F401AC0, desc: PRUNE latestRemovedXid 25000 nredirected 0 ndead 1, blkref #0: rel 1663/16400/16500 blk 7',
 ];
 
-test('WAL of our databases: their block records, their transactions\' commits, full-page images apart', () => {
+test("WAL of our databases: their block records, their transactions' commits, full-page images apart", () => {
   const acc = walAttribution(new Set(['16400']));
   for (const l of LINES) acc.add(l);
   assert.equal(acc.result(), { bytes: 734 + 53 + 34 + 59, fpi: 734 - 54, records: 7, commits: 1, rowsWritten: 1, hotUpdates: 0, rowsLocked: 0 });
 });
 
-test('another database\'s records and commits are not ours; other lines are ignored', () => {
+test("another database's records and commits are not ours; other lines are ignored", () => {
   const acc = walAttribution(new Set(['16401']));
   for (const l of [...LINES, 'pg_waldump: error: error in WAL record at 0/2F401B00: invalid record length', '']) acc.add(l);
   assert.equal(acc.result(), { bytes: 0, fpi: 0, records: 7, commits: 0, rowsWritten: 0, hotUpdates: 0, rowsLocked: 0 });
@@ -31,8 +31,18 @@ test('another database\'s records and commits are not ours; other lines are igno
 
 test('rows written, HOT updates and locks are counted by record type', () => {
   const acc = walAttribution(new Set(['16400']));
-  const rec = (tx: number, what: string) => `rmgr: ${what.startsWith('MULTI') ? 'Heap2' : 'Heap'}        len (rec/tot):     60/    60, tx:      ${tx}, lsn: 0/2F401558, prev 0/2F401530, desc: ${what}, blkref #0: rel 1663/16400/16500 blk 3`;
-  for (const w of ['INSERT off 8 flags 0x00', 'INSERT+INIT off 1 flags 0x00', 'HOT_UPDATE off 2 xmax 1 flags 0x10 ; new off 9 xmax 0', 'UPDATE off 3 xmax 1 flags 0x00 ; new off 4 xmax 0', 'DELETE off 5 flags 0x00 KEYS_UPDATED', 'LOCK off 6: xid 7: flags 0x00 LOCK_ONLY EXCL_LOCK', 'MULTI_INSERT 3 tuples flags 0x02']) acc.add(rec(9, w));
+  const rec = (tx: number, what: string) =>
+    `rmgr: ${what.startsWith('MULTI') ? 'Heap2' : 'Heap'}        len (rec/tot):     60/    60, tx:      ${tx}, lsn: 0/2F401558, prev 0/2F401530, desc: ${what}, blkref #0: rel 1663/16400/16500 blk 3`;
+  for (const w of [
+    'INSERT off 8 flags 0x00',
+    'INSERT+INIT off 1 flags 0x00',
+    'HOT_UPDATE off 2 xmax 1 flags 0x10 ; new off 9 xmax 0',
+    'UPDATE off 3 xmax 1 flags 0x00 ; new off 4 xmax 0',
+    'DELETE off 5 flags 0x00 KEYS_UPDATED',
+    'LOCK off 6: xid 7: flags 0x00 LOCK_ONLY EXCL_LOCK',
+    'MULTI_INSERT 3 tuples flags 0x02',
+  ])
+    acc.add(rec(9, w));
   acc.add('rmgr: Transaction len (rec/tot):     34/    34, tx:          9, lsn: 0/2F401A98, prev 0/2F401A70, desc: COMMIT 2026-12-05 07:30:01.000002 UTC');
   const r = acc.result();
   assert.equal([r.rowsWritten, r.hotUpdates, r.rowsLocked, r.commits], [5 + 3, 1, 1, 1]);

@@ -7,7 +7,7 @@ const dbError = (code: string) => Object.assign(new pg.DatabaseError(`sqlstate $
 const system = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code, syscall: 'connect' });
 const reply = (text: string) => Object.assign(new Error(text), { name: 'ReplyError' });
 
-test('SQLSTATE table: outages, contention, and the message\'s own failures', () => {
+test("SQLSTATE table: outages, contention, and the message's own failures", () => {
   const table: Array<[string, 'outage' | 'contention' | undefined]> = [
     ['08006', 'outage'], // connection failure
     ['08001', 'outage'], // cannot establish
@@ -38,7 +38,14 @@ test('driver error kinds: pg DatabaseError by SQLSTATE, Node network errors, Red
   assert.is(transientKind(dbError('23505')), undefined);
   for (const c of ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']) assert.is(transientKind(system(c)), 'outage', c);
   assert.is(transientKind(system('ENOENT')), undefined);
-  for (const r of ['LOADING Redis is loading', 'READONLY You can\'t write against a read only replica.', 'CLUSTERDOWN The cluster is down', 'TRYAGAIN Multiple keys', 'MASTERDOWN Link with MASTER is down']) assert.is(transientKind(reply(r)), 'outage', r);
+  for (const r of [
+    'LOADING Redis is loading',
+    "READONLY You can't write against a read only replica.",
+    'CLUSTERDOWN The cluster is down',
+    'TRYAGAIN Multiple keys',
+    'MASTERDOWN Link with MASTER is down',
+  ])
+    assert.is(transientKind(reply(r)), 'outage', r);
   assert.is(transientKind(reply('NOSCRIPT No matching script')), undefined);
   assert.is(transientKind(reply('ERR wrong number of arguments')), undefined);
   // message text alone decides nothing

@@ -48,7 +48,11 @@ test('alert rules: the five asked for are there and query metrics that exist', a
   const doc = YAML.parse(fs.readFileSync(path.join(root, 'docs/ops/alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
   const rules = doc.groups.flatMap((g) => g.rules);
   const names = await known();
-  for (const a of ['OutboxLagHigh', 'OutboxDeadTasks', 'DeadLetters', 'ConsumerMissing', 'ShardCircuitOpen']) assert.ok(rules.some((r) => r.alert === a), a);
+  for (const a of ['OutboxLagHigh', 'OutboxDeadTasks', 'DeadLetters', 'ConsumerMissing', 'ShardCircuitOpen'])
+    assert.ok(
+      rules.some((r) => r.alert === a),
+      a,
+    );
   for (const r of rules) for (const n of metricNames(r.expr)) assert.ok(names.has(n), `${r.alert}: ${n}`);
 });
 

@@ -17,7 +17,10 @@ test('a task row: envelope id = message id, due now, or after the hold when its 
 
 test('the task insert as a CTE numbers its five parameters from the first given, in taskParams order', () => {
   const text = insertTaskFrom('o', 11, 7).replace(/\s+/g, ' ');
-  assert.match(text, "INSERT INTO task (user_id, topic, message_id, message, next_attempt_at, state, create_time, update_time) SELECT $11, $12, $13, $14::jsonb, $15, 'create', $7, $7 FROM o ON CONFLICT (message_id) DO NOTHING RETURNING id");
+  assert.match(
+    text,
+    "INSERT INTO task (user_id, topic, message_id, message, next_attempt_at, state, create_time, update_time) SELECT $11, $12, $13, $14::jsonb, $15, 'create', $7, $7 FROM o ON CONFLICT (message_id) DO NOTHING RETURNING id",
+  );
   assert.match(insertTaskFrom('a', 8, 3).replace(/\s+/g, ' '), "SELECT $8, $9, $10, $11::jsonb, $12, 'create', $3, $3 FROM a");
 });
 

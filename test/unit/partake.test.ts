@@ -5,8 +5,14 @@ import { checkActivity, deductOne, quotaAsOf, type AccountQuota } from '../../do
 import { refuseChange } from '../../domain/raffle-order';
 
 const anActivity = (o: Partial<Activity> = {}): Activity => ({
-  activityId: 100301, name: 'Spring raffle', desc: '', strategyId: 100006,
-  beginTime: new Date('2026-01-01T00:00:00Z'), endTime: new Date('2027-01-01T00:00:00Z'), state: 'open', ...o,
+  activityId: 100301,
+  name: 'Spring raffle',
+  desc: '',
+  strategyId: 100006,
+  beginTime: new Date('2026-01-01T00:00:00Z'),
+  endTime: new Date('2027-01-01T00:00:00Z'),
+  state: 'open',
+  ...o,
 });
 const anAccount = (o: Partial<AccountQuota> = {}): AccountQuota => ({ totalCount: 10, totalSurplus: 10, dayCount: 3, monthCount: 6, ...o });
 const NOW = new Date('2026-05-10T08:00:00Z');
@@ -43,7 +49,7 @@ test('given a fresh account and no rows, when deducting, then both rows are crea
   });
 });
 
-test('given today\'s and this month\'s rows, when deducting, then both are decremented', () => {
+test("given today's and this month's rows, when deducting, then both are decremented", () => {
   const d = deductOne({ account: anAccount({ totalSurplus: 7 }), day: { day: '2026-05-10', count: 3, surplus: 1 }, month: { month: '2026-05', count: 6, surplus: 4 } }, NOW, UTC);
   assert.equal(d, { ok: true, period: { day: '2026-05-10', month: '2026-05' }, totalSurplus: 6, day: { kind: 'decrement', surplus: 0 }, month: { kind: 'decrement', surplus: 3 } });
 });
@@ -61,7 +67,7 @@ test('a missing row counts as the account allowance: an allowance of 0 refuses',
   assert.equal(pick(deductOne({ account: anAccount({ dayCount: 0 }) }, NOW, UTC)), 'ERR_BIZ_008');
 });
 
-test('midnight in UTC+8: yesterday\'s exhausted day row does not count for the new day', () => {
+test("midnight in UTC+8: yesterday's exhausted day row does not count for the new day", () => {
   const rows = { account: anAccount(), day: { day: '2026-05-09', count: 3, surplus: 0 }, month: { month: '2026-05', count: 6, surplus: 3 } };
   // Given 23:59:59 on 9 May in Shanghai, when deducting, then the day is exhausted
   assert.equal(pick(deductOne(rows, new Date('2026-05-09T15:59:59Z'), SHANGHAI)), 'ERR_BIZ_008');

@@ -11,7 +11,9 @@ const bug: Failure = { kind: 'unknown', reason: 'boom' };
 test('success acks; a permanent failure is dead-lettered with its code and reason', () => {
   assert.equal(decide(undefined, { failures: 3, attempt: 0 }, state()), { kind: 'ack' });
   assert.equal(decide({ kind: 'permanent', code: 'INVALID_MESSAGE', reason: 'sku must be a number' }, { failures: 0, attempt: 0 }, state()), {
-    kind: 'dead-letter', code: 'INVALID_MESSAGE', reason: 'sku must be a number',
+    kind: 'dead-letter',
+    code: 'INVALID_MESSAGE',
+    reason: 'sku must be a number',
   });
 });
 
@@ -31,13 +33,13 @@ test('contention is retried in place, quickly', () => {
   assert.equal(o, { kind: 'hold', scope: 'shard:1', delayMs: 20 });
 });
 
-test('the message\'s own failure: reject-requeue (counted on 3.x and 4.3+) until the limit, then dead-letter', () => {
+test("the message's own failure: reject-requeue (counted on 3.x and 4.3+) until the limit, then dead-letter", () => {
   assert.equal(decide(bug, { failures: 0, attempt: 0 }, state()), { kind: 'requeue', how: 'reject', delayMs: 200 });
   assert.is(decide(bug, { failures: 3, attempt: 0 }, state()).kind, 'requeue');
   assert.equal(decide(bug, { failures: 4, attempt: 0 }, state()), { kind: 'dead-letter', code: 'HANDLER_FAILED', reason: 'failed 5 times: boom' });
 });
 
-test('while stopping, every failure goes back with nack (not the message\'s fault)', () => {
+test("while stopping, every failure goes back with nack (not the message's fault)", () => {
   for (const f of [bug, outage(), contention]) assert.equal(decide(f, { failures: 0, attempt: 0 }, state({ stopping: true })), { kind: 'requeue', how: 'nack', delayMs: 0 });
   assert.equal(decide(undefined, { failures: 0, attempt: 0 }, state({ stopping: true })), { kind: 'ack' });
 });

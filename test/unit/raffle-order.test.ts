@@ -5,14 +5,25 @@ import { decidePartake } from '../../domain/partake';
 import { decideCancel, expiryCutoff, type RaffleOrder } from '../../domain/raffle-order';
 
 const activity: Activity = {
-  activityId: 100301, name: 'Spring raffle', desc: '', strategyId: 100006,
-  beginTime: new Date('2026-01-01T00:00:00Z'), endTime: new Date('2027-01-01T00:00:00Z'), state: 'open',
+  activityId: 100301,
+  name: 'Spring raffle',
+  desc: '',
+  strategyId: 100006,
+  beginTime: new Date('2026-01-01T00:00:00Z'),
+  endTime: new Date('2027-01-01T00:00:00Z'),
+  state: 'open',
 };
 const account = { totalCount: 10, totalSurplus: 10, dayCount: 3, monthCount: 6 };
 const NOW = new Date('2026-05-10T08:00:00Z');
 const anOrder = (o: Partial<RaffleOrder> = {}): RaffleOrder => ({
-  orderId: '123456789012', userId: 'u1', activityId: 100301, activityName: 'Spring raffle', strategyId: 100006,
-  orderTime: new Date('2026-05-10T07:00:00Z'), orderState: 'create', ...o,
+  orderId: '123456789012',
+  userId: 'u1',
+  activityId: 100301,
+  activityName: 'Spring raffle',
+  strategyId: 100006,
+  orderTime: new Date('2026-05-10T07:00:00Z'),
+  orderState: 'create',
+  ...o,
 });
 
 test('partake decision: a new order with its deduction and its partake.created event', () => {
@@ -20,11 +31,21 @@ test('partake decision: a new order with its deduction and its partake.created e
   assert.is(d.kind, 'create');
   if (d.kind !== 'create') return;
   assert.equal(d.order, { ...anOrder(), orderTime: NOW });
-  assert.equal(d.deduction, { ok: true, period: { day: '2026-05-10', month: '2026-05' }, totalSurplus: 9, day: { kind: 'create', count: 3, surplus: 2 }, month: { kind: 'create', count: 6, surplus: 5 } });
-  assert.equal(d.events, [{
-    topic: 'partake.created', userId: 'u1', messageId: 'partake.created:123456789012',
-    data: { orderId: '123456789012', userId: 'u1', activityId: 100301, strategyId: 100006, orderTime: NOW.toISOString() },
-  }]);
+  assert.equal(d.deduction, {
+    ok: true,
+    period: { day: '2026-05-10', month: '2026-05' },
+    totalSurplus: 9,
+    day: { kind: 'create', count: 3, surplus: 2 },
+    month: { kind: 'create', count: 6, surplus: 5 },
+  });
+  assert.equal(d.events, [
+    {
+      topic: 'partake.created',
+      userId: 'u1',
+      messageId: 'partake.created:123456789012',
+      data: { orderId: '123456789012', userId: 'u1', activityId: 100301, strategyId: 100006, orderTime: NOW.toISOString() },
+    },
+  ]);
 });
 
 test('partake decision: the unused order is returned as it is; no account or no quota is a refusal', () => {
@@ -43,7 +64,10 @@ test('cancel: an order of today refunds total, day and month, with its event', (
   assert.equal(d.refund, { total: 1, day: 1, month: 1 });
   assert.equal(d.period, { day: '2026-05-10', month: '2026-05' });
   assert.is(d.order.orderState, 'cancel');
-  assert.equal(d.events.map((e) => [e.topic, e.userId, e.data]), [['raffle-order.cancelled', 'u1', { orderId: '123456789012', userId: 'u1', activityId: 100301, refund: { total: 1, day: 1, month: 1 } }]]);
+  assert.equal(
+    d.events.map((e) => [e.topic, e.userId, e.data]),
+    [['raffle-order.cancelled', 'u1', { orderId: '123456789012', userId: 'u1', activityId: 100301, refund: { total: 1, day: 1, month: 1 } }]],
+  );
 });
 
 test('cancel: an order of yesterday refunds no day; of last month, no day and no month', () => {
@@ -70,7 +94,11 @@ function refundOf(order: RaffleOrder, timeZone: string): unknown {
 }
 
 test('cancel: used or cancelled → 009 and nothing to refund; unknown → 010', () => {
-  for (const [order, code] of [[anOrder({ orderState: 'used' }), 'ERR_BIZ_009'], [anOrder({ orderState: 'cancel' }), 'ERR_BIZ_009'], [undefined, 'ERR_BIZ_010']] as const) {
+  for (const [order, code] of [
+    [anOrder({ orderState: 'used' }), 'ERR_BIZ_009'],
+    [anOrder({ orderState: 'cancel' }), 'ERR_BIZ_009'],
+    [undefined, 'ERR_BIZ_010'],
+  ] as const) {
     const d = decideCancel(order, NOW, 'UTC');
     assert.equal(d.kind === 'refused' && d.refusal.code, code);
   }

@@ -13,7 +13,12 @@ test('javaHash matches Java String.hashCode', () => {
 });
 
 test('contract vectors with 2 shards x 4 tables', () => {
-  for (const [user, shard, suffix] of [['xiaofuge', 1, '001'], ['user001', 2, '000'], ['user003', 1, '002'], ['xiaofuge2', 2, '003']] as const) {
+  for (const [user, shard, suffix] of [
+    ['xiaofuge', 1, '001'],
+    ['user001', 2, '000'],
+    ['user003', 1, '002'],
+    ['xiaofuge2', 2, '003'],
+  ] as const) {
     const r = route(user, 2, 4);
     assert.equal([r.shard, r.suffix], [shard, suffix], user);
   }
@@ -28,7 +33,12 @@ test('non-ASCII ids hash by UTF-16 code units, surrogate pairs as two units', ()
 });
 
 test('other shard x table counts stay in range and use every slot', () => {
-  for (const [s, t] of [[1, 1], [4, 4], [2, 8], [1, 16]] as const) {
+  for (const [s, t] of [
+    [1, 1],
+    [4, 4],
+    [2, 8],
+    [1, 16],
+  ] as const) {
     const seen = new Set<string>();
     for (let i = 0; i < 5000; i++) {
       const r = route(`user-${i}`, s, t);

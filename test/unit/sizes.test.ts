@@ -7,12 +7,21 @@ const body = (n: number) => Array.from({ length: n }, (_, i) => `  x += ${i};`).
 test('a function is measured from its first to its last line, nested ones inside it included', () => {
   const text = `export function outer(): number {\n  let x = 0;\n  const inner = () => {\n${body(3)}\n  };\n  inner();\n  return x;\n}\n`;
   const sizes = measureFunctions('a.ts', text);
-  assert.equal(sizes.map((f) => [f.name, f.line, f.lines]), [['outer', 1, 10], ['inner', 3, 5]]);
+  assert.equal(
+    sizes.map((f) => [f.name, f.line, f.lines]),
+    [
+      ['outer', 1, 10],
+      ['inner', 3, 5],
+    ],
+  );
 });
 
 test('methods, arrows given to calls and class members are named for a grep', () => {
   const text = `class A {\n  run() {\n    return 1;\n  }\n  constructor() {}\n}\nconst o = { go: async () => 2 };\nsetTimeout(() => 3);\n`;
-  assert.equal(measureFunctions('b.ts', text).map((f) => f.name), ['run', 'constructor', 'go', '(callback of setTimeout)']);
+  assert.equal(
+    measureFunctions('b.ts', text).map((f) => f.name),
+    ['run', 'constructor', 'go', '(callback of setTimeout)'],
+  );
 });
 
 test('a doctored 61-line function and a 301-line file are reported; 60 and 300 are not', () => {
@@ -24,7 +33,10 @@ test('a doctored 61-line function and a 301-line file are reported; 60 and 300 a
     ['edge.ts', `${'const a = 1;\n'.repeat(300)}`],
   ]);
   const r = overLimits(files, 60, 300);
-  assert.equal(r.functions.map((f) => [f.file, f.name, f.lines]), [['long.ts', 'tooLong', 61]]);
+  assert.equal(
+    r.functions.map((f) => [f.file, f.name, f.lines]),
+    [['long.ts', 'tooLong', 61]],
+  );
   assert.equal(r.files, [{ file: 'big.ts', lines: 301 }]);
   assert.is(lineCount('a\nb\n'), 2);
   assert.is(lineCount('a\nb'), 2);

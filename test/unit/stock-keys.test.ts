@@ -3,7 +3,13 @@ import * as assert from 'uvu/assert';
 import { hashTag, legacyKeys, rebuildLockKey, RESERVED_PATTERN, reservedKey, skuOfReservedKey, stockKey } from '../../infra/stock-keys';
 
 /** Redis glob with `*` only (all RESERVED_PATTERN uses). */
-const glob = (pattern: string) => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+const glob = (pattern: string) =>
+  new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
 
 test('hashTag follows Redis Cluster: the first non-empty {…}, else the whole key', () => {
   assert.is(hashTag('a{b}c'), 'b');
@@ -24,13 +30,16 @@ test('every key of a SKU carries the same tag (one slot), and SKUs differ', () =
   assert.is(hashTag(`tenant-a:${reservedKey(7)}`), hashTag(stockKey(7)));
 });
 
-test('the old layout put a SKU\'s counter and reservations in different slots (what Redis Cluster refused)', () => {
+test("the old layout put a SKU's counter and reservations in different slots (what Redis Cluster refused)", () => {
   const [counter, reserved] = legacyKeys(9011);
   assert.is.not(hashTag(counter!), hashTag(reserved!));
-  assert.ok(legacyKeys(9011).every((k) => !k.includes('{')), 'legacy keys are not the new ones');
+  assert.ok(
+    legacyKeys(9011).every((k) => !k.includes('{')),
+    'legacy keys are not the new ones',
+  );
 });
 
-test('the reaper\'s SCAN pattern matches reservation hashes only, and their SKU is read back', () => {
+test("the reaper's SCAN pattern matches reservation hashes only, and their SKU is read back", () => {
   const re = glob(RESERVED_PATTERN);
   assert.ok(re.test(reservedKey(9011)));
   assert.not.ok(re.test(stockKey(9011)));

@@ -14,7 +14,11 @@ const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
 
 const delivery = (headers: Record<string, unknown>): ConsumeMessage =>
-  ({ content: Buffer.from('{}'), fields: { exchange: '', routingKey: 'q', deliveryTag: 1, redelivered: false, consumerTag: 't' }, properties: { messageId: 'm-1', correlationId: 'c-1', headers } }) as unknown as ConsumeMessage;
+  ({
+    content: Buffer.from('{}'),
+    fields: { exchange: '', routingKey: 'q', deliveryTag: 1, redelivered: false, consumerTag: 't' },
+    properties: { messageId: 'm-1', correlationId: 'c-1', headers },
+  }) as unknown as ConsumeMessage;
 
 function env(handler: DeliveryEnv['handler']): DeliveryEnv {
   return {
@@ -33,12 +37,16 @@ function env(handler: DeliveryEnv['handler']): DeliveryEnv {
 
 const settle = { ack: () => undefined, reject: () => undefined, nack: () => undefined };
 
-test('no spans recorded, yet the caller\'s trace id reaches the envelope and every log line of the delivery', async () => {
+test("no spans recorded, yet the caller's trace id reaches the envelope and every log line of the delivery", async () => {
   let seen: { envelope: ReturnType<typeof traceFields>; log: Record<string, unknown> } | undefined;
-  const outcome = await runDelivery(env(async () => {
-    await new Promise((r) => setTimeout(r, 1)); // across an await, as a handler's database call would be
-    seen = { envelope: traceFields(), log: logFieldsOf() };
-  }), settle, delivery({ traceparent: Buffer.from(`00-${TRACE}-${PARENT}-01`) }));
+  const outcome = await runDelivery(
+    env(async () => {
+      await new Promise((r) => setTimeout(r, 1)); // across an await, as a handler's database call would be
+      seen = { envelope: traceFields(), log: logFieldsOf() };
+    }),
+    settle,
+    delivery({ traceparent: Buffer.from(`00-${TRACE}-${PARENT}-01`) }),
+  );
   assert.is(outcome, 'ack');
   assert.is(seen!.envelope.traceparent, `00-${TRACE}-${PARENT}-01`);
   assert.equal(seen!.log, { messageId: 'm-1', correlationId: 'c-1', trace_id: TRACE, span_id: PARENT });
@@ -47,7 +55,11 @@ test('no spans recorded, yet the caller\'s trace id reaches the envelope and eve
 
 test('no traceparent: the log lines still carry the ids, the envelope no trace', async () => {
   let seen: { envelope: ReturnType<typeof traceFields>; log: Record<string, unknown> } | undefined;
-  await runDelivery(env(async () => void (seen = { envelope: traceFields(), log: logFieldsOf() })), settle, delivery({}));
+  await runDelivery(
+    env(async () => void (seen = { envelope: traceFields(), log: logFieldsOf() })),
+    settle,
+    delivery({}),
+  );
   assert.equal(seen!.envelope, {});
   assert.equal(seen!.log, { messageId: 'm-1', correlationId: 'c-1' });
 });

@@ -30,11 +30,9 @@ export type Deps = Readonly<{
 export const success = (data: unknown): Reply => ({ code: '0000', info: 'success', data });
 export const refused = (r: Readonly<{ code: string; info: string }>): Reply => ({ code: r.code, info: r.info });
 
-export const partakeHandler = (d: Deps): Handler =>
-  requestReply(d.broker, { queue: PARTAKE_QUEUE, parse: parseAccountRequest, run: (req) => partake(d, req), replyRequired: true });
+export const partakeHandler = (d: Deps): Handler => requestReply(d.broker, { queue: PARTAKE_QUEUE, parse: parseAccountRequest, run: (req) => partake(d, req), replyRequired: true });
 
-export const accountQueryHandler = (d: Deps): Handler =>
-  requestReply(d.broker, { queue: ACCOUNT_QUERY_QUEUE, parse: parseAccountRequest, run: (req) => queryAccount(d, req), replyRequired: true });
+export const accountQueryHandler = (d: Deps): Handler => requestReply(d.broker, { queue: ACCOUNT_QUERY_QUEUE, parse: parseAccountRequest, run: (req) => queryAccount(d, req), replyRequired: true });
 
 type Partaken = Readonly<{ decision: PartakeDecision; tasks: EnqueuedTask[] }>;
 

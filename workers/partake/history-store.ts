@@ -4,8 +4,15 @@ import type { HistoryRequest } from './message';
 /** `activity.account.history` data (contract §5): newest first, each list at most `limit`. */
 export type History = Readonly<{
   recharges: ReadonlyArray<{
-    orderId: string; sku: number; outBusinessNo: string; totalCount: number; dayCount: number; monthCount: number;
-    payType: string; payAmount: string; orderTime: string;
+    orderId: string;
+    sku: number;
+    outBusinessNo: string;
+    totalCount: number;
+    dayCount: number;
+    monthCount: number;
+    payType: string;
+    payAmount: string;
+    orderTime: string;
   }>;
   raffleOrders: ReadonlyArray<{ orderId: string; orderState: string; orderTime: string }>;
 }>;
@@ -18,7 +25,8 @@ type RaffleRow = { order_id: string; order_state: string; order_time: string };
  * scan of `(user_id, activity_id, order_time)` below `before` (exclusive; none = no bound).
  */
 export async function readHistory(ds: Db, suffix: string, req: HistoryRequest): Promise<History> {
-  const { rows } = await sql<{ recharges: RechargeRow[]; raffle: RaffleRow[] }>(ds,
+  const { rows } = await sql<{ recharges: RechargeRow[]; raffle: RaffleRow[] }>(
+    ds,
     `SELECT
        (SELECT coalesce(json_agg(r), '[]') FROM (
           SELECT order_id, sku::text AS sku, out_business_no, total_count, day_count, month_count, pay_type, pay_amount::text AS pay_amount, order_time
@@ -30,7 +38,8 @@ export async function readHistory(ds: Db, suffix: string, req: HistoryRequest): 
           FROM user_raffle_order_${suffix}
           WHERE user_id = $1 AND activity_id = $2 AND order_time < $3
           ORDER BY order_time DESC, order_id DESC LIMIT $4) o) AS raffle`,
-    [req.userId, req.activityId, req.before === undefined ? 'infinity' : new Date(req.before), req.limit]);
+    [req.userId, req.activityId, req.before === undefined ? 'infinity' : new Date(req.before), req.limit],
+  );
   const r = rows[0]!;
   return {
     recharges: r.recharges.map((x) => ({

@@ -16,8 +16,7 @@ export async function useOrder(tx: Tx, suffix: string, userId: string, orderId: 
 }
 
 export async function findOrder(tx: Tx, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(tx,
-    `SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`, [userId, orderId]);
+  const { rows } = await sql<OrderRow>(tx, `SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`, [userId, orderId]);
   return rows[0] && toOrder(rows[0]);
 }
 
@@ -27,12 +26,17 @@ export async function findOrder(tx: Tx, suffix: string, userId: string, orderId:
  * missing. The state read here may be overtaken by a racing use: `applyCancel` is guarded.
  */
 export async function lockForCancel(tx: Tx, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(tx,
-    `SELECT ${ORDER_COLUMNS.split(', ').map((c) => `o.${c}`).join(', ')}
+  const { rows } = await sql<OrderRow>(
+    tx,
+    `SELECT ${ORDER_COLUMNS.split(', ')
+      .map((c) => `o.${c}`)
+      .join(', ')}
      FROM user_raffle_order_${suffix} o
      JOIN raffle_activity_account a ON a.user_id = o.user_id AND a.activity_id = o.activity_id
      WHERE o.user_id = $1 AND o.order_id = $2
-     FOR UPDATE OF a`, [userId, orderId]);
+     FOR UPDATE OF a`,
+    [userId, orderId],
+  );
   return rows[0] && toOrder(rows[0]);
 }
 
@@ -43,7 +47,8 @@ export async function lockForCancel(tx: Tx, suffix: string, userId: string, orde
  * longer `create`.
  */
 export async function applyCancel(tx: Tx, suffix: string, c: Extract<CancelDecision, { kind: 'cancel' }>, task: TaskRow, now: Date): Promise<{ ok: boolean; taskId?: string }> {
-  const { rows } = await sql<{ n: number; task_id: string | null }>(tx,
+  const { rows } = await sql<{ n: number; task_id: string | null }>(
+    tx,
     `WITH o AS (
        UPDATE user_raffle_order_${suffix} SET order_state = 'cancel', update_time = $3
        WHERE user_id = $1 AND order_id = $2 AND order_state = 'create'
@@ -66,7 +71,8 @@ export async function applyCancel(tx: Tx, suffix: string, c: Extract<CancelDecis
        ${insertTaskFrom('a', 8, 3)}
      )
      SELECT (SELECT count(*)::int FROM a) AS n, (SELECT id::text FROM t) AS task_id`,
-    [c.order.userId, c.order.orderId, now, c.refund.day === 1, c.period.day, c.refund.month === 1, c.period.month, ...taskParams(task)]);
+    [c.order.userId, c.order.orderId, now, c.refund.day === 1, c.period.day, c.refund.month === 1, c.period.month, ...taskParams(task)],
+  );
   return { ok: rows[0]?.n === 1, taskId: rows[0]?.task_id ?? undefined };
 }
 
@@ -74,9 +80,12 @@ export type Due = Readonly<{ userId: string; orderId: string }>;
 
 /** Unused orders of one activity made at or before `cutoff`, oldest first (partial index `_expiry`). */
 export async function expiredOrders(ds: Db, suffix: string, activityId: number, cutoff: Date, limit: number): Promise<Due[]> {
-  const { rows } = await sql<{ user_id: string; order_id: string }>(ds,
+  const { rows } = await sql<{ user_id: string; order_id: string }>(
+    ds,
     `SELECT user_id, order_id FROM user_raffle_order_${suffix}
      WHERE order_state = 'create' AND activity_id = $1 AND order_time <= $2
-     ORDER BY order_time LIMIT $3`, [activityId, cutoff, limit]);
+     ORDER BY order_time LIMIT $3`,
+    [activityId, cutoff, limit],
+  );
   return rows.map((r) => ({ userId: r.user_id, orderId: r.order_id }));
 }

@@ -84,8 +84,19 @@ export async function lockQuota(tx: Tx, suffix: string, userId: string, activity
  */
 export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: RaffleOrder, task: TaskRow): Promise<{ ok: boolean; taskId?: string }> {
   const { period } = d;
-  const { rows } = await sql<{ n: number; task_id: string | null }>(tx, PARTAKE_SQL.applyPartake(suffix),
-    [o.userId, o.activityId, period.month, createCount(d.month), period.day, createCount(d.day), o.orderTime, o.orderId, o.activityName, o.strategyId, ...taskParams(task)]);
+  const { rows } = await sql<{ n: number; task_id: string | null }>(tx, PARTAKE_SQL.applyPartake(suffix), [
+    o.userId,
+    o.activityId,
+    period.month,
+    createCount(d.month),
+    period.day,
+    createCount(d.day),
+    o.orderTime,
+    o.orderId,
+    o.activityName,
+    o.strategyId,
+    ...taskParams(task),
+  ]);
   return { ok: rows[0]?.n === 1, taskId: rows[0]?.task_id ?? undefined };
 }
 
@@ -97,19 +108,28 @@ const createCount = (w: PeriodWrite): number => (w.kind === 'create' ? w.count :
 
 /** Account with today's and this month's rows in one statement (one snapshot). */
 export async function readQuota(ds: Db, userId: string, activityId: number, period: Period): Promise<QuotaRows> {
-  const { rows } = await sql<QuotaRow>(ds,
+  const { rows } = await sql<QuotaRow>(
+    ds,
     `SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count,
             d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus
      FROM raffle_activity_account a
      LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = $3
      LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = $4
-     WHERE a.user_id = $1 AND a.activity_id = $2`, [userId, activityId, period.day, period.month]);
+     WHERE a.user_id = $1 AND a.activity_id = $2`,
+    [userId, activityId, period.day, period.month],
+  );
   return rows[0] ? toQuota(rows[0], period) : {};
 }
 
 type QuotaRow = {
-  total_count: number; total_count_surplus: number; day_count: number; month_count: number;
-  d_count: number | null; d_surplus: number | null; m_count: number | null; m_surplus: number | null;
+  total_count: number;
+  total_count_surplus: number;
+  day_count: number;
+  month_count: number;
+  d_count: number | null;
+  d_surplus: number | null;
+  m_count: number | null;
+  m_surplus: number | null;
 };
 
 const toQuota = (r: QuotaRow, period: Period): QuotaRows => ({

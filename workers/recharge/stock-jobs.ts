@@ -55,9 +55,6 @@ function every(everyMs: number, log: Logger, name: string, job: () => Promise<un
 
 /** Surplus sync every second, reaper every `STOCK_REAPER_MS` (5 s) for reservations of `STOCK_REAPER_AGE_SECONDS` (15 s). */
 export function startStockJobs(dbs: Databases, redis: Redis, log: Logger, reaper = { everyMs: 5_000, minAgeSeconds: ORPHAN_AGE_SECONDS }): () => Promise<void> {
-  const stops = [
-    every(1_000, log, 'stock-sync', () => syncStock(dbs, redis)),
-    every(reaper.everyMs, log, 'stock-reaper', () => reapReservations(dbs, redis, log, reaper.minAgeSeconds)),
-  ];
+  const stops = [every(1_000, log, 'stock-sync', () => syncStock(dbs, redis)), every(reaper.everyMs, log, 'stock-reaper', () => reapReservations(dbs, redis, log, reaper.minAgeSeconds))];
   return async () => void (await Promise.all(stops.map((s) => s())));
 }

@@ -51,9 +51,10 @@ export async function lockRequest(tx: Tx, userId: string, outBusinessNo: string)
  * that SKU's lock, held to the end of `tx`: every take of a limited SKU's stock happens under it.
  */
 export async function alreadyHandled(tx: Tx, suffix: string, userId: string, outBusinessNo: string, skuLock?: string): Promise<boolean> {
-  const { rows } = skuLock === undefined
-    ? await sql<{ seen: boolean }>(tx, RECHARGE_SQL.alreadyHandled(suffix), [userId, outBusinessNo])
-    : await sql<{ seen: boolean }>(tx, RECHARGE_SQL.alreadyHandledSkuLocked(suffix), [userId, outBusinessNo, skuLock]);
+  const { rows } =
+    skuLock === undefined
+      ? await sql<{ seen: boolean }>(tx, RECHARGE_SQL.alreadyHandled(suffix), [userId, outBusinessNo])
+      : await sql<{ seen: boolean }>(tx, RECHARGE_SQL.alreadyHandledSkuLocked(suffix), [userId, outBusinessNo, skuLock]);
   return rows[0]?.seen === true;
 }
 
@@ -69,9 +70,23 @@ export async function insertRejection(tx: Tx, suffix: string, r: Rejection): Pro
  * read the day / month rows under the account lock alone.
  */
 export async function insertOrderAndCredit(tx: Tx, suffix: string, o: RechargeOrder, day: string, month: string): Promise<void> {
-  await sql(tx, RECHARGE_SQL.insertOrderAndCredit(suffix),
-    [o.userId, o.sku, o.activityId, o.activityName, o.strategyId, o.orderId, o.orderTime, o.totalCount, o.dayCount, o.monthCount,
-      o.payType, o.payAmount, o.outBusinessNo, day, month]);
+  await sql(tx, RECHARGE_SQL.insertOrderAndCredit(suffix), [
+    o.userId,
+    o.sku,
+    o.activityId,
+    o.activityName,
+    o.strategyId,
+    o.orderId,
+    o.orderTime,
+    o.totalCount,
+    o.dayCount,
+    o.monthCount,
+    o.payType,
+    o.payAmount,
+    o.outBusinessNo,
+    day,
+    month,
+  ]);
 }
 
 /** Did this exact order attempt commit? (The reaper asks, under the request lock.) */
@@ -84,10 +99,13 @@ export type RebateRow = Readonly<{ userId: string; orderId: string; behavior: st
 
 /** False if this biz_id was already granted. */
 export async function insertRebateOrder(tx: Tx, suffix: string, r: RebateRow): Promise<boolean> {
-  const { count } = await sql(tx, `
+  const { count } = await sql(
+    tx,
+    `
     INSERT INTO user_behavior_rebate_order_${suffix} (user_id, order_id, behavior_type, rebate_desc, rebate_type, rebate_config, out_business_no, biz_id)
     VALUES ($1, $2, $3, $4, 'sku', $5, $6, $7)
     ON CONFLICT (biz_id) DO NOTHING`,
-    [r.userId, r.orderId, r.behavior, r.desc.slice(0, 128), String(r.sku), r.outBusinessNo, r.bizId]);
+    [r.userId, r.orderId, r.behavior, r.desc.slice(0, 128), String(r.sku), r.outBusinessNo, r.bizId],
+  );
   return count === 1;
 }

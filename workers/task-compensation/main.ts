@@ -7,20 +7,16 @@ import { REPLAY_QUEUE } from './message';
 export const start: Start = async (ctx) => {
   await ctx.broker.consume(REPLAY_QUEUE, (msg) => handleReplay(ctx, msg));
   let round: Promise<unknown> | undefined;
-  const job = cron.schedule(
-    '* * * * * *',
-    () => (round = ctx.relay.relayAll(ctx.dbs.shards)),
-    {
-      name: `outbox-relay:${ctx.name}`,
-      noOverlap: true,
-      logger: {
-        info: (m) => ctx.log.debug({ cron: m }, 'cron'),
-        warn: (m) => ctx.log.debug({ cron: m }, 'cron'),
-        error: (m, err) => ctx.log.error({ err: err ?? m }, 'relay job failed'),
-        debug: (m) => ctx.log.trace({ cron: String(m) }, 'cron'),
-      },
+  const job = cron.schedule('* * * * * *', () => (round = ctx.relay.relayAll(ctx.dbs.shards)), {
+    name: `outbox-relay:${ctx.name}`,
+    noOverlap: true,
+    logger: {
+      info: (m) => ctx.log.debug({ cron: m }, 'cron'),
+      warn: (m) => ctx.log.debug({ cron: m }, 'cron'),
+      error: (m, err) => ctx.log.error({ err: err ?? m }, 'relay job failed'),
+      debug: (m) => ctx.log.trace({ cron: String(m) }, 'cron'),
     },
-  );
+  });
   ctx.log.info({ settings: ctx.config.outbox }, 'outbox relay scheduled');
   return async () => {
     await job.stop();

@@ -17,14 +17,19 @@ export function checkEvents(f: Findings, h: History, s: Snapshot): void {
     if (k) idsPer.set(k, (idsPer.get(k) ?? new Set()).add(e.messageId));
   }
   for (const [k, ids] of idsPer) if (ids.size > 1) f.add('double-event', `${shown(k)} published under ${ids.size} message ids`, { doubled: ids.size - 1 });
-  const tasksPer = groupBy(s.tasks.filter((t) => effectOf(t.topic, t.message?.data)), (t) => effectOf(t.topic, t.message?.data)!);
+  const tasksPer = groupBy(
+    s.tasks.filter((t) => effectOf(t.topic, t.message?.data)),
+    (t) => effectOf(t.topic, t.message?.data)!,
+  );
   for (const t of s.tasks) checkTask(f, h, t, seenIds);
   for (const [k, ts] of tasksPer) if (ts.length > 1) f.add('double-task', `${shown(k)} has ${ts.length} outbox tasks`, { doubled: ts.length - 1 });
   for (const o of s.orders) if (!tasksPer.has(key('recharge.completed', o.order_id))) f.add('no-task', `order ${o.order_id} has no recharge.completed task`, { lost: 1 });
-  for (const r of s.rejections) if (!tasksPer.has(key('recharge.rejected', r.user_id, r.out_business_no))) f.add('no-task', `rejection of ${r.user_id}/${r.out_business_no} has no recharge.rejected task`, { lost: 1 });
+  for (const r of s.rejections)
+    if (!tasksPer.has(key('recharge.rejected', r.user_id, r.out_business_no))) f.add('no-task', `rejection of ${r.user_id}/${r.out_business_no} has no recharge.rejected task`, { lost: 1 });
   for (const r of s.raffle) {
     if (!tasksPer.has(key('partake.created', r.order_id))) f.add('no-task', `raffle order ${r.order_id} has no partake.created task`, { lost: 1 });
-    if (r.order_state === 'cancel' && !tasksPer.has(key('raffle-order.cancelled', r.order_id))) f.add('no-task', `cancelled raffle order ${r.order_id} has no raffle-order.cancelled task`, { lost: 1 });
+    if (r.order_state === 'cancel' && !tasksPer.has(key('raffle-order.cancelled', r.order_id)))
+      f.add('no-task', `cancelled raffle order ${r.order_id} has no raffle-order.cancelled task`, { lost: 1 });
   }
 }
 

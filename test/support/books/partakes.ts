@@ -23,13 +23,16 @@ export function checkPartakes(f: Findings, h: History, s: Snapshot, cat: Catalog
       if (!row) (good = false), f.add('partake-lost', `partake reply order ${id} of ${p.userId} is not in the database`, { lost: 1 });
       else if (row.user_id !== p.userId) (good = false), f.add('partake-wrong-user', `order ${id} belongs to ${row.user_id}, replied to ${p.userId}`);
     }
-    if (good) (ok++, f.books.effects++);
+    if (good) ok++, f.books.effects++;
     if (!ids.size && p.replies.length) checkRefusal(f, p, s, cat, layout);
   }
   if (h.partakes.length && !ok) f.add('partakes-all-failed', `none of ${h.partakes.length} partake calls succeeded, e.g. ${JSON.stringify(h.partakes[0]!.replies.slice(0, 3))}`);
   if (h.expectPartakes !== undefined && ok < h.expectPartakes) f.add('partakes-short', `${ok} partake calls succeeded, the load planned ${h.expectPartakes} (a user stopped, or calls failed)`);
   for (const r of s.raffle) if (!replied.has(r.order_id)) f.add('partake-orphan', `raffle order ${r.order_id} of ${r.user_id} was never returned to a caller`, { doubled: 1 });
-  for (const [k, rs] of groupBy(s.raffle.filter((r) => r.order_state === 'create'), (r) => key(r.user_id, r.activity_id))) {
+  for (const [k, rs] of groupBy(
+    s.raffle.filter((r) => r.order_state === 'create'),
+    (r) => key(r.user_id, r.activity_id),
+  )) {
     if (rs.length > 1) f.add('two-open', `${k.replace('\u0000', '/')} has ${rs.length} raffle orders in state create`, { doubled: rs.length - 1 });
   }
 }
@@ -50,11 +53,19 @@ function checkRefusal(f: Findings, p: PartakeInput, s: Snapshot, cat: CatalogFac
     }
     const day = s.days.find((d) => d.user_id === p.userId && Number(d.activity_id) === p.activityId && d.day === testDay(layout.timeZone, at));
     const month = s.months.find((m) => m.user_id === p.userId && Number(m.activity_id) === p.activityId && m.month === testMonth(layout.timeZone, at));
-    const used = r.code === 'ERR_BIZ_006' ? !account || account.total_count_surplus === 0
-      : r.code === 'ERR_BIZ_007' ? month?.month_count_surplus === 0
-      : r.code === 'ERR_BIZ_008' ? day?.day_count_surplus === 0
-      : false;
-    if (!used) f.add('false-refusal', `${who} but that allowance is not used up (account ${JSON.stringify(account ? { total: account.total_count_surplus } : null)}, month ${month?.month_count_surplus}, day ${day?.day_count_surplus})`);
+    const used =
+      r.code === 'ERR_BIZ_006'
+        ? !account || account.total_count_surplus === 0
+        : r.code === 'ERR_BIZ_007'
+          ? month?.month_count_surplus === 0
+          : r.code === 'ERR_BIZ_008'
+            ? day?.day_count_surplus === 0
+            : false;
+    if (!used)
+      f.add(
+        'false-refusal',
+        `${who} but that allowance is not used up (account ${JSON.stringify(account ? { total: account.total_count_surplus } : null)}, month ${month?.month_count_surplus}, day ${day?.day_count_surplus})`,
+      );
   }
 }
 
@@ -83,8 +94,10 @@ export function checkUses(f: Findings, h: History, s: Snapshot): void {
     if (flips > 1) f.add('use-double', `${who}: ${flips} replies said 0000, the order flipped more than once`, { doubled: flips - 1 });
     if (bad.length) f.add('use-bad-reply', `${who}: answered ${bad.map((r) => r.code).join(',')}`);
     const cancelWon = !!row && row.order_state === 'cancel' && cancelled.has(orderId) && !!h.cancelsAllowed;
-    if (!flips && uses.length === 1 && uses[0]!.attempts <= 1 && replies.some((r) => r.code === 'ERR_BIZ_009') && !cancelWon) f.add('use-false-refusal', `${who}: ERR_BIZ_009 on its only attempt, yet no other use was sent and the order was not cancelled`);
-    if (flips && cancelsPer.get(orderId)?.some((c) => c.replies.some((r) => r.code === '0000'))) f.add('cancel-and-use', `order ${orderId}: both a use and a cancel were answered 0000`, { doubled: 1 });
+    if (!flips && uses.length === 1 && uses[0]!.attempts <= 1 && replies.some((r) => r.code === 'ERR_BIZ_009') && !cancelWon)
+      f.add('use-false-refusal', `${who}: ERR_BIZ_009 on its only attempt, yet no other use was sent and the order was not cancelled`);
+    if (flips && cancelsPer.get(orderId)?.some((c) => c.replies.some((r) => r.code === '0000')))
+      f.add('cancel-and-use', `order ${orderId}: both a use and a cancel were answered 0000`, { doubled: 1 });
     const want = flips || !cancelWon ? 'used' : 'cancel'; // a 009 after a timed-out attempt: that attempt applied
     if (row && row.order_state === want && replies.length) f.books.effects += uses.length;
     if (row && row.order_state !== want) f.add('order-state', `order ${orderId}: the test's use was answered ${replies.map((r) => r.code).join(',') || 'nothing'}, the shard says ${row.order_state}`);

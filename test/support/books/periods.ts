@@ -63,7 +63,8 @@ export function checkPeriods(f: Findings, h: History, s: Snapshot, layout: Layou
   for (const r of s.raffle) {
     const w = windows.get(r.order_id);
     const t = r.order_time.getTime();
-    if (w && (t < w.from - CLOCK_SLACK_MS || t > w.to + CLOCK_SLACK_MS)) f.add('order-time', `raffle order ${r.order_id}: order_time ${r.order_time.toISOString()} is outside the test's window ${new Date(w.from).toISOString()} … ${new Date(w.to).toISOString()}`);
+    if (w && (t < w.from - CLOCK_SLACK_MS || t > w.to + CLOCK_SLACK_MS))
+      f.add('order-time', `raffle order ${r.order_id}: order_time ${r.order_time.toISOString()} is outside the test's window ${new Date(w.from).toISOString()} … ${new Date(w.to).toISOString()}`);
   }
   const raffles = groupBy(s.raffle, (r) => key(r.user_id, r.activity_id));
   const accounts = new Map(s.accounts.map((a) => [key(a.user_id, a.activity_id), a]));
@@ -94,7 +95,8 @@ export function checkPeriods(f: Findings, h: History, s: Snapshot, layout: Layou
   for (const r of s.raffle) {
     for (const p of ['day', 'month'] as const) {
       const ps = periodsOf(r, p);
-      if (ps.length === 1 && !seen.has(key(p, r.user_id, r.activity_id, ps[0]))) f.add(`${p}-row`, `raffle order ${r.order_id} of ${r.user_id} was made on ${ps[0]} (the test's ${p}), and there is no ${p} row for it`);
+      if (ps.length === 1 && !seen.has(key(p, r.user_id, r.activity_id, ps[0])))
+        f.add(`${p}-row`, `raffle order ${r.order_id} of ${r.user_id} was made on ${ps[0]} (the test's ${p}), and there is no ${p} row for it`);
     }
   }
 }

@@ -31,7 +31,9 @@ export async function readSnapshot(config: Config): Promise<Snapshot> {
         snap.raffle.push(...(await rows(`SELECT user_id, activity_id::text, order_id, order_time, order_state FROM user_raffle_order_${s}`)));
       }
       const rows = async (q: string) => (await c.query(q)).rows.map((r) => ({ ...r, shard }));
-      snap.accounts.push(...(await rows(`SELECT user_id, activity_id::text, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus FROM raffle_activity_account`)));
+      snap.accounts.push(
+        ...(await rows(`SELECT user_id, activity_id::text, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus FROM raffle_activity_account`)),
+      );
       snap.days.push(...(await rows(`SELECT user_id, activity_id::text, day, day_count, day_count_surplus FROM raffle_activity_account_day`)));
       snap.months.push(...(await rows(`SELECT user_id, activity_id::text, month, month_count, month_count_surplus FROM raffle_activity_account_month`)));
       snap.tasks.push(...(await rows(`SELECT id::text, user_id, topic, message_id, state, message FROM task`)));

@@ -17,7 +17,7 @@ export function checkRecharges(f: Findings, h: History, s: Snapshot, layout: Lay
     const n = os.length + rs.length;
     if (n === 1) f.books.effects++;
     if (n === 0) f.add('lost-recharge', `recharge ${r.userId}/${r.outBusinessNo} (sku ${r.sku}) has neither an order nor a rejection`, { lost: 1 });
-    if (n > 1) (f.books.effects++, f.add('double-recharge', `recharge ${r.userId}/${r.outBusinessNo} has ${os.length} orders and ${rs.length} rejections`, { doubled: n - 1 }));
+    if (n > 1) f.books.effects++, f.add('double-recharge', `recharge ${r.userId}/${r.outBusinessNo} has ${os.length} orders and ${rs.length} rejections`, { doubled: n - 1 });
     for (const o of os) if (Number(o.sku) !== r.sku) f.add('wrong-sku', `order ${o.order_id} of ${shown(k)} is for sku ${o.sku}, the test sent sku ${r.sku}`);
   }
   for (const [k, os] of orders) if (!sent.has(k)) f.add('stray-order', `order(s) ${os.map((o) => o.order_id).join(',')} for ${shown(k)} that the test never sent`, { doubled: os.length });
@@ -70,7 +70,8 @@ export function checkStock(f: Findings, h: History, s: Snapshot, cat: CatalogFac
     const sold = seen.get(sku.sku)?.size ?? 0;
     const want = Math.min(sku.stock, requested.get(sku.sku)?.size ?? 0);
     if (sold > sku.stock) f.add('oversold', `sku ${sku.sku}: ${sold} orders (recharge.completed seen) for stock ${sku.stock}`, { doubled: sold - sku.stock });
-    else if (sold < want) f.add('undersold', `sku ${sku.sku}: ${sold} orders (recharge.completed seen) for stock ${sku.stock} and ${requested.get(sku.sku)?.size ?? 0} distinct requests; min is ${want}`);
+    else if (sold < want)
+      f.add('undersold', `sku ${sku.sku}: ${sold} orders (recharge.completed seen) for stock ${sku.stock} and ${requested.get(sku.sku)?.size ?? 0} distinct requests; min is ${want}`);
     const left = Math.max(0, sku.stock - sold);
     const row = dbSku.get(sku.sku);
     if (!row) f.add('sku-missing', `sku ${sku.sku} is not in the global database`);

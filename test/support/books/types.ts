@@ -59,10 +59,32 @@ export type History = Readonly<{
 /** The older name of History. */
 export type Inputs = History;
 
-export type OrderRow = { shard: number; suffix: string; user_id: string; sku: string; activity_id: string; order_id: string; order_time: Date; total_count: number; day_count: number; month_count: number; out_business_no: string };
+export type OrderRow = {
+  shard: number;
+  suffix: string;
+  user_id: string;
+  sku: string;
+  activity_id: string;
+  order_id: string;
+  order_time: Date;
+  total_count: number;
+  day_count: number;
+  month_count: number;
+  out_business_no: string;
+};
 export type RejectionRow = { shard: number; suffix: string; user_id: string; sku: string; out_business_no: string; code: string; message_id: string; create_time: Date };
 export type RaffleRow = { shard: number; suffix: string; user_id: string; activity_id: string; order_id: string; order_time: Date; order_state: string };
-export type AccountRow = { shard: number; user_id: string; activity_id: string; total_count: number; total_count_surplus: number; day_count: number; day_count_surplus: number; month_count: number; month_count_surplus: number };
+export type AccountRow = {
+  shard: number;
+  user_id: string;
+  activity_id: string;
+  total_count: number;
+  total_count_surplus: number;
+  day_count: number;
+  day_count_surplus: number;
+  month_count: number;
+  month_count_surplus: number;
+};
 export type DayRow = { shard: number; user_id: string; activity_id: string; day: string; day_count: number; day_count_surplus: number };
 export type MonthRow = { shard: number; user_id: string; activity_id: string; month: string; month_count: number; month_count_surplus: number };
 export type SkuRow = { sku: number; stock_count: number; stock_count_surplus: number };
