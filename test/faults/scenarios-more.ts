@@ -41,7 +41,10 @@ async function sigtermInFlight(c: Ctx): Promise<Result> {
 
 /** Deliveries the workers of one `npm start` log held when they stopped consuming. */
 function drained(logFile: string): number {
-  const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('draining deliveries in flight'));
+  const lines = fs
+    .readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('draining deliveries in flight'));
   return lines.reduce((n, l) => n + Number(/"inFlight":(\d+)/.exec(l)?.[1] ?? 0), 0);
 }
 
