@@ -13,7 +13,11 @@ export type DayQuota = Readonly<{ day: string; count: number; surplus: number }>
 export type MonthQuota = Readonly<{ month: string; count: number; surplus: number }>;
 export type QuotaRows = Readonly<{ account?: AccountQuota; day?: DayQuota; month?: MonthQuota }>;
 /** The quota rows under the account lock, with the user's unused raffle order for the activity. */
-export type LockedQuota = QuotaRows & Readonly<{ open?: RaffleOrder }>;
+/**
+ * Under the account lock: the quota rows, the user's unused order of the activity (`open`), and the
+ * order this very request created on an earlier delivery (`mine`, found by its message id).
+ */
+export type LockedQuota = QuotaRows & Readonly<{ open?: RaffleOrder; mine?: RaffleOrder }>;
 
 export type RefusalCode = 'ERR_BIZ_003' | 'ERR_BIZ_004' | 'ERR_BIZ_006' | 'ERR_BIZ_007' | 'ERR_BIZ_008' | 'ERR_BIZ_009' | 'ERR_BIZ_010';
 export type Refusal = Readonly<{ ok: false; code: RefusalCode; info: string }>;
@@ -59,6 +63,9 @@ export type PartakeDecision =
 /** While the user has an unused order for the activity it is returned and nothing is deducted. */
 export function decidePartake(rows: LockedQuota, activity: Activity, req: PartakeRequest, orderId: string, now: Date, timeZone: string): PartakeDecision {
   if (!rows.account) return { kind: 'refused', refusal: refuse('ERR_BIZ_006', 'no account for this activity') };
+  // A request delivered again (a caller's retry with the same message id) gets its own order back,
+  // even if that order was used or cancelled since: one request, one chance.
+  if (rows.mine) return { kind: 'existing', order: rows.mine };
   if (rows.open) return { kind: 'existing', order: rows.open };
   const deduction = deductOne(rows, now, timeZone);
   if (!deduction.ok) return { kind: 'refused', refusal: deduction };

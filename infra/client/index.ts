@@ -45,7 +45,12 @@ type UseCode = (typeof REPLY_CODES.use)[number];
 type CancelCode = (typeof REPLY_CODES.cancel)[number];
 type QueryCode = (typeof REPLY_CODES.query)[number];
 type HistoryCode = (typeof REPLY_CODES.history)[number];
-type Call = Readonly<{ timeoutMs?: number }>;
+/**
+ * `messageId`: the request's message id (default a new UUID). Give a partake's retry the id of the
+ * first attempt: the service then answers the order that request created (in its state now) rather
+ * than spending another chance.
+ */
+type Call = Readonly<{ timeoutMs?: number; messageId?: string }>;
 
 export type Delivery = Readonly<{ routingKey: string; properties: MessageProperties; body: unknown; raw: Buffer; redelivered: boolean }>;
 export type Subscription = Readonly<{ queue: string; close(): Promise<void> }>;

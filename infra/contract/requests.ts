@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ConsumeMessage } from 'amqplib';
 import { z } from 'zod';
 import { PAY_TYPES, type RechargeRequest } from '../../domain/recharge';
@@ -70,6 +71,8 @@ export const ReplayPayload = z
   .meta({ title: 'ReplayRequest', oneOf: [{ required: ['taskIds'] }, { required: ['state'] }] });
 
 export type AccountRequest = Readonly<z.output<typeof AccountPayload>>;
+/** A partake: `requestId` is the request's message id (envelope `id`, else AMQP `messageId`), when it has one. */
+export type PartakeRequest = AccountRequest & Readonly<{ requestId?: string }>;
 export type OrderRequest = Readonly<z.output<typeof OrderPayload>>;
 export type BehaviorRequest = Readonly<z.output<typeof BehaviorPayload>>;
 /** `limit` resolved to its default. */
@@ -96,6 +99,17 @@ export function parseBehaviorRequest(msg: ConsumeMessage): BehaviorRequest {
 export function parseAccountRequest(msg: ConsumeMessage): AccountRequest {
   const { userId, activityId } = checkPayload(AccountPayload, readBody(msg).data);
   return { userId, activityId };
+}
+
+/** A message id longer than the `request_id` column is kept as its SHA-256, so any id still dedupes. */
+export const REQUEST_ID_MAX = 128;
+
+export function parsePartakeRequest(msg: ConsumeMessage): PartakeRequest {
+  const body = readBody(msg);
+  const { userId, activityId } = checkPayload(AccountPayload, body.data);
+  const id = body.messageId;
+  if (!id) return { userId, activityId };
+  return { userId, activityId, requestId: id.length <= REQUEST_ID_MAX ? id : `sha256:${createHash('sha256').update(id).digest('hex')}` };
 }
 
 /** `activity.raffle-order.used` and `activity.raffle-order.cancel`. */

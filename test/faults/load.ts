@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { QUEUES } from '../../infra/topology';
 import type { CancelInput, PartakeInput, RechargeInput, UseInput } from '../support/books';
 import { sleep, type Reply, type World } from './world';
@@ -96,9 +97,12 @@ export async function partakeCall(w: World, userId: string, o: { timeoutMs?: num
     replies.push({ code: r.code, orderId: r.data?.orderId !== undefined ? String(r.data.orderId) : undefined });
     if (r.code === '0000') okAt ??= Date.now();
   };
+  // Every attempt of one call carries the first one's message id, as a careful caller's retry does:
+  // the service answers a late attempt with the order of the first, never with a new one.
+  const messageId = randomUUID();
   for (let a = 0; a < (o.maxAttempts ?? 50); a++) {
     const r = await w.caller
-      .rpc(QUEUES.partake, { userId, activityId: ACTIVITY }, o.timeoutMs ?? 10_000, record)
+      .rpc(QUEUES.partake, { userId, activityId: ACTIVITY }, o.timeoutMs ?? 10_000, record, messageId)
       .then((x) => (record(x), x))
       .catch(() => undefined);
     if (r && r.code !== '0001') break;

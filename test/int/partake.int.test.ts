@@ -178,6 +178,29 @@ test('alternating partake and raffle-order.used with total 10: exactly 10 orders
   assert.is((await use('someone-else', ids[1]!)).code, 'ERR_BIZ_010');
 });
 
+test('a partake delivered again with the same message id answers its own order, also once used; a new id spends a new chance', async () => {
+  const userId = 'user-retry-same-id';
+  await givenAccount(userId, { total: 3, day: 3, month: 3 });
+  const again = (messageId: string) => client.rpc(QUEUES.partake, { userId, activityId: OPEN }, { messageId }).then((r) => r.body);
+  const first = await again('req-1');
+  assert.is(first.code, '0000');
+  assert.equal((await again('req-1')).data, first.data);
+  assert.is((await use(userId, first.data.orderId)).code, '0000');
+  // A late retry of the first request, after its order was used: the same order, now used, nothing spent.
+  assert.equal((await again('req-1')).data, { ...first.data, orderState: 'used' });
+  assert.is((await stateOf(userId)).account.total_count_surplus, 2);
+  // An envelope id counts as the message id, and an id over 128 characters is kept as its hash.
+  const long = `req-${'x'.repeat(200)}`; // AMQP allows 255
+  const second = await again(long);
+  assert.is.not(second.data.orderId, first.data.orderId);
+  assert.is((await use(userId, second.data.orderId)).code, '0000');
+  assert.equal((await again(long)).data, { ...second.data, orderState: 'used' });
+  const enveloped = await client.rpc(QUEUES.partake, null, { raw: JSON.stringify({ id: long, timestamp: Date.now(), data: { userId, activityId: OPEN } }) });
+  assert.equal(enveloped.body.data, { ...second.data, orderState: 'used' });
+  const s = await stateOf(userId);
+  assert.equal([s.orders.length, s.account.total_count_surplus, s.tasks.length], [2, 1, 2]);
+});
+
 test('raffle-order.used without replyTo marks the order used once', async () => {
   const userId = 'user-noreply-use';
   await givenAccount(userId);

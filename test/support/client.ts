@@ -11,7 +11,7 @@ export type Received = Readonly<{ key: string; props: ConsumeMessage['properties
  */
 export type TestClient = Readonly<{
   publish(queue: string, payload: unknown, o?: { raw?: string | Buffer; messageId?: string | null; envelope?: boolean; props?: Options.Publish }): Promise<string | undefined>;
-  rpc(queue: string, payload: unknown, o?: { raw?: string | Buffer; timeoutMs?: number }): Promise<Received>;
+  rpc(queue: string, payload: unknown, o?: { raw?: string | Buffer; timeoutMs?: number; messageId?: string }): Promise<Received>;
   events: Received[];
   waitEvent(pred: (e: Received) => boolean, timeoutMs?: number, what?: string): Promise<Received>;
   deadLetters(): Promise<Received[]>;
@@ -31,7 +31,7 @@ export async function connectClient(amqpUrl: string): Promise<TestClient> {
     // Not mandatory: tests publish to queues a worker declares later, as a caller might.
     publish: (queue, payload, o = {}) => c.publish(queue, payload, { ...o, mandatory: false }),
     async rpc(queue, payload, o = {}) {
-      const r = await c.request(queue, payload, { raw: o.raw, timeoutMs: o.timeoutMs ?? 5_000, mandatory: false });
+      const r = await c.request(queue, payload, { raw: o.raw, timeoutMs: o.timeoutMs ?? 5_000, mandatory: false, messageId: o.messageId });
       return received(queue, r.properties, r.raw);
     },
     events,

@@ -57,6 +57,15 @@ test('partake decision: the unused order is returned as it is; no account or no 
   assert.is(spent.kind === 'refused' && spent.refusal.code, 'ERR_BIZ_006');
 });
 
+test('partake decision: a request delivered again gets the order it created, used or not, before the unused one and the quota', () => {
+  const mine = anOrder({ orderState: 'used' });
+  const open = anOrder({ orderId: '222222222222' });
+  const req = { userId: 'u1', activityId: 100301 };
+  assert.equal(decidePartake({ account, mine, open }, activity, req, 'x', NOW, 'UTC'), { kind: 'existing', order: mine });
+  assert.equal(decidePartake({ account: { ...account, totalSurplus: 0 }, mine }, activity, req, 'x', NOW, 'UTC'), { kind: 'existing', order: mine });
+  assert.is(decidePartake({ account, open }, activity, req, 'x', NOW, 'UTC').kind, 'existing');
+});
+
 test('cancel: an order of today refunds total, day and month, with its event', () => {
   const d = decideCancel(anOrder(), NOW, 'UTC');
   assert.is(d.kind, 'cancel');

@@ -11,7 +11,7 @@ import type { Logger } from '../../infra/log';
 import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
 import type { Databases, UserShard } from '../../infra/shards';
 import type { OutboxPort } from '../outbox-port';
-import { PARTAKE_QUEUE, ACCOUNT_QUERY_QUEUE, parseAccountRequest, type AccountRequest } from './message';
+import { PARTAKE_QUEUE, ACCOUNT_QUERY_QUEUE, parseAccountRequest, parsePartakeRequest, type AccountRequest, type PartakeRequest } from './message';
 import * as store from './store';
 
 /** What the partake worker's handlers and jobs use, and nothing more. */
@@ -30,13 +30,13 @@ export type Deps = Readonly<{
 export const success = (data: unknown): Reply => ({ code: '0000', info: 'success', data });
 export const refused = (r: Readonly<{ code: string; info: string }>): Reply => ({ code: r.code, info: r.info });
 
-export const partakeHandler = (d: Deps): Handler => requestReply(d.broker, { queue: PARTAKE_QUEUE, parse: parseAccountRequest, run: (req) => partake(d, req), replyRequired: true });
+export const partakeHandler = (d: Deps): Handler => requestReply(d.broker, { queue: PARTAKE_QUEUE, parse: parsePartakeRequest, run: (req) => partake(d, req), replyRequired: true });
 
 export const accountQueryHandler = (d: Deps): Handler => requestReply(d.broker, { queue: ACCOUNT_QUERY_QUEUE, parse: parseAccountRequest, run: (req) => queryAccount(d, req), replyRequired: true });
 
 type Partaken = Readonly<{ decision: PartakeDecision; tasks: EnqueuedTask[] }>;
 
-async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
+async function partake(d: Deps, req: PartakeRequest): Promise<Reply> {
   crashPoint(`partake-message:${req.userId}`);
   const now = d.clock();
   const gate = checkActivity(await d.catalog.activity(req.activityId), now);
@@ -76,13 +76,13 @@ async function partake(d: Deps, req: AccountRequest): Promise<Reply> {
 }
 
 /** One transaction on the user's shard; the account row lock comes first. */
-async function partakeIn(d: Deps, tx: Tx, db: UserShard, req: AccountRequest, activity: Activity, now: Date): Promise<Partaken> {
+async function partakeIn(d: Deps, tx: Tx, db: UserShard, req: PartakeRequest, activity: Activity, now: Date): Promise<Partaken> {
   const { suffix } = db;
-  const rows = await store.lockQuota(tx, suffix, req.userId, req.activityId, periodOf(now, d.timeZone));
+  const rows = await store.lockQuota(tx, suffix, req.userId, req.activityId, periodOf(now, d.timeZone), req.requestId);
   const decision = decidePartake(rows, activity, req, d.newOrderId(), now, d.timeZone);
   if (decision.kind !== 'create') return { decision, tasks: [] };
   const task = await d.outbox.hold(db, decision.events[0], now);
-  const applied = await store.applyPartake(tx, suffix, decision.deduction, decision.order, task);
+  const applied = await store.applyPartake(tx, suffix, decision.deduction, decision.order, req.requestId, task);
   if (!applied.ok) throw new Error('a surplus changed under the account lock');
   return { decision, tasks: applied.taskId ? [enqueuedTask(task, applied.taskId)] : [] };
 }

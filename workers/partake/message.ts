@@ -10,9 +10,11 @@ export const RAFFLE_ORDER_CANCEL_QUEUE = QUEUES.raffleOrderCancel;
 export {
   HISTORY_LIMIT,
   parseAccountRequest,
+  parsePartakeRequest,
   parseHistoryRequest,
   parseOrderRequest,
   type AccountRequest,
+  type PartakeRequest,
   type HistoryRequest,
   type OrderRequest,
 } from '../../infra/contract/requests';

@@ -27,7 +27,9 @@ export const PARTAKE_SQL = {
   lockQuota: (suffix: string) => `SELECT a.total_count, a.total_count_surplus, a.day_count, a.month_count,
             d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus,
             (SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix}
-               WHERE user_id = $1 AND activity_id = $2 AND order_state = 'create' LIMIT 1) o) AS open
+               WHERE user_id = $1 AND activity_id = $2 AND order_state = 'create' LIMIT 1) o) AS open,
+            (SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix}
+               WHERE user_id = $1 AND request_id = $5 AND activity_id = $2) o) AS mine
      FROM raffle_activity_account a
      LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = $3
      LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = $4
@@ -52,37 +54,39 @@ export const PARTAKE_SQL = {
          AND EXISTS (SELECT 1 FROM d) AND EXISTS (SELECT 1 FROM m)
        RETURNING 1
      ), o AS (
-       INSERT INTO user_raffle_order_${suffix} (${ORDER_COLUMNS}, create_time, update_time)
-       SELECT $8, $1, $2, $9, $10, $7, 'create', $7, $7 FROM a
+       INSERT INTO user_raffle_order_${suffix} (${ORDER_COLUMNS}, create_time, update_time, request_id)
+       SELECT $8, $1, $2, $9, $10, $7, 'create', $7, $7, $11 FROM a
        RETURNING 1
      ), t AS (
-       ${insertTaskFrom('o', 11, 7)}
+       ${insertTaskFrom('o', 12, 7)}
      )
      SELECT (SELECT count(*)::int FROM o) AS n, (SELECT id::text FROM t) AS task_id`,
 } as const;
 
 /**
  * One round trip: locks the account row (concurrent partakes by one user serialize here) and reads
- * the unused order, today's and this month's rows. Writers of those rows (recharge, partake) take
+ * the unused order, the order an earlier delivery of this request created (by `requestId`, the
+ * request's message id; none without one), today's and this month's rows. Writers of those rows (recharge, partake) take
  * the account row first, so under this lock they are current without a lock of their own.
  */
-export async function lockQuota(tx: Tx, suffix: string, userId: string, activityId: number, period: Period): Promise<LockedQuota> {
-  const { rows } = await sql<QuotaRow & { open: OrderRow | null }>(tx, PARTAKE_SQL.lockQuota(suffix), [userId, activityId, period.day, period.month]);
+export async function lockQuota(tx: Tx, suffix: string, userId: string, activityId: number, period: Period, requestId: string | undefined): Promise<LockedQuota> {
+  const { rows } = await sql<QuotaRow & { open: OrderRow | null; mine: OrderRow | null }>(tx, PARTAKE_SQL.lockQuota(suffix), [userId, activityId, period.day, period.month, requestId ?? null]);
   const r = rows[0];
   if (!r) return {};
   return {
     ...toQuota(r, period),
     open: r.open ? toOrder(r.open) : undefined,
+    mine: r.mine ? toOrder(r.mine) : undefined,
   };
 }
 
 /**
  * The whole deduction in one statement: this month's and today's rows (created on first use, else
  * decremented, guarded), the account's total (guarded) with its mirrors set from those rows, the
- * raffle order, and its outbox task. `ok` false when a guard matched nothing: a broken invariant,
+ * raffle order (with the request's message id, if any), and its outbox task. `ok` false when a guard matched nothing: a broken invariant,
  * the caller rolls back. `taskId` is absent when the task's message id was already there.
  */
-export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: RaffleOrder, task: TaskRow): Promise<{ ok: boolean; taskId?: string }> {
+export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: RaffleOrder, requestId: string | undefined, task: TaskRow): Promise<{ ok: boolean; taskId?: string }> {
   const { period } = d;
   const { rows } = await sql<{ n: number; task_id: string | null }>(tx, PARTAKE_SQL.applyPartake(suffix), [
     o.userId,
@@ -95,6 +99,7 @@ export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: Raff
     o.orderId,
     o.activityName,
     o.strategyId,
+    requestId ?? null,
     ...taskParams(task),
   ]);
   return { ok: rows[0]?.n === 1, taskId: rows[0]?.task_id ?? undefined };
