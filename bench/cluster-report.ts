@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { writeBetween } from './support';
 
 /** One bench run in the cluster world with `instances` trees (each runs one instance of every worker). */
 export type ClusterRow = Readonly<{
@@ -63,14 +64,9 @@ export function writeClusterDocs(rows: readonly ClusterRow[], meta: Record<strin
   const { table, svg } = clusterFigure(rows);
   fs.writeFileSync(path.join(DOCS, 'benchmarks-cluster.svg'), `${svg}\n`);
   fs.writeFileSync(path.join(DOCS, 'benchmarks-cluster.json'), `${JSON.stringify({ date: new Date().toISOString(), ...meta, loadavg: os.loadavg(), rows }, null, 2)}\n`);
-  const file = path.join(DOCS, 'BENCHMARKS.md');
-  const text = fs.readFileSync(file, 'utf8');
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  if (b < 0 || e < b) return;
   const body = `Run ${new Date().toISOString().slice(0, 16)}Z, \`${JSON.stringify(meta)}\`, load average at the end ${os
     .loadavg()
     .map((v) => v.toFixed(1))
     .join(' ')}.\n\n${table}\n\n![cluster throughput](benchmarks-cluster.svg)`;
-  fs.writeFileSync(file, `${text.slice(0, b + BEGIN.length)}\n${body}\n${text.slice(e)}`);
+  writeBetween(path.join(DOCS, 'BENCHMARKS.md'), BEGIN, END, body);
 }

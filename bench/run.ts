@@ -34,7 +34,7 @@ import { pacedPartake, partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, 
 import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
 import { floodScenario } from './scenarios/flood';
 import { SOAK_PARTAKE_USERS, soakCatalog, soakMarkdown, soakScenario, soakUser } from './scenarios/soak';
-import { bounded, log, now, rssSampler, sleep } from './support';
+import { bounded, log, now, rssSampler, sleep, writeBetween } from './support';
 import { ACTIVITY_ID, catalogFor, loadCatalogFile, machine, openPools, preloadAccounts, preloadCeilingAccounts, removeCeilingRows, type Pools } from './world';
 
 const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox|ceilings[,…]] [--n N] [--concurrency 1,16,64]
@@ -518,6 +518,9 @@ async function freePorts(n: number): Promise<number> {
   }
 }
 
+const SOAK_BEGIN = '<!-- bench-soak:begin (written by npm run bench -- --soak MINUTES --docs) -->';
+const SOAK_END = '<!-- bench-soak:end -->';
+
 /** `--soak` / `--flood`: `npm start` under a long mixed load, or a flood of unknown ids; figures printed and kept in bench/out/. */
 async function lifecycleBench(o: Options, world: TestEnv, pools: Pools, runId: string): Promise<void> {
   await loadCatalogFile(path.join(root, 'bench', 'out', `catalog-${world.id}.json`), soakCatalog(), world.env);
@@ -536,8 +539,17 @@ async function lifecycleBench(o: Options, world: TestEnv, pools: Pools, runId: s
   await unwind();
   const file = path.join(root, 'bench', 'out', `${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   (await import('node:fs')).writeFileSync(file, JSON.stringify({ command: process.argv.slice(2), serviceDir: o.serviceDir, result }, null, 2));
-  process.stdout.write(`\n${'perMinute' in result ? soakMarkdown(result) : result.rss.map((r) => `- ${r.at}: ${JSON.stringify(r.rss)}`).join('\n')}\n\n`);
+  const figures = 'perMinute' in result ? soakMarkdown(result) : result.rss.map((r) => `- ${r.at}: ${JSON.stringify(r.rss)}`).join('\n');
+  process.stdout.write(`\n${figures}\n\n`);
   log(`wrote ${path.relative(root, file)}`);
+  // --docs: the soak's figures between its markers in docs/BENCHMARKS.md (generated, never edited by hand).
+  if (o.docs && kind === 'soak') {
+    const stamp = `Run ${new Date().toISOString().slice(0, 16)}Z (\`npm run bench -- ${process.argv.slice(2).join(' ')}\`), load average at the end ${os
+      .loadavg()
+      .map((v) => v.toFixed(1))
+      .join(' ')}.`;
+    if (writeBetween(path.join(root, 'docs', 'BENCHMARKS.md'), SOAK_BEGIN, SOAK_END, `${stamp}\n\n${figures}`)) log('wrote the soak figures into docs/BENCHMARKS.md');
+  }
 }
 
 process.on('SIGINT', () => {

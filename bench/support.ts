@@ -14,6 +14,16 @@ export function summarize(samples: number[]): Latency {
 }
 
 export const now = () => performance.now();
+
+/** Replaces what lies between the marker lines `begin` and `end` of `file` (false if they are missing). */
+export function writeBetween(file: string, begin: string, end: string, body: string): boolean {
+  const text = fs.readFileSync(file, 'utf8');
+  const b = text.indexOf(begin);
+  const e = text.indexOf(end);
+  if (b < 0 || e < b) return false;
+  fs.writeFileSync(file, `${text.slice(0, b + begin.length)}\n${body}\n${text.slice(e)}`);
+  return true;
+}
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Rounds for display and JSON: 3 significant digits below 100, whole numbers above. */

@@ -69,6 +69,8 @@ export type OutboxSettings = Readonly<{
   leaseMs: number;
   /** Tasks claimed per round and shard. */
   batchSize: number;
+  /** Completed tasks (and inbox rows) older than this are deleted by the task-compensation worker (`RETENTION_SECONDS`, default 7 days). */
+  retentionSeconds: number;
 }>;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -225,6 +227,7 @@ function readOutbox(r: Reader): OutboxSettings {
     // Longer than a publish can take (10 s confirm timeout) so that a live claim never expires.
     leaseMs: r.int('OUTBOX_LEASE_MS', 30_000, 5_000, 3_600_000),
     batchSize: r.int('OUTBOX_BATCH', 100, 1, 10_000),
+    retentionSeconds: r.int('RETENTION_SECONDS', 7 * 86_400, 10, 10 * 365 * 86_400),
   };
 }
 

@@ -1,4 +1,4 @@
-import { sql, type Tx } from './db';
+import { type Db, sql, type Tx } from './db';
 
 /**
  * Inbox for event consumers (publishing is at least once): records `messageId` for `consumer` in
@@ -7,4 +7,16 @@ import { sql, type Tx } from './db';
 export async function firstDelivery(tx: Tx, consumer: string, messageId: string): Promise<boolean> {
   const { count } = await sql(tx, 'INSERT INTO processed_message (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [consumer, messageId]);
   return count === 1;
+}
+
+/** Retention: deletes up to `batch` inbox rows older than `olderThanSeconds` (by `processed_at`, indexed); returns how many. */
+export async function purgeProcessed(ds: Db, olderThanSeconds: number, batch: number): Promise<number> {
+  const { count } = await sql(
+    ds,
+    `DELETE FROM processed_message p USING (SELECT consumer, message_id FROM processed_message
+       WHERE processed_at < now() - $1::int * interval '1 second' ORDER BY processed_at LIMIT $2) o
+     WHERE p.consumer = o.consumer AND p.message_id = o.message_id`,
+    [olderThanSeconds, batch],
+  );
+  return count;
 }

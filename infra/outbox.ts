@@ -122,6 +122,22 @@ export async function markCompleted(ds: Db, ids: readonly string[]): Promise<voi
   await sql(ds, `UPDATE task SET state = 'completed', update_time = now() WHERE id = ANY($1::bigint[]) AND state IN ('create', 'fail')`, [ids]);
 }
 
+/**
+ * Retention: deletes up to `batch` of the oldest completed tasks (by id, through `task_state_idx`)
+ * whose completion is older than `olderThanSeconds`; returns how many. It reads at most `batch`
+ * index entries whatever the table holds, so a round costs the same with nothing to delete; a
+ * task completed late behind a younger one waits for the next round that reaches it.
+ */
+export async function purgeCompleted(ds: Db, olderThanSeconds: number, batch: number): Promise<number> {
+  const { count } = await sql(
+    ds,
+    `WITH oldest AS (SELECT id, update_time FROM task WHERE state = 'completed' ORDER BY id LIMIT $2)
+     DELETE FROM task t USING oldest o WHERE t.id = o.id AND o.update_time < now() - $1::int * interval '1 second'`,
+    [olderThanSeconds, batch],
+  );
+  return count;
+}
+
 /** Not published because the broker is away: no attempt counted, due again at once. */
 export async function releaseTask(ds: Db, id: string, error: string): Promise<void> {
   await sql(ds, `UPDATE task SET next_attempt_at = now(), last_error = $2, update_time = now() WHERE id = $1 AND state IN ('create', 'fail')`, [id, error]);

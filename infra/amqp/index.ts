@@ -80,7 +80,8 @@ export async function connectBroker(config: Config, log: Logger, name: string, p
     async close(graceMs = 8_000, beforeDisconnect) {
       const deadline = Date.now() + graceMs;
       await Promise.allSettled(subs.map((s) => s.stop()));
-      log.info({ inFlight: subs.reduce((n, s) => n + s.inFlight.size, 0) }, 'consumers stopped; draining deliveries in flight');
+      const inFlight = subs.reduce((n, s) => n + s.inFlight.size, 0);
+      log[inFlight ? 'info' : 'debug']({ inFlight }, 'consumers stopped; draining deliveries in flight');
       await Promise.race([Promise.allSettled(subs.flatMap((s) => [...s.inFlight])), sleep(graceMs)]);
       if (beforeDisconnect) await Promise.race([beforeDisconnect().catch(() => undefined), sleep(Math.max(0, deadline - Date.now()))]);
       await connection.close().catch((err: unknown) => log.debug({ err }, 'closing the broker connection'));

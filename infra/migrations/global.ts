@@ -113,4 +113,17 @@ export class GlobalLayout1767200000000 implements Migration {
   }
 }
 
-export const globalMigrations = [GlobalInit1763776800000, GlobalLifecycle1767000000000, GlobalLayout1767200000000];
+/** Retention: the inbox is purged by age. */
+export class GlobalInboxAge1767300000000 implements Migration {
+  name = 'GlobalInboxAge1767300000000';
+
+  async up(q: MigrationRunner): Promise<void> {
+    await q.query(`CREATE INDEX processed_message_age ON processed_message (processed_at)`);
+  }
+
+  async down(q: MigrationRunner): Promise<void> {
+    await q.query(`DROP INDEX IF EXISTS processed_message_age`);
+  }
+}
+
+export const globalMigrations = [GlobalInit1763776800000, GlobalLifecycle1767000000000, GlobalLayout1767200000000, GlobalInboxAge1767300000000];

@@ -1,10 +1,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { route } from '../../domain/router';
-import { sql, type MigrationRunner } from '../../infra/db';
+import { type Db, sql, type MigrationRunner } from '../../infra/db';
 import { shardLifecycle } from '../../infra/migrations/shard-lifecycle';
 import { migrate } from '../../infra/migrate';
+import { log } from '../../infra/log';
 import { QUEUES } from '../../infra/topology';
+import { purgeRound } from '../../workers/task-compensation/retention';
 import { COUNTS, aSku, anActivity, drained, load, openWorld, rows, type World } from './recharge-world';
 
 const test = suite('retention');
@@ -83,6 +85,34 @@ test('a new rejection is kept in the split table in the transaction of its event
   await drained(w, QUEUES.recharge);
   assert.equal(await rows(w, 'raffle_activity_order', 'user_id = $1', ['ret-eve']), []);
   assert.is(w.client.events.filter((e) => e.data?.userId === 'ret-eve').length, 1);
+});
+
+test('retention deletes completed tasks and inbox rows older than the period, in batches, and nothing else', async () => {
+  const [one, two] = w.dbs.shards;
+  const age = (hours: number) => `now() - interval '${hours} hours'`;
+  // Shard 1: 2,500 old completed tasks (three batches), 3 young ones; old tasks still to send or dead stay.
+  await sql(
+    one!.ds,
+    `INSERT INTO task (user_id, topic, message_id, message, state, update_time)
+    SELECT 'ret-old', 'recharge.completed', 'ret-old-' || g, '{}'::jsonb, 'completed', ${age(3)} FROM generate_series(1, 2500) g`,
+  );
+  await sql(
+    one!.ds,
+    `INSERT INTO task (user_id, topic, message_id, message, state, update_time)
+    SELECT 'ret-young', 'recharge.completed', 'ret-young-' || g, '{}'::jsonb, 'completed', ${age(0)} FROM generate_series(1, 3) g`,
+  );
+  for (const state of ['create', 'fail', 'dead'])
+    await sql(two!.ds, `INSERT INTO task (user_id, topic, message_id, message, state, update_time) VALUES ('ret-kept', 'recharge.completed', $1, '{}'::jsonb, $2, ${age(5)})`, [`ret-${state}`, state]);
+  await sql(w.dbs.global, `INSERT INTO processed_message (consumer, message_id, processed_at) VALUES ('stock-zero', 'ret-old', ${age(3)}), ('stock-zero', 'ret-young', now())`);
+  const count = async (ds: Db, where: string) => Number((await sql<{ n: string }>(ds, `SELECT count(*) AS n FROM task WHERE ${where}`)).rows[0]!.n);
+
+  const purged = await purgeRound(w.dbs, 3_600, log);
+  assert.equal(purged, { tasks: 2_500, inbox: 1 });
+  assert.is(await count(one!.ds, "user_id = 'ret-old'"), 0);
+  assert.is(await count(one!.ds, "user_id = 'ret-young'"), 3);
+  assert.is(await count(two!.ds, "user_id = 'ret-kept'"), 3);
+  assert.equal((await sql<{ message_id: string }>(w.dbs.global, "SELECT message_id FROM processed_message WHERE message_id LIKE 'ret-%'")).rows, [{ message_id: 'ret-young' }]);
+  assert.equal(await purgeRound(w.dbs, 3_600, log), { tasks: 0, inbox: 0 });
 });
 
 test.run();
