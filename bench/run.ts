@@ -33,7 +33,7 @@ import { statementsOf, USERS_PER_CLIENT } from './scenarios/ceiling-sql';
 import { pacedPartake, partakeScenario, partakeUser, PARTAKE_QUEUE, USED_QUEUE, USERS_PER_CALLER } from './scenarios/partake';
 import { outboxScenario, rechargeScenario, RECHARGE_QUEUE, tapEvents, type EventTap } from './scenarios/recharge';
 import { floodScenario } from './scenarios/flood';
-import { SOAK_PARTAKE_USERS, soakCatalog, soakMarkdown, soakScenario, soakUser } from './scenarios/soak';
+import { SOAK_PARTAKE_USERS, SOAK_RETENTION_SECONDS, soakCatalog, soakMarkdown, soakScenario, soakUser } from './scenarios/soak';
 import { bounded, log, now, rssSampler, sleep, writeBetween } from './support';
 import { ACTIVITY_ID, catalogFor, loadCatalogFile, machine, openPools, preloadAccounts, preloadCeilingAccounts, removeCeilingRows, type Pools } from './world';
 
@@ -168,7 +168,8 @@ async function main(): Promise<void> {
   const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
   log(`${command}: scenarios ${[...o.only].join(', ')}; N=${o.n} C=${o.concurrency.join(',')} ${o.duration}s each`);
 
-  const world: TestEnv = await createTestEnv({ extra: { ...o.env } });
+  // The soak runs with a short retention (2 minutes; `--env RETENTION_SECONDS=…` overrides) so that the outbox is seen staying bounded.
+  const world: TestEnv = await createTestEnv({ extra: { ...(o.soak !== undefined ? { RETENTION_SECONDS: String(SOAK_RETENTION_SECONDS) } : {}), ...o.env } });
   undo.push(async () => {
     if (o.keep) return log(`kept the bench world ${world.id} (databases ${world.id}*, vhost ${world.id}, ${world.env.REDIS_URL})`);
     await world.cleanup();

@@ -13,6 +13,8 @@ import { ACTIVITY_ID, type Pools } from '../world';
 /** The bench activity id, so that `preloadAccounts` gives the partake users their quota. */
 export const SOAK_ACTIVITY = ACTIVITY_ID;
 export const SOAK_TTL_SECONDS = 20;
+/** Completed tasks and inbox rows are deleted after 2 minutes in the soak (RETENTION_SECONDS). */
+export const SOAK_RETENTION_SECONDS = 120;
 export const SOAK_SKUS = { free: 9411, limited: 9412 } as const;
 export const SOAK_RATES = { partake: 130, recharge: 150, useShare: 0.7, duplicateShare: 0.05, unknownSkuShare: 0.02 } as const;
 export const SOAK_PARTAKE_USERS = 3_000;
@@ -225,7 +227,7 @@ export function soakMarkdown(r: SoakResult): string {
   const workers = [...new Set(r.perMinute.flatMap((m) => Object.keys(m.rss)))].sort();
   const rowKeys = ['task create', 'task fail', 'task dead', 'task completed', 'processed_message', 'raffle orders create', 'raffle orders', 'recharge orders', 'rejections'];
   const out = [
-    `Soak: ${r.minutes} min, partake ${r.rates.partake}/s (${r.rates.useShare * 100} % used, the rest expire after ${SOAK_TTL_SECONDS} s), recharge ${r.rates.recharge}/s (${r.rates.duplicateShare * 100} % duplicates, ${r.rates.unknownSkuShare * 100} % unknown SKUs: rejected).`,
+    `Soak: ${r.minutes} min, retention ${SOAK_RETENTION_SECONDS} s, partake ${r.rates.partake}/s (${r.rates.useShare * 100} % used, the rest expire after ${SOAK_TTL_SECONDS} s), recharge ${r.rates.recharge}/s (${r.rates.duplicateShare * 100} % duplicates, ${r.rates.unknownSkuShare * 100} % unknown SKUs: rejected).`,
     '',
     `| min | partakes | partake p99 ms | recharge events | event p99 ms | expired | expiry lag p99 s | outbox lag s | errors | ${workers.map((w) => `RSS ${w} MB`).join(' | ')} | ${rowKeys.join(' | ')} |`,
     `|${'---:|'.repeat(9 + workers.length + rowKeys.length)}`,
