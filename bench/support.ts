@@ -24,6 +24,7 @@ export function writeBetween(file: string, begin: string, end: string, body: str
   fs.writeFileSync(file, `${text.slice(0, b + begin.length)}\n${body}\n${text.slice(e)}`);
   return true;
 }
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Rounds for display and JSON: 3 significant digits below 100, whole numbers above. */

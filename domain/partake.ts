@@ -12,7 +12,6 @@ export type DayQuota = Readonly<{ day: string; count: number; surplus: number }>
 /** A month row (`month` = `YYYY-MM`). */
 export type MonthQuota = Readonly<{ month: string; count: number; surplus: number }>;
 export type QuotaRows = Readonly<{ account?: AccountQuota; day?: DayQuota; month?: MonthQuota }>;
-/** The quota rows under the account lock, with the user's unused raffle order for the activity. */
 /**
  * Under the account lock: the quota rows, the user's unused order of the activity (`open`), and the
  * order this very request created on an earlier delivery (`mine`, found by its message id).

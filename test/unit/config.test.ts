@@ -159,11 +159,19 @@ test('effective settings mask every password and keep the rest', () => {
   assert.is(c.callTimeoutMs, 10_000);
 });
 
-test('outbox relay settings (OUTBOX_*) are read and checked with the others', () => {
-  assert.equal(loadConfig({}).outbox, { maxAttempts: 10, backoffMs: 1000, backoffMaxMs: 300000, leaseMs: 30000, batchSize: 100 });
-  assert.equal(loadConfig({ OUTBOX_MAX_ATTEMPTS: '3', OUTBOX_LEASE_MS: '5000' }).outbox, { maxAttempts: 3, backoffMs: 1000, backoffMaxMs: 300000, leaseMs: 5000, batchSize: 100 });
+test('outbox relay and retention settings (OUTBOX_*, RETENTION_SECONDS) are read and checked with the others', () => {
+  assert.equal(loadConfig({}).outbox, { maxAttempts: 10, backoffMs: 1000, backoffMaxMs: 300000, leaseMs: 30000, batchSize: 100, retentionSeconds: 7 * 86_400 });
+  assert.equal(loadConfig({ OUTBOX_MAX_ATTEMPTS: '3', OUTBOX_LEASE_MS: '5000', RETENTION_SECONDS: '120' }).outbox, {
+    maxAttempts: 3,
+    backoffMs: 1000,
+    backoffMaxMs: 300000,
+    leaseMs: 5000,
+    batchSize: 100,
+    retentionSeconds: 120,
+  });
   refuses({ OUTBOX_LEASE_MS: '4999' }, 'OUTBOX_LEASE_MS'); // shorter than a publish may take
   refuses({ OUTBOX_BATCH: 'ten' }, 'OUTBOX_BATCH');
+  refuses({ RETENTION_SECONDS: '5' }, 'RETENTION_SECONDS'); // under 10 s would race the relay's own marking
 });
 
 test('the switches read before or beside the configuration: root log level, probation, the worker environment', () => {

@@ -29,7 +29,7 @@ export const PARTAKE_SQL = {
             (SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix}
                WHERE user_id = $1 AND activity_id = $2 AND order_state = 'create' LIMIT 1) o) AS open,
             (SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix}
-               WHERE user_id = $1 AND request_id = $5 AND activity_id = $2) o) AS mine
+               WHERE user_id = $1 AND activity_id = $2 AND request_id = $5) o) AS mine
      FROM raffle_activity_account a
      LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = $3
      LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = $4
