@@ -123,10 +123,11 @@ export async function markCompleted(ds: Db, ids: readonly string[]): Promise<voi
 }
 
 /**
- * Retention: deletes up to `batch` of the oldest completed tasks (by id, through `task_state_idx`)
- * whose completion is older than `olderThanSeconds`; returns how many. It reads at most `batch`
- * index entries whatever the table holds, so a round costs the same with nothing to delete; a
- * task completed late behind a younger one waits for the next round that reaches it.
+ * Retention: deletes up to `batch` of the oldest completed tasks (by id, walking the primary key)
+ * whose completion is older than `olderThanSeconds`; returns how many. Completed tasks are nearly all
+ * of the oldest rows, so a statement reads about `batch` rows plus the open tasks (fail, dead) older
+ * than them, whatever the table holds; a task completed late behind a younger one waits for the next
+ * round that reaches it.
  */
 export async function purgeCompleted(ds: Db, olderThanSeconds: number, batch: number): Promise<number> {
   const { count } = await sql(
@@ -235,10 +236,14 @@ export async function findTasks(shards: readonly ShardDb[], sel: ReplaySelector)
   return out;
 }
 
-/** Tasks not yet completed, by state (create, fail, dead; each present, 0 when none). */
+/** Tasks not yet completed, by state (create, fail, dead; each present, 0 when none); read through the two partial indexes. */
 export async function countOpenTasks(ds: Db): Promise<Record<string, number>> {
   const counts: Record<string, number> = { create: 0, fail: 0, dead: 0 };
-  const { rows } = await sql<{ state: string; n: string }>(ds, `SELECT state, count(*) AS n FROM task WHERE state <> 'completed' GROUP BY state`);
+  const { rows } = await sql<{ state: string; n: string }>(
+    ds,
+    `SELECT state, count(*) AS n FROM task WHERE state IN ('create', 'fail') GROUP BY state
+     UNION ALL SELECT 'dead', count(*) FROM task WHERE state = 'dead'`,
+  );
   for (const r of rows) counts[r.state] = Number(r.n);
   return counts;
 }

@@ -2,6 +2,7 @@ import type { Migration, MigrationRunner } from '../db';
 import { splitSuffix } from '../../domain/router';
 import { shardLifecycle } from './shard-lifecycle';
 import { shardPartakeRequest } from './shard-partake-request';
+import { ShardTaskIndexes1767400000000 } from './shard-task-indexes';
 
 /** Tables of a shard database that are not split by user: accounts with their day and month rows, and the outbox. */
 const SHARED_TABLES = [
@@ -149,5 +150,5 @@ export function shardMigrations(tableCount: number): Array<new () => Migration> 
       for (const t of ['task', 'raffle_activity_account_month', 'raffle_activity_account_day', 'raffle_activity_account']) await q.query(`DROP TABLE IF EXISTS ${t}`);
     }
   }
-  return [ShardInit1763776800000, shardLifecycle(tableCount), shardPartakeRequest(tableCount)];
+  return [ShardInit1763776800000, shardLifecycle(tableCount), shardPartakeRequest(tableCount), ShardTaskIndexes1767400000000];
 }

@@ -5,6 +5,7 @@ import { type Db, sql, type MigrationRunner } from '../../infra/db';
 import { shardLifecycle } from '../../infra/migrations/shard-lifecycle';
 import { migrate } from '../../infra/migrate';
 import { log } from '../../infra/log';
+import { countOpenTasks } from '../../infra/outbox';
 import { QUEUES } from '../../infra/topology';
 import { purgeRound } from '../../workers/task-compensation/retention';
 import { COUNTS, aSku, anActivity, drained, load, openWorld, rows, type World } from './recharge-world';
@@ -90,7 +91,10 @@ test('a new rejection is kept in the split table in the transaction of its event
 test('retention deletes completed tasks and inbox rows older than the period, in batches, and nothing else', async () => {
   const [one, two] = w.dbs.shards;
   const age = (hours: number) => `now() - interval '${hours} hours'`;
-  // Shard 1: 2,500 old completed tasks (three batches), 3 young ones; old tasks still to send or dead stay.
+  // Shard 1: a failed and a dead task older than 2,500 old completed tasks (three batches; retention
+  // walks the primary key past the two), 3 young ones; old tasks still to send or dead stay.
+  for (const state of ['fail', 'dead'])
+    await sql(one!.ds, `INSERT INTO task (user_id, topic, message_id, message, state, update_time) VALUES ('ret-open', 'recharge.completed', $1, '{}'::jsonb, $2, ${age(5)})`, [`ret-open-${state}`, state]);
   await sql(
     one!.ds,
     `INSERT INTO task (user_id, topic, message_id, message, state, update_time)
@@ -111,6 +115,9 @@ test('retention deletes completed tasks and inbox rows older than the period, in
   assert.is(await count(one!.ds, "user_id = 'ret-old'"), 0);
   assert.is(await count(one!.ds, "user_id = 'ret-young'"), 3);
   assert.is(await count(two!.ds, "user_id = 'ret-kept'"), 3);
+  assert.is(await count(one!.ds, "user_id = 'ret-open'"), 2);
+  assert.equal(await countOpenTasks(one!.ds), { create: 0, fail: 1, dead: 1 });
+  assert.equal(await countOpenTasks(two!.ds), { create: 1, fail: 1, dead: 1 });
   assert.equal((await sql<{ message_id: string }>(w.dbs.global, "SELECT message_id FROM processed_message WHERE message_id LIKE 'ret-%'")).rows, [{ message_id: 'ret-young' }]);
   assert.equal(await purgeRound(w.dbs, 3_600, log), { tasks: 0, inbox: 0 });
 });
