@@ -5,24 +5,32 @@ import { sleep, until } from './layout';
 
 /**
  * How long a quorum-queue consumer waits for deliveries after the node leading its queue is killed
- * (-9), by when it subscribes again on a surviving node: at once (200 ms, as the workers' reconnect)
- * or after a pause. `npx tsx test/cluster/rabbit-gap.ts [pauseMs…]` (brings up 3 nodes of its own).
+ * (-9). Two kinds of consumer, each on a queue of its own:
+ * - `moved:<ms>`: connected to the leader's node, so it loses its connection, and subscribes again
+ *   on a surviving node that many ms later (200 ms is what the workers' reconnect does);
+ * - `stayed:<ms>`: connected to a surviving node from the start, so it never notices the kill; it
+ *   acks each delivery that many ms after receiving it (a handler's work) with up to 50 unacked.
+ * `npx tsx test/cluster/rabbit-gap.ts [moved:200 stayed:0 stayed:100 …]` (brings up 3 nodes of its own).
  */
-const pauses = process.argv
-  .slice(2)
-  .map(Number)
-  .filter((n) => n >= 0);
-const PAUSES = pauses.length ? pauses : [200, 3_000];
+type Case = { kind: 'moved' | 'stayed'; ms: number };
+const args = process.argv.slice(2).map((a): Case => {
+  const [kind, ms] = a.split(':');
+  if ((kind !== 'moved' && kind !== 'stayed') || !(Number(ms) >= 0)) throw new Error(`${a}: expected moved:<ms> or stayed:<ms>`);
+  return { kind, ms: Number(ms) };
+});
+const CASES: Case[] = args.length ? args : [{ kind: 'moved', ms: 200 }, { kind: 'stayed', ms: 0 }, { kind: 'stayed', ms: 100 }];
 const cw = await privateWorld(['rabbitmq'], (s) => process.stdout.write(`# ${s}\n`));
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cw.down().finally(() => process.exit(130)));
 try {
   const urls = cw.env.AMQP_URL!.split(',');
-  const leaderConn = await amqplib.connect(urls[0]!);
-  leaderConn.on('error', () => undefined); // its node is the one killed
-  const ch0 = await leaderConn.createChannel();
-  const queues = PAUSES.map((p) => `gap.${p}`);
-  for (const q of queues) await ch0.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  const setup = await amqplib.connect(urls[0]!);
+  setup.on('error', () => undefined);
+  const ch0 = await setup.createChannel();
+  const queues = CASES.map((c, i) => `gap.${i}.${c.kind}.${c.ms}`);
+  // Every queue's leader on the first node: declared there, and the node killed is that one.
+  for (const q of queues) await ch0.assertQueue(q, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-queue-leader-locator': 'client-local' } });
   const leader = await until('leader', 30_000, async () => quorumLeader(cw.layout, queues[0]!));
+  for (const q of queues.slice(1)) if ((await until('leader', 30_000, async () => quorumLeader(cw.layout, q))) !== leader) throw new Error(`${q}: its leader is not on ${leader}`);
   const url = (n: { port: number }) => `amqp://guest:guest@127.0.0.1:${n.port}`;
   const leaderUrl = url(cw.layout.rabbit.find((n) => n.node === leader)!);
   const survivors = cw.layout.rabbit.filter((n) => n.node !== leader).map(url);
@@ -38,33 +46,55 @@ try {
     }
   })();
   let killedAt = 0;
-  const results = PAUSES.map(async (pause, i) => {
-    // Consumers start on the leader's node (as the workers did: the first address of the list).
-    const c = await amqplib.connect(leaderUrl);
+  const consume = async (u: string, q: string, ackDelayMs: number, seen: (t: number) => void) => {
+    const c = await amqplib.connect(u);
     c.on('error', () => undefined);
-    let first: number | undefined;
     const ch = await c.createChannel();
     await ch.prefetch(50);
-    await ch.consume(queues[i]!, (m) => m && ch.ack(m));
-    await new Promise<void>((resolve) => c.on('close', () => resolve()));
-    await sleep(pause);
-    const c2 = await amqplib.connect(survivors[0]!);
-    c2.on('error', () => undefined);
-    const ch2 = await c2.createChannel();
-    await ch2.prefetch(50);
     const t = Date.now();
-    await ch2.consume(queues[i]!, (m) => {
+    await ch.consume(q, (m) => {
       if (!m) return;
-      if (first === undefined && Date.now() > killedAt) first = Date.now();
-      ch2.ack(m);
+      seen(Date.now());
+      const ack = () => {
+        try {
+          ch.ack(m);
+        } catch {
+          // the connection is closed at the end: nothing to ack on
+        }
+      };
+      if (ackDelayMs) setTimeout(ack, ackDelayMs);
+      else ack();
     });
-    const consumeMs = Date.now() - t;
-    await until(`delivery after the kill on ${queues[i]}`, 90_000, async () => (first ? true : undefined), 100).catch(() => undefined);
-    await c2.close();
-    return `${queues[i]}: re-subscribed ${pause} ms after the loss (consume-ok in ${consumeMs} ms); first delivery ${first ? ((first - killedAt) / 1000).toFixed(1) : '>90'} s after the kill`;
+    return { c, consumeMs: Date.now() - t };
+  };
+  const results = CASES.map(async (cs, i) => {
+    let first: number | undefined;
+    const seen = (t: number) => {
+      if (killedAt && t > killedAt) first ??= t;
+    };
+    let note: string;
+    let conn: amqplib.ChannelModel;
+    if (cs.kind === 'moved') {
+      const c = await amqplib.connect(leaderUrl);
+      c.on('error', () => undefined);
+      const ch = await c.createChannel();
+      await ch.prefetch(50);
+      await ch.consume(queues[i]!, (m) => m && ch.ack(m));
+      await new Promise<void>((resolve) => c.on('close', () => resolve()));
+      await sleep(cs.ms);
+      const r = await consume(survivors[0]!, queues[i]!, 0, seen);
+      conn = r.c;
+      note = `subscribed again on a survivor ${cs.ms} ms after the loss (consume-ok in ${r.consumeMs} ms)`;
+    } else {
+      conn = (await consume(survivors[i % survivors.length]!, queues[i]!, cs.ms, seen)).c;
+      note = `on a survivor throughout, acks ${cs.ms} ms after each delivery`;
+    }
+    await until(`a delivery after the kill on ${queues[i]}`, 90_000, async () => (first ? true : undefined), 100).catch(() => undefined);
+    await conn.close().catch(() => undefined);
+    return `${queues[i]}: ${note}; first delivery ${first ? ((first - killedAt) / 1000).toFixed(1) : '>90'} s after the kill`;
   });
   await sleep(3_000);
-  process.stdout.write(`# killing ${leader}\n`);
+  process.stdout.write(`# killing ${leader} (leader of every queue)\n`);
   killedAt = Date.now();
   killRabbitNode(cw.layout, leader);
   for (const r of await Promise.all(results)) process.stdout.write(`${r}\n`);
