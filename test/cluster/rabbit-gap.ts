@@ -75,12 +75,8 @@ try {
     let note: string;
     let conn: amqplib.ChannelModel;
     if (cs.kind === 'moved') {
-      const c = await amqplib.connect(leaderUrl);
-      c.on('error', () => undefined);
-      const ch = await c.createChannel();
-      await ch.prefetch(50);
-      await ch.consume(queues[i]!, (m) => m && ch.ack(m));
-      await new Promise<void>((resolve) => c.on('close', () => resolve()));
+      const before = await consume(leaderUrl, queues[i]!, 0, () => undefined);
+      await new Promise<void>((resolve) => before.c.on('close', () => resolve()));
       await sleep(cs.ms);
       const r = await consume(survivors[0]!, queues[i]!, 0, seen);
       conn = r.c;
