@@ -18,7 +18,13 @@ const args = process.argv.slice(2).map((a): Case => {
   if ((kind !== 'moved' && kind !== 'stayed') || !(Number(ms) >= 0)) throw new Error(`${a}: expected moved:<ms> or stayed:<ms>`);
   return { kind, ms: Number(ms) };
 });
-const CASES: Case[] = args.length ? args : [{ kind: 'moved', ms: 200 }, { kind: 'stayed', ms: 0 }, { kind: 'stayed', ms: 100 }];
+const CASES: Case[] = args.length
+  ? args
+  : [
+      { kind: 'moved', ms: 200 },
+      { kind: 'stayed', ms: 0 },
+      { kind: 'stayed', ms: 100 },
+    ];
 const cw = await privateWorld(['rabbitmq'], (s) => process.stdout.write(`# ${s}\n`));
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cw.down().finally(() => process.exit(130)));
 try {

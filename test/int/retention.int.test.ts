@@ -94,7 +94,10 @@ test('retention deletes completed tasks and inbox rows older than the period, in
   // Shard 1: a failed and a dead task older than 2,500 old completed tasks (three batches; retention
   // walks the primary key past the two), 3 young ones; old tasks still to send or dead stay.
   for (const state of ['fail', 'dead'])
-    await sql(one!.ds, `INSERT INTO task (user_id, topic, message_id, message, state, update_time) VALUES ('ret-open', 'recharge.completed', $1, '{}'::jsonb, $2, ${age(5)})`, [`ret-open-${state}`, state]);
+    await sql(one!.ds, `INSERT INTO task (user_id, topic, message_id, message, state, update_time) VALUES ('ret-open', 'recharge.completed', $1, '{}'::jsonb, $2, ${age(5)})`, [
+      `ret-open-${state}`,
+      state,
+    ]);
   await sql(
     one!.ds,
     `INSERT INTO task (user_id, topic, message_id, message, state, update_time)
