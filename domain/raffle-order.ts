@@ -35,6 +35,15 @@ export function refuseChange(state: RaffleOrderState | undefined): OrderRefusal 
   }
 }
 
+/**
+ * A use or cancel delivered again after it applied (its worker died between commit and reply): the
+ * order left `create` for the state this request asks, by this request's message id. It is answered
+ * as the first delivery was, not refused. Without a message id nothing can be recognised.
+ */
+export function sameChangeAgain(state: RaffleOrderState | undefined, changedBy: string | null | undefined, requestId: string | undefined, wanted: 'used' | 'cancel'): boolean {
+  return requestId !== undefined && state === wanted && changedBy === requestId;
+}
+
 /** `partake.created`; its id is the order's, so the event cannot be written twice. */
 export const partakeCreatedEvent = (o: RaffleOrder): DomainEvent => ({
   topic: 'partake.created',

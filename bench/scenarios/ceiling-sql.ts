@@ -78,7 +78,7 @@ export function partakeScript(t: number): string {
     pgbenchStatement(PARTAKE_SQL.lockQuota(s), ['u', 'activity', 'day', 'month', 'mid']),
     pgbenchStatement(PARTAKE_SQL.applyPartake(s), ['u', 'activity', 'month', 'zero', 'day', 'zero', 'now', 'oid', 'aname', 'strategy', 'mid', 'u', 'ptopic', 'mid', 'pmsg', 'due']),
     'COMMIT;',
-    pgbenchStatement(USE_ORDER_SQL(s), ['u', 'oid', 'now']),
+    pgbenchStatement(USE_ORDER_SQL(s), ['u', 'oid', 'now', 'mid']),
     '',
   ].join('\n');
 }

@@ -73,7 +73,8 @@ export const ReplayPayload = z
 export type AccountRequest = Readonly<z.output<typeof AccountPayload>>;
 /** A partake: `requestId` is the request's message id (envelope `id`, else AMQP `messageId`), when it has one. */
 export type PartakeRequest = AccountRequest & Readonly<{ requestId?: string }>;
-export type OrderRequest = Readonly<z.output<typeof OrderPayload>>;
+/** A use or cancel: `requestId` as for partake, so a redelivery after it applied is recognised. */
+export type OrderRequest = Readonly<z.output<typeof OrderPayload>> & Readonly<{ requestId?: string }>;
 export type BehaviorRequest = Readonly<z.output<typeof BehaviorPayload>>;
 /** `limit` resolved to its default. */
 export type HistoryRequest = Readonly<{ userId: string; activityId: number; limit: number; before?: number }>;
@@ -104,18 +105,21 @@ export function parseAccountRequest(msg: ConsumeMessage): AccountRequest {
 /** A message id longer than the `request_id` column is kept as its SHA-256, so any id still dedupes. */
 export const REQUEST_ID_MAX = 128;
 
+/** The request's message id as stored (`request_id`, `changed_by`): at most REQUEST_ID_MAX characters. */
+const requestIdOf = (id: string | undefined): { requestId?: string } =>
+  id ? { requestId: id.length <= REQUEST_ID_MAX ? id : `sha256:${createHash('sha256').update(id).digest('hex')}` } : {};
+
 export function parsePartakeRequest(msg: ConsumeMessage): PartakeRequest {
   const body = readBody(msg);
   const { userId, activityId } = checkPayload(AccountPayload, body.data);
-  const id = body.messageId;
-  if (!id) return { userId, activityId };
-  return { userId, activityId, requestId: id.length <= REQUEST_ID_MAX ? id : `sha256:${createHash('sha256').update(id).digest('hex')}` };
+  return { userId, activityId, ...requestIdOf(body.messageId) };
 }
 
 /** `activity.raffle-order.used` and `activity.raffle-order.cancel`. */
 export function parseOrderRequest(msg: ConsumeMessage): OrderRequest {
-  const { userId, orderId } = checkPayload(OrderPayload, readBody(msg).data);
-  return { userId, orderId };
+  const body = readBody(msg);
+  const { userId, orderId } = checkPayload(OrderPayload, body.data);
+  return { userId, orderId, ...requestIdOf(body.messageId) };
 }
 export const parseUseRequest = parseOrderRequest;
 export const parseCancelRequest = parseOrderRequest;

@@ -84,6 +84,28 @@ test('cancel after use changes nothing (009); cancel without replyTo is applied,
   assert.is((await quotaRows(w, 'uma', PLAIN)).account!.total_count_surplus, 9);
 });
 
+test('a use or cancel delivered again after it applied (same message id) gets its first answer; another request gets 009', async () => {
+  await credited(w, 'rita', PLAIN_SKU, 'r-1');
+  const rpcAs = (queue: string, orderId: string, messageId: string) => w.client.rpc(queue, { userId: 'rita', orderId }, { messageId }).then((r) => r.body);
+  const p = await partake(w, 'rita', PLAIN);
+  const first = await rpcAs(QUEUES.raffleOrderUsed, p.data.orderId, 'use-rita-1');
+  assert.is(first.code, '0000');
+  // As after a worker that died between commit and reply: the broker delivers the same message again.
+  assert.equal(await rpcAs(QUEUES.raffleOrderUsed, p.data.orderId, 'use-rita-1'), first);
+  assert.is((await rpcAs(QUEUES.raffleOrderUsed, p.data.orderId, 'use-rita-2')).code, 'ERR_BIZ_009');
+  assert.is((await rpcAs(QUEUES.raffleOrderCancel, p.data.orderId, 'use-rita-1')).code, 'ERR_BIZ_009', 'the use\'s id does not make a cancel succeed');
+
+  const q = await partake(w, 'rita', PLAIN);
+  const c1 = await rpcAs(QUEUES.raffleOrderCancel, q.data.orderId, 'cancel-rita-1');
+  assert.equal(c1.data?.refund, { total: 1, day: 1, month: 1 });
+  const refunded = await quotaRows(w, 'rita', PLAIN);
+  assert.equal(await rpcAs(QUEUES.raffleOrderCancel, q.data.orderId, 'cancel-rita-1'), c1);
+  assert.is((await rpcAs(QUEUES.raffleOrderCancel, q.data.orderId, 'cancel-rita-2')).code, 'ERR_BIZ_009');
+  assert.is((await rpcAs(QUEUES.raffleOrderUsed, q.data.orderId, 'cancel-rita-1')).code, 'ERR_BIZ_009', 'the cancel\'s id does not make a use succeed');
+  assert.equal(await quotaRows(w, 'rita', PLAIN), refunded, 'refunded once');
+  assert.is((await cancelTasks(w, q.data.orderId)).length, 1);
+});
+
 test("an order of an earlier day refunds the total (and the month only if it is this month), never today's row", async () => {
   await credited(w, 'olga', PLAIN_SKU, 'o-1');
   const today = await partake(w, 'olga', PLAIN);

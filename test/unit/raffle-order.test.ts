@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Activity } from '../../domain/catalog';
 import { decidePartake } from '../../domain/partake';
-import { decideCancel, expiryCutoff, type RaffleOrder } from '../../domain/raffle-order';
+import { decideCancel, expiryCutoff, sameChangeAgain, type RaffleOrder } from '../../domain/raffle-order';
 
 const activity: Activity = {
   activityId: 100301,
@@ -115,6 +115,17 @@ test('cancel: used or cancelled → 009 and nothing to refund; unknown → 010',
 
 test('expiry cutoff: an order reaches its TTL at orderTime + ttl', () => {
   assert.equal(expiryCutoff(30, NOW), new Date('2026-05-10T07:59:30Z'));
+});
+
+test('the same use or cancel again: only its own message id, only the state it asked for', () => {
+  assert.ok(sameChangeAgain('used', 'm-1', 'm-1', 'used'));
+  assert.ok(sameChangeAgain('cancel', 'm-1', 'm-1', 'cancel'));
+  assert.not.ok(sameChangeAgain('used', 'm-1', 'm-2', 'used'), 'another request');
+  assert.not.ok(sameChangeAgain('cancel', 'm-1', 'm-1', 'used'), 'the id of a cancel does not answer a use');
+  assert.not.ok(sameChangeAgain('used', null, undefined, 'used'), 'no id on either side: nothing recognised');
+  assert.not.ok(sameChangeAgain('used', 'm-1', undefined, 'used'));
+  assert.not.ok(sameChangeAgain('create', 'm-1', 'm-1', 'used'));
+  assert.not.ok(sameChangeAgain(undefined, undefined, 'm-1', 'used'));
 });
 
 test.run();

@@ -6,18 +6,28 @@ import { ORDER_COLUMNS, toOrder, type OrderRow } from './store';
 /** SQL of a raffle order's life after partake: used, cancelled (refunded), expired. Suffixes come from the router only. */
 
 /** The `raffle-order.used` statement (also run by the bench's database ceiling, bench/scenarios/ceiling-sql.ts). */
-export const USE_ORDER_SQL = (suffix: string) => `UPDATE user_raffle_order_${suffix} SET order_state = 'used', update_time = $3
+export const USE_ORDER_SQL = (suffix: string) => `UPDATE user_raffle_order_${suffix} SET order_state = 'used', update_time = $3, changed_by = $4
      WHERE user_id = $1 AND order_id = $2 AND order_state = 'create' RETURNING ${ORDER_COLUMNS}`;
 
-/** `create` → `used`, once: the updated order, or undefined when it was not `create`. */
-export async function useOrder(tx: Tx, suffix: string, userId: string, orderId: string, now: Date): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(tx, USE_ORDER_SQL(suffix), [userId, orderId, now]);
+/** `create` → `used`, once, remembering the request (`changed_by`): the updated order, or undefined when it was not `create`. */
+export async function useOrder(tx: Tx, suffix: string, userId: string, orderId: string, requestId: string | undefined, now: Date): Promise<RaffleOrder | undefined> {
+  const { rows } = await sql<OrderRow>(tx, USE_ORDER_SQL(suffix), [userId, orderId, now, requestId ?? null]);
   return rows[0] && toOrder(rows[0]);
 }
 
-export async function findOrder(tx: Tx, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(tx, `SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`, [userId, orderId]);
-  return rows[0] && toOrder(rows[0]);
+/** The order as it is, with the request that moved it out of `create` and when (`update_time` of that change). */
+export type FoundOrder = RaffleOrder & Readonly<{ changedBy: string | null; changedAt: Date }>;
+
+type ChangeColumns = { changed_by: string | null; update_time: Date };
+const toFound = (r: OrderRow & ChangeColumns): FoundOrder => ({ ...toOrder(r), changedBy: r.changed_by, changedAt: new Date(r.update_time) });
+
+export async function findOrder(tx: Tx, suffix: string, userId: string, orderId: string): Promise<FoundOrder | undefined> {
+  const { rows } = await sql<OrderRow & ChangeColumns>(
+    tx,
+    `SELECT ${ORDER_COLUMNS}, changed_by, update_time FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`,
+    [userId, orderId],
+  );
+  return rows[0] && toFound(rows[0]);
 }
 
 /**
@@ -25,19 +35,19 @@ export async function findOrder(tx: Tx, suffix: string, userId: string, orderId:
  * recharge, so a cancel never waits in a cycle with them. Undefined when the order or its account is
  * missing. The state read here may be overtaken by a racing use: `applyCancel` is guarded.
  */
-export async function lockForCancel(tx: Tx, suffix: string, userId: string, orderId: string): Promise<RaffleOrder | undefined> {
-  const { rows } = await sql<OrderRow>(
+export async function lockForCancel(tx: Tx, suffix: string, userId: string, orderId: string): Promise<FoundOrder | undefined> {
+  const { rows } = await sql<OrderRow & ChangeColumns>(
     tx,
     `SELECT ${ORDER_COLUMNS.split(', ')
       .map((c) => `o.${c}`)
-      .join(', ')}
+      .join(', ')}, o.changed_by, o.update_time
      FROM user_raffle_order_${suffix} o
      JOIN raffle_activity_account a ON a.user_id = o.user_id AND a.activity_id = o.activity_id
      WHERE o.user_id = $1 AND o.order_id = $2
      FOR UPDATE OF a`,
     [userId, orderId],
   );
-  return rows[0] && toOrder(rows[0]);
+  return rows[0] && toFound(rows[0]);
 }
 
 /**
@@ -46,11 +56,18 @@ export async function lockForCancel(tx: Tx, suffix: string, userId: string, orde
  * says so, with the account's mirrors set from them; the outbox task. `ok` false: the order was no
  * longer `create`.
  */
-export async function applyCancel(tx: Tx, suffix: string, c: Extract<CancelDecision, { kind: 'cancel' }>, task: TaskRow, now: Date): Promise<{ ok: boolean; taskId?: string }> {
+export async function applyCancel(
+  tx: Tx,
+  suffix: string,
+  c: Extract<CancelDecision, { kind: 'cancel' }>,
+  requestId: string | undefined,
+  task: TaskRow,
+  now: Date,
+): Promise<{ ok: boolean; taskId?: string }> {
   const { rows } = await sql<{ n: number; task_id: string | null }>(
     tx,
     `WITH o AS (
-       UPDATE user_raffle_order_${suffix} SET order_state = 'cancel', update_time = $3
+       UPDATE user_raffle_order_${suffix} SET order_state = 'cancel', update_time = $3, changed_by = $8
        WHERE user_id = $1 AND order_id = $2 AND order_state = 'create'
        RETURNING activity_id
      ), d AS (
@@ -68,10 +85,10 @@ export async function applyCancel(tx: Tx, suffix: string, c: Extract<CancelDecis
        WHERE user_id = $1 AND activity_id = (SELECT activity_id FROM o)
        RETURNING 1
      ), t AS (
-       ${insertTaskFrom('a', 8, 3)}
+       ${insertTaskFrom('a', 9, 3)}
      )
      SELECT (SELECT count(*)::int FROM a) AS n, (SELECT id::text FROM t) AS task_id`,
-    [c.order.userId, c.order.orderId, now, c.refund.day === 1, c.period.day, c.refund.month === 1, c.period.month, ...taskParams(task)],
+    [c.order.userId, c.order.orderId, now, c.refund.day === 1, c.period.day, c.refund.month === 1, c.period.month, requestId ?? null, ...taskParams(task)],
   );
   return { ok: rows[0]?.n === 1, taskId: rows[0]?.task_id ?? undefined };
 }

@@ -1,11 +1,11 @@
-import { decideCancel, refuseChange, type CancelDecision } from '../../domain/raffle-order';
+import { decideCancel, refuseChange, sameChangeAgain, type CancelDecision } from '../../domain/raffle-order';
 import { requestReply, type Handler, type Reply } from '../../infra/amqp';
 import type { Tx } from '../../infra/db';
 import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
 import type { UserShard } from '../../infra/shards';
 import { orderData, refused, success, type Deps } from './handle';
 import { RAFFLE_ORDER_CANCEL_QUEUE, RAFFLE_ORDER_USED_QUEUE, parseOrderRequest, type OrderRequest } from './message';
-import { applyCancel, findOrder, lockForCancel, useOrder } from './order-store';
+import { applyCancel, findOrder, lockForCancel, useOrder, type FoundOrder } from './order-store';
 
 /** `activity.raffle-order.used` and `.cancel`: a reply if `replyTo` is set, else applied and refusals logged. */
 export const raffleOrderUsedHandler = (d: Deps): Handler =>
@@ -28,11 +28,13 @@ async function useRaffleOrder(d: Deps, req: OrderRequest): Promise<Reply> {
   return group.run({
     key: req.userId,
     async run(tx) {
-      const used = await useOrder(tx, suffix, req.userId, req.orderId, now);
+      const used = await useOrder(tx, suffix, req.userId, req.orderId, req.requestId, now);
       if (used) return success(orderData(used));
-      const refusal = refuseChange((await findOrder(tx, suffix, req.userId, req.orderId))?.orderState);
+      const order = await findOrder(tx, suffix, req.userId, req.orderId);
+      // This request again (its first delivery applied, its reply was lost with its worker).
+      if (order && sameChangeAgain(order.orderState, order.changedBy, req.requestId, 'used')) return success(orderData(order));
       // Someone else's 'create' → 'used' cannot be undone; a row still 'create' here means a racing use won.
-      return refused(refusal ?? { code: 'ERR_BIZ_009', info: 'raffle order already used' });
+      return refused(refuseChange(order?.orderState) ?? { code: 'ERR_BIZ_009', info: 'raffle order already used' });
     },
   });
 }
@@ -60,12 +62,23 @@ async function cancelIn(d: Deps, tx: Tx, db: UserShard, req: OrderRequest, now: 
   const locked = await lockForCancel(tx, suffix, req.userId, req.orderId);
   const order = locked ?? (await findOrder(tx, suffix, req.userId, req.orderId));
   if (!locked && order?.orderState === 'create') throw new Error(`unused raffle order ${req.orderId} has no account`);
+  const again = order && cancelledBefore(d, order, req);
+  if (again) return { decision: again, tasks: [] };
   const decision = decideCancel(order, now, d.timeZone);
   if (decision.kind === 'refused') return { decision, tasks: [] };
   const task = await d.outbox.hold(db, decision.events[0], now);
-  const applied = await applyCancel(tx, suffix, decision, task, now);
+  const applied = await applyCancel(tx, suffix, decision, req.requestId, task, now);
   if (applied.ok) return { decision, tasks: applied.taskId ? [enqueuedTask(task, applied.taskId)] : [] };
   // A use committed between our read and the guarded update: it won, nothing was refunded.
   const refusal = refuseChange((await findOrder(tx, suffix, req.userId, req.orderId))?.orderState);
   return { decision: { kind: 'refused', refusal: refusal ?? { ok: false, code: 'ERR_BIZ_009', info: 'raffle order already used' } }, tasks: [] };
+}
+
+/**
+ * This cancel request again, after its first delivery applied: answered with the refund that delivery
+ * gave (decided again at the moment it cancelled, `changedAt`), nothing written, no event.
+ */
+function cancelledBefore(d: Deps, o: FoundOrder, req: OrderRequest): CancelDecision | undefined {
+  if (!sameChangeAgain(o.orderState, o.changedBy, req.requestId, 'cancel')) return undefined;
+  return decideCancel({ ...o, orderState: 'create' }, o.changedAt, d.timeZone);
 }
