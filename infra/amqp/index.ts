@@ -31,6 +31,40 @@ export type Broker = Readonly<{
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** How long the topology declaration may take after a (re)connect (see `declareWithin`). */
+const DECLARE_TIMEOUT_MS = 5_000;
+
+/**
+ * Declares the topology on a channel of its own, within DECLARE_TIMEOUT_MS. Unanswered on the first
+ * connect, it throws (the connection is dropped and the next address tried: nothing may consume
+ * before the queues exist). Unanswered on a reconnect, the topology is already there: the channel
+ * is closed and false returned, and the setup goes on, since every consumer declares its own queue
+ * under its own time limit. After a RabbitMQ node dies a step sent to a survivor can wait on the
+ * broker (docs/RELIABILITY.md, cluster findings); no consumer must wait behind it.
+ */
+async function declareWithin(m: ChannelModel, topology: TopologySettings, log: Logger, declaredBefore: boolean): Promise<boolean> {
+  const admin = await m.createChannel();
+  admin.on('error', (err) => log.warn({ err }, 'topology channel error'));
+  let timer: NodeJS.Timeout | undefined;
+  const t0 = Date.now();
+  try {
+    await Promise.race([
+      declareTopology(admin, topology),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`topology not declared within ${DECLARE_TIMEOUT_MS} ms`)), DECLARE_TIMEOUT_MS))),
+    ]);
+  } catch (err) {
+    admin.close().catch(() => undefined);
+    if (!declaredBefore) throw err;
+    log.warn({ err }, 'topology declaration did not answer; consumers declare their own queues');
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+  await admin.close();
+  if (Date.now() - t0 > 1_000) log.warn({ ms: Date.now() - t0 }, 'topology declaration was slow');
+  return true;
+}
+
 /**
  * One recovering connection per process. After every (re)connect it declares the topology, opens a
  * confirm channel for publishing and restarts every registered consumer on a fresh channel.
@@ -41,6 +75,7 @@ export async function connectBroker(config: Config, log: Logger, name: string, p
   const subs: Subscription[] = [];
   const pub = publisher(log);
   let model: ChannelModel | undefined;
+  let declared = false;
 
   const connection = await openConnection({
     // A config edited in code (tests) may change `amqpUrl` alone.
@@ -50,14 +85,14 @@ export async function connectBroker(config: Config, log: Logger, name: string, p
     log,
     async setup(m) {
       model = m;
-      const admin = await m.createChannel();
-      admin.on('error', (err) => log.warn({ err }, 'topology channel error'));
-      await declareTopology(admin, topology);
-      await admin.close();
+      const t0 = Date.now();
+      if (await declareWithin(m, topology, log, declared)) declared = true;
       const ch = await m.createConfirmChannel();
       ch.on('error', (err) => log.warn({ err }, 'publisher channel error'));
       pub.attach(ch);
-      for (const s of subs) await s.start(m);
+      // Side by side: each subscribe step has its own time limit, none waits for another's.
+      await Promise.all(subs.map((s) => s.start(m)));
+      if (Date.now() - t0 > 1_000) log.warn({ ms: Date.now() - t0 }, 'broker setup was slow');
     },
   });
   connection.on('disconnect', (err: Error) => {

@@ -106,8 +106,7 @@ export function parseAccountRequest(msg: ConsumeMessage): AccountRequest {
 export const REQUEST_ID_MAX = 128;
 
 /** The request's message id as stored (`request_id`, `changed_by`): at most REQUEST_ID_MAX characters. */
-const requestIdOf = (id: string | undefined): { requestId?: string } =>
-  id ? { requestId: id.length <= REQUEST_ID_MAX ? id : `sha256:${createHash('sha256').update(id).digest('hex')}` } : {};
+const requestIdOf = (id: string | undefined): { requestId?: string } => (id ? { requestId: id.length <= REQUEST_ID_MAX ? id : `sha256:${createHash('sha256').update(id).digest('hex')}` } : {});
 
 export function parsePartakeRequest(msg: ConsumeMessage): PartakeRequest {
   const body = readBody(msg);

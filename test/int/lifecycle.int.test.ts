@@ -93,7 +93,7 @@ test('a use or cancel delivered again after it applied (same message id) gets it
   // As after a worker that died between commit and reply: the broker delivers the same message again.
   assert.equal(await rpcAs(QUEUES.raffleOrderUsed, p.data.orderId, 'use-rita-1'), first);
   assert.is((await rpcAs(QUEUES.raffleOrderUsed, p.data.orderId, 'use-rita-2')).code, 'ERR_BIZ_009');
-  assert.is((await rpcAs(QUEUES.raffleOrderCancel, p.data.orderId, 'use-rita-1')).code, 'ERR_BIZ_009', 'the use\'s id does not make a cancel succeed');
+  assert.is((await rpcAs(QUEUES.raffleOrderCancel, p.data.orderId, 'use-rita-1')).code, 'ERR_BIZ_009', "the use's id does not make a cancel succeed");
 
   const q = await partake(w, 'rita', PLAIN);
   const c1 = await rpcAs(QUEUES.raffleOrderCancel, q.data.orderId, 'cancel-rita-1');
@@ -101,7 +101,7 @@ test('a use or cancel delivered again after it applied (same message id) gets it
   const refunded = await quotaRows(w, 'rita', PLAIN);
   assert.equal(await rpcAs(QUEUES.raffleOrderCancel, q.data.orderId, 'cancel-rita-1'), c1);
   assert.is((await rpcAs(QUEUES.raffleOrderCancel, q.data.orderId, 'cancel-rita-2')).code, 'ERR_BIZ_009');
-  assert.is((await rpcAs(QUEUES.raffleOrderUsed, q.data.orderId, 'cancel-rita-1')).code, 'ERR_BIZ_009', 'the cancel\'s id does not make a use succeed');
+  assert.is((await rpcAs(QUEUES.raffleOrderUsed, q.data.orderId, 'cancel-rita-1')).code, 'ERR_BIZ_009', "the cancel's id does not make a use succeed");
   assert.equal(await quotaRows(w, 'rita', PLAIN), refunded, 'refunded once');
   assert.is((await cancelTasks(w, q.data.orderId)).length, 1);
 });

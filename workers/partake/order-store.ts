@@ -22,11 +22,7 @@ type ChangeColumns = { changed_by: string | null; update_time: Date };
 const toFound = (r: OrderRow & ChangeColumns): FoundOrder => ({ ...toOrder(r), changedBy: r.changed_by, changedAt: new Date(r.update_time) });
 
 export async function findOrder(tx: Tx, suffix: string, userId: string, orderId: string): Promise<FoundOrder | undefined> {
-  const { rows } = await sql<OrderRow & ChangeColumns>(
-    tx,
-    `SELECT ${ORDER_COLUMNS}, changed_by, update_time FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`,
-    [userId, orderId],
-  );
+  const { rows } = await sql<OrderRow & ChangeColumns>(tx, `SELECT ${ORDER_COLUMNS}, changed_by, update_time FROM user_raffle_order_${suffix} WHERE user_id = $1 AND order_id = $2`, [userId, orderId]);
   return rows[0] && toFound(rows[0]);
 }
 
