@@ -245,6 +245,17 @@ export async function probe(db: Db): Promise<void> {
 
 /** Applies pending migrations with typeorm (table `schema_migrations`); the names of those applied. */
 export async function runMigrations(url: string, name: string, migrations: Array<new () => Migration>): Promise<string[]> {
+  return withMigrations(url, name, migrations, async (ds) => (await ds.runMigrations({ transaction: 'each' })).map((m) => m.name));
+}
+
+/** Reverts the last `count` applied migrations, newest first, each in its own transaction (their `down()`). */
+export async function revertMigrations(url: string, name: string, migrations: Array<new () => Migration>, count: number): Promise<void> {
+  await withMigrations(url, name, migrations, async (ds) => {
+    for (let n = 0; n < count; n++) await ds.undoLastMigration({ transaction: 'each' });
+  });
+}
+
+async function withMigrations<T>(url: string, name: string, migrations: Array<new () => Migration>, f: (ds: DataSource) => Promise<T>): Promise<T> {
   const ds = new DataSource({
     type: 'postgres',
     url,
@@ -258,7 +269,7 @@ export async function runMigrations(url: string, name: string, migrations: Array
   });
   await ds.initialize();
   try {
-    return (await ds.runMigrations({ transaction: 'each' })).map((m) => m.name);
+    return await f(ds);
   } finally {
     await ds.destroy();
   }
