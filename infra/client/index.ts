@@ -48,7 +48,8 @@ type HistoryCode = (typeof REPLY_CODES.history)[number];
 /**
  * `messageId`: the request's message id (default a new UUID). Give a partake's retry the id of the
  * first attempt: the service then answers the order that request created (in its state now) rather
- * than spending another chance.
+ * than spending another chance. A use's or cancel's retry with the first attempt's id is answered
+ * `0000` again if that attempt applied, instead of `ERR_BIZ_009`.
  */
 type Call = Readonly<{ timeoutMs?: number; messageId?: string }>;
 
