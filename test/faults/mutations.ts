@@ -13,4 +13,5 @@ export const MUTATIONS: readonly Mutation[] = [
   { name: 'no-request-lock', protection: 'the request lock on (userId, outBusinessNo), which the reaper takes before it decides (workers/recharge/store.ts lockRequest)', scenario: 'eager-reaper' },
   { name: 'no-reservation-reaper', protection: 'the reaper of orphaned stock reservations (workers/recharge/stock-jobs.ts)', scenario: 'kill-tree' },
   { name: 'no-rebuild-lock', protection: "the rebuild's exclusive SKU lock on every shard (infra/stock.ts rebuildLocked)", scenario: 'redis-flush' },
+  { name: 'no-use-replay', protection: 'a use delivered again after it applied is recognised by its message id (workers/partake/raffle-order.ts, `changed_by`)', scenario: 'crash-use-after-commit' },
 ];

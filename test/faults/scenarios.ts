@@ -45,6 +45,20 @@ export const SCENARIOS: Scenario[] = [
       }),
   },
   {
+    name: 'crash-use-after-commit',
+    quick: true,
+    load: '60 users × 3 partake+use rounds',
+    fault: 'SIGKILL of an extra partake worker at AQ_CRASH_AT=use-after-commit (a use committed, its reply not sent: the broker delivers it again)',
+    run: () =>
+      inWorld({}, async (c) => {
+        const { users, funding } = await fundUsers(c, 60, 'uk');
+        const victim = await armVictim(c, 'partake', 'use-after-commit', QUEUES.raffleOrderUsed);
+        const load = await partakeRounds(c, users, 3, { timeoutMs: 3_000 });
+        const crash = await victim.crashed();
+        return { ...(await finish(c, Date.now(), { recharges: funding, ...load }, crash.violations)), evidence: crash.evidence };
+      }),
+  },
+  {
     name: 'kill-tree',
     quick: true,
     load: '1200 recharges (900 unlimited, 300 vs stock 100) at 400/s',

@@ -1,6 +1,8 @@
 import { decideCancel, refuseChange, sameChangeAgain, type CancelDecision } from '../../domain/raffle-order';
 import { requestReply, type Handler, type Reply } from '../../infra/amqp';
+import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
+import { mutated } from '../../infra/mutation';
 import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
 import type { UserShard } from '../../infra/shards';
 import { orderData, refused, success, type Deps } from './handle';
@@ -25,18 +27,20 @@ export const raffleOrderCancelHandler = (d: Deps): Handler =>
 async function useRaffleOrder(d: Deps, req: OrderRequest): Promise<Reply> {
   const { suffix, group } = d.dbs.forUser(req.userId);
   const now = d.clock();
-  return group.run({
+  const reply = await group.run({
     key: req.userId,
     async run(tx) {
       const used = await useOrder(tx, suffix, req.userId, req.orderId, req.requestId, now);
       if (used) return success(orderData(used));
       const order = await findOrder(tx, suffix, req.userId, req.orderId);
       // This request again (its first delivery applied, its reply was lost with its worker).
-      if (order && sameChangeAgain(order.orderState, order.changedBy, req.requestId, 'used')) return success(orderData(order));
+      if (order && sameChangeAgain(order.orderState, order.changedBy, req.requestId, 'used') && !mutated('no-use-replay')) return success(orderData(order));
       // Someone else's 'create' → 'used' cannot be undone; a row still 'create' here means a racing use won.
       return refused(refuseChange(order?.orderState) ?? { code: 'ERR_BIZ_009', info: 'raffle order already used' });
     },
   });
+  if (reply.code === '0000') crashPoint('use-after-commit');
+  return reply;
 }
 
 type Cancelled = Readonly<{ decision: CancelDecision; tasks: EnqueuedTask[] }>;
