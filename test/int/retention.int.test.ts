@@ -7,7 +7,9 @@ import { migrate } from '../../infra/migrate';
 import { log } from '../../infra/log';
 import { countOpenTasks } from '../../infra/outbox';
 import { QUEUES } from '../../infra/topology';
+import { openDatabases } from '../../infra/shards';
 import { purgeRound } from '../../workers/task-compensation/retention';
+import { startProxy } from '../support/proxy';
 import { COUNTS, aSku, anActivity, drained, load, openWorld, rows, type World } from './recharge-world';
 
 const test = suite('retention');
@@ -123,6 +125,47 @@ test('retention deletes completed tasks and inbox rows older than the period, in
   assert.equal(await countOpenTasks(two!.ds), { create: 1, fail: 1, dead: 1 });
   assert.equal((await sql<{ message_id: string }>(w.dbs.global, "SELECT message_id FROM processed_message WHERE message_id LIKE 'ret-%'")).rows, [{ message_id: 'ret-young' }]);
   assert.equal(await purgeRound(w.dbs, 3_600, log), { tasks: 0, inbox: 0 });
+});
+
+test('a shard that is down or silent is skipped, the others are purged, and the next round purges it', async () => {
+  const age = (hours: number) => `now() - interval '${hours} hours'`;
+  for (const { ds } of w.dbs.shards)
+    await sql(
+      ds,
+      `INSERT INTO task (user_id, topic, message_id, message, state, update_time)
+      SELECT 'ret-down', 'recharge.completed', 'ret-down-' || g, '{}'::jsonb, 'completed', ${age(3)} FROM generate_series(1, 10) g`,
+    );
+  const count = async (i: number) => Number((await sql<{ n: string }>(w.dbs.shards[i]!.ds, "SELECT count(*) AS n FROM task WHERE user_id = 'ret-down'")).rows[0]!.n);
+  // Shard 1 reached through a fault proxy, as the task-compensation worker would see it.
+  const first = new URL(w.env.config.shardUrls[0]!);
+  const proxy = await startProxy({ host: first.hostname, port: Number(first.port || 5432) });
+  const dbs = openDatabases(
+    { ...w.env.config, shardUrls: [proxy.url(w.env.config.shardUrls[0]!), ...w.env.config.shardUrls.slice(1)], dbConnectTimeoutMs: 1_000, dbStatementTimeoutMs: 1_000 },
+    { poolSize: 1, name: 'retention-test' },
+  );
+  try {
+    proxy.down();
+    assert.equal(await purgeRound(dbs, 3_600, log), { tasks: 10, inbox: 0 }, 'shard 1 refuses: shard 2 purged');
+    assert.equal([await count(0), await count(1)], [10, 0]);
+    // Past the circuit's first pause (250 ms) its probe goes out, into silence this time.
+    await new Promise((r) => setTimeout(r, 600));
+    proxy.drop();
+    const accepted = proxy.accepted();
+    const t0 = Date.now();
+    assert.equal(await purgeRound(dbs, 3_600, log), { tasks: 0, inbox: 0 }, 'shard 1 silent: nothing left elsewhere');
+    assert.ok(proxy.accepted() > accepted, 'the round did try shard 1');
+    assert.ok(Date.now() - t0 < 10_000, `a silent shard held the round ${Date.now() - t0} ms`);
+    assert.is(await count(0), 10);
+    proxy.restore();
+    // Its circuit opened on the failures; it lets a probe through after at most 5 s.
+    let purged = 0;
+    for (const until = Date.now() + 15_000; !purged && Date.now() < until; await new Promise((r) => setTimeout(r, 500))) purged = (await purgeRound(dbs, 3_600, log)).tasks;
+    assert.is(purged, 10, 'shard 1 back: purged');
+    assert.is(await count(0), 0);
+  } finally {
+    await dbs.close();
+    await proxy.close();
+  }
 });
 
 test.run();
