@@ -26,38 +26,28 @@ const crashScenario = (name: string, worker: string, point: string, quick: boole
     }),
 });
 
+/** Partake+use rounds with an extra partake worker that dies at `point`; it is armed once it consumes `queue`. */
+const partakeCrashScenario = (name: string, point: string, queue: string, prefix: string, why = ''): Scenario => ({
+  name,
+  quick: true,
+  load: '60 users × 3 partake+use rounds',
+  fault: `SIGKILL of an extra partake worker at AQ_CRASH_AT=${point}${why}`,
+  run: () =>
+    inWorld({}, async (c) => {
+      const { users, funding } = await fundUsers(c, 60, prefix);
+      const victim = await armVictim(c, 'partake', point, queue);
+      const load = await partakeRounds(c, users, 3, { timeoutMs: 3_000 });
+      const crash = await victim.crashed();
+      return { ...(await finish(c, Date.now(), { recharges: funding, ...load }, crash.violations)), evidence: crash.evidence };
+    }),
+});
+
 export const SCENARIOS: Scenario[] = [
   crashScenario('crash-recharge-before-commit', 'recharge', 'recharge-before-commit', true),
   crashScenario('crash-recharge-after-commit', 'recharge', 'recharge-after-commit', true),
   crashScenario('crash-relay-after-confirm', 'recharge', 'relay-after-confirm', true),
-  {
-    name: 'crash-partake-after-commit',
-    quick: true,
-    load: '60 users × 3 partake+use rounds',
-    fault: 'SIGKILL of an extra partake worker at AQ_CRASH_AT=partake-after-commit',
-    run: () =>
-      inWorld({}, async (c) => {
-        const { users, funding } = await fundUsers(c, 60, 'pk');
-        const victim = await armVictim(c, 'partake', 'partake-after-commit', QUEUES.partake);
-        const load = await partakeRounds(c, users, 3, { timeoutMs: 3_000 });
-        const crash = await victim.crashed();
-        return { ...(await finish(c, Date.now(), { recharges: funding, ...load }, crash.violations)), evidence: crash.evidence };
-      }),
-  },
-  {
-    name: 'crash-use-after-commit',
-    quick: true,
-    load: '60 users × 3 partake+use rounds',
-    fault: 'SIGKILL of an extra partake worker at AQ_CRASH_AT=use-after-commit (a use committed, its reply not sent: the broker delivers it again)',
-    run: () =>
-      inWorld({}, async (c) => {
-        const { users, funding } = await fundUsers(c, 60, 'uk');
-        const victim = await armVictim(c, 'partake', 'use-after-commit', QUEUES.raffleOrderUsed);
-        const load = await partakeRounds(c, users, 3, { timeoutMs: 3_000 });
-        const crash = await victim.crashed();
-        return { ...(await finish(c, Date.now(), { recharges: funding, ...load }, crash.violations)), evidence: crash.evidence };
-      }),
-  },
+  partakeCrashScenario('crash-partake-after-commit', 'partake-after-commit', QUEUES.partake, 'pk'),
+  partakeCrashScenario('crash-use-after-commit', 'use-after-commit', QUEUES.raffleOrderUsed, 'uk', ' (a use committed, its reply not sent: the broker delivers it again)'),
   {
     name: 'kill-tree',
     quick: true,
