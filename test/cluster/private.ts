@@ -47,9 +47,13 @@ async function sweep(): Promise<void> {
 
 async function freeLayout(id: string): Promise<Layout> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const redis = 20_000 + 10 * Math.floor(Math.random() * 900); // nodes on redis..redis+5, buses 10000 up
-    const amqp = 30_000 + 10 * Math.floor(Math.random() * 900);
-    const pg = 41_000 + Math.floor(Math.random() * 3_000);
+    // Every port (with Redis' buses at +10000 and Erlang's distribution at +20000) stays below
+    // Linux's ephemeral range (32768 up): a port in it can be taken by any outgoing connection
+    // between our free-check and the server's bind, as it once was in CI (a RabbitMQ node failed
+    // to boot). amqp 10000-12692 (dist 30000-32692), redis 13000-19905 (buses 23000-29905), pg 20000-21999.
+    const amqp = 10_000 + 10 * Math.floor(Math.random() * 270);
+    const redis = 13_000 + 10 * Math.floor(Math.random() * 690);
+    const pg = 20_000 + Math.floor(Math.random() * 2_000);
     const ports = [...[0, 1, 2, 3, 4, 5].flatMap((i) => [redis + i, redis + i + 10_000]), ...[0, 1, 2].flatMap((i) => [amqp + i, amqp + i + 20_000]), pg];
     if (!(await Promise.all(ports.map(free))).every(Boolean)) continue;
     return layout({

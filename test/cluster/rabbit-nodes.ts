@@ -60,17 +60,42 @@ function writeFiles(l: Layout): void {
   }
 }
 
-/** Starts one node unless it runs; its data folder brings it back into the cluster. Returns once it accepts AMQP. */
+/**
+ * Starts one node unless it runs; its data folder brings it back into the cluster. Returns once it
+ * accepts AMQP. A node that fails to boot is killed and started once more; if that fails too, the
+ * error carries the end of its log, so that the cause shows where the failure is reported.
+ */
 export async function startRabbitNode(l: Layout, n: Node): Promise<boolean> {
   if (alive(rabbitPid(l, n))) return false;
   writeFiles(l);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await bootNode(l, n);
+      return true;
+    } catch (err) {
+      const pid = rabbitPid(l, n);
+      if (alive(pid)) process.kill(pid!, 'SIGKILL');
+      await until(`${n.node} gone`, 10_000, async () => (alive(pid) ? undefined : true), 200);
+      if (attempt === 2) throw new Error(`${(err as Error).message}\n--- end of ${n.node}'s log:\n${logTail(l, n)}`);
+    }
+  }
+}
+
+async function bootNode(l: Layout, n: Node): Promise<void> {
   fs.rmSync(pidFile(l, n), { force: true });
   const out = fs.openSync(path.join(base(l), 'log', `${short(n)}.stdout`), 'a');
   const child = spawn(path.join(BIN, 'rabbitmq-server'), [], { env: nodeEnv(l, n), detached: true, stdio: ['ignore', out, out] });
   child.unref();
   fs.closeSync(out);
   await rabbitCli(l, n, ['wait', '--timeout', '110', pidFile(l, n)], 'rabbitmqctl', 120_000);
-  return true;
+}
+
+function logTail(l: Layout, n: Node, lines = 30): string {
+  const files = [`${n.node}.log`, `${short(n)}.stdout`].map((f) => path.join(base(l), 'log', f));
+  return files
+    .filter((f) => fs.existsSync(f))
+    .map((f) => `${path.basename(f)}:\n${fs.readFileSync(f, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')}`)
+    .join('\n');
 }
 
 async function members(l: Layout, n: Node): Promise<{ running: string[]; disk: string[] }> {
