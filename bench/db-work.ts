@@ -34,6 +34,11 @@ export type DbWork = Readonly<{
   walBytes?: number;
   /** WAL bytes without full-page images (which depend on where the last checkpoint fell). */
   walBytesNoFpi?: number;
+  /**
+   * WAL bytes without full-page images by table (a table's indexes, TOAST and split tables
+   * `_000` … counted with it; the commit and abort records under COMMITS), per message.
+   */
+  walByTable?: Readonly<Record<string, number>>;
   /** The whole server's WAL over the span (other databases included), per message. */
   serverWalBytes: number;
   walNote?: string;
@@ -68,6 +73,11 @@ export async function dbWorkMeter(shards: readonly pg.Pool[], dataDirectory?: st
         return false;
       }
     })();
+  const tableOf = async () => {
+    const names = new Map<string, string>();
+    for (const p of shards) for (const r of (await p.query<{ key: string; name: string }>(RELATION_NAMES)).rows) names.set(r.key, r.name);
+    return names;
+  };
   const lsns = async () => (await shards[0]!.query('SELECT pg_current_wal_insert_lsn()::text AS lsn, pg_current_wal_flush_lsn()::text AS flushed')).rows[0] as { lsn: string; flushed: string };
   return {
     mark: async () => ({ lsn: (await lsns()).lsn }),
@@ -88,6 +98,7 @@ export async function dbWorkMeter(shards: readonly pg.Pool[], dataDirectory?: st
               rowsLocked: per(wal.rowsLocked),
               walBytes: per(wal.bytes),
               walBytesNoFpi: per(wal.bytes - wal.fpi),
+              walByTable: byTable(wal.byRelation, await tableOf(), per),
             }
           : {}),
         serverWalBytes: per(lsnToNumber(l.lsn) - lsnToNumber(a.lsn)),
@@ -97,13 +108,37 @@ export async function dbWorkMeter(shards: readonly pg.Pool[], dataDirectory?: st
   };
 }
 
+/** Each relation file of this database (`<database oid>/<relfilenode>`) with the table it belongs to: an index or a TOAST table with its table. */
+const RELATION_NAMES = `
+  SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::text || '/' || pg_relation_filenode(c.oid)::text AS key,
+         coalesce(t.relname, o.relname, c.relname) AS name
+    FROM pg_class c
+    LEFT JOIN pg_index i ON i.indexrelid = c.oid
+    LEFT JOIN pg_class t ON t.oid = i.indrelid
+    LEFT JOIN pg_class o ON o.reltoastrelid = c.oid
+   WHERE pg_relation_filenode(c.oid) IS NOT NULL`;
+
+/** Bytes by relation → per message by table (names from `names`, split tables `_000` … as one; a relation not found, e.g. dropped since, is "other"). */
+export function byTable(byRelation: Readonly<Record<string, number>>, names: ReadonlyMap<string, string>, per: (v: number) => number): Record<string, number> {
+  const sums: Record<string, number> = {};
+  for (const [rel, bytes] of Object.entries(byRelation)) {
+    const name = rel === COMMITS ? COMMITS : (names.get(rel) ?? 'other').replace(/_\d{3}$/, '');
+    sums[name] = (sums[name] ?? 0) + bytes;
+  }
+  return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, per(v)]));
+}
+
 const RECORD = /^rmgr: (\S+)\s+len \(rec\/tot\):\s*(\d+)\/\s*(\d+), tx:\s*(\d+), lsn: [0-9A-F]+\/[0-9A-F]+, prev [0-9A-F]+\/[0-9A-F]+, desc: (\S+)/;
-const BLOCK_DB = / rel \d+\/(\d+)\/\d+/g;
+const BLOCK_DB = / rel \d+\/(\d+)\/(\d+)/g;
+/** The key of commit and abort records in `byRelation`. */
+export const COMMITS = 'commit records';
 
 /**
  * Reads pg_waldump's lines in order and keeps the bytes of the databases `oids`: records that touch a
  * block of theirs, and the commit / abort records of the transactions that wrote them. `fpi`: the
- * full-page image bytes among them (`tot` − `rec`).
+ * full-page image bytes among them (`tot` − `rec`). `byRelation`: the bytes without full-page
+ * images by the relation of a record's first block (`<database oid>/<relfilenode>`), commits and
+ * aborts under COMMITS.
  */
 export function walAttribution(oids: ReadonlySet<string>) {
   const ours = new Set<string>();
@@ -114,6 +149,7 @@ export function walAttribution(oids: ReadonlySet<string>) {
   let rowsWritten = 0;
   let hotUpdates = 0;
   let rowsLocked = 0;
+  const byRelation: Record<string, number> = {};
   return {
     add(line: string): void {
       const m = RECORD.exec(line);
@@ -121,21 +157,27 @@ export function walAttribution(oids: ReadonlySet<string>) {
       records++;
       const [, rmgr, rec, tot, tx, desc] = m;
       let mine = false;
-      for (const b of line.matchAll(BLOCK_DB)) if (oids.has(b[1]!)) mine = true;
+      let relation: string | undefined;
+      for (const b of line.matchAll(BLOCK_DB)) {
+        relation ??= `${b[1]}/${b[2]}`;
+        if (oids.has(b[1]!)) mine = true;
+      }
       if (mine && tx !== '0') ours.add(tx!);
       if (!mine && rmgr === 'Transaction' && ours.has(tx!) && /^(COMMIT|ABORT)/.test(desc!)) {
         mine = true;
+        relation = COMMITS;
         if (desc === 'COMMIT') commits++;
       }
       if (!mine) return;
       bytes += Number(tot);
       fpi += Number(tot) - Number(rec);
+      byRelation[relation!] = (byRelation[relation!] ?? 0) + Number(rec);
       if (rmgr === 'Heap' && /^(INSERT|UPDATE|HOT_UPDATE|DELETE)(\+INIT)?$/.test(desc!)) rowsWritten++;
       if (rmgr === 'Heap' && desc!.startsWith('HOT_UPDATE')) hotUpdates++;
       if (rmgr === 'Heap2' && desc!.startsWith('MULTI_INSERT')) rowsWritten += Number(/MULTI_INSERT(?:\+INIT)? (\d+) tuples/.exec(line)?.[1] ?? 1);
       if (rmgr === 'Heap' && desc === 'LOCK') rowsLocked++;
     },
-    result: () => ({ bytes, fpi, records, commits, rowsWritten, hotUpdates, rowsLocked }),
+    result: () => ({ bytes, fpi, records, commits, rowsWritten, hotUpdates, rowsLocked, byRelation }),
   };
 }
 
@@ -143,7 +185,7 @@ export function walAttribution(oids: ReadonlySet<string>) {
 type Wal = ReturnType<ReturnType<typeof walAttribution>['result']>;
 
 async function walOf(waldump: string, walDir: string, from: string, to: string, oids: ReadonlySet<string>): Promise<(Wal & { note?: string }) | { note: string }> {
-  if (lsnToNumber(to) <= lsnToNumber(from)) return { bytes: 0, fpi: 0, records: 0, commits: 0, rowsWritten: 0, hotUpdates: 0, rowsLocked: 0 };
+  if (lsnToNumber(to) <= lsnToNumber(from)) return { bytes: 0, fpi: 0, records: 0, commits: 0, rowsWritten: 0, hotUpdates: 0, rowsLocked: 0, byRelation: {} };
   const child = spawn(waldump, ['-p', walDir, '-s', from, '-e', to], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (x) => (err = (err + x).slice(-2_000)));

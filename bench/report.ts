@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { MACHINE, SOURCES, STOLEN, type CheapestPair, type CpuRow, type CpuSpan } from './cpu';
-import type { DbWork } from './db-work';
+import { COMMITS, type DbWork } from './db-work';
 import type { DbPoint } from './scenarios/ceiling-db';
 import type { PubSub, RpcPoint } from './scenarios/ceiling-broker';
 import type { PacedPoint, PartakePoint } from './scenarios/partake';
@@ -155,7 +155,7 @@ export function markdown(r: Results): string {
       );
   }
   if (r.cpu?.spans.length) out.push('', ...cpuTable(r));
-  if (r.dbWork?.length) out.push('', ...dbWorkTable(r.dbWork));
+  if (r.dbWork?.length) out.push('', ...dbWorkTable(r.dbWork), '', ...walByTableTable(r.dbWork));
   return out.join('\n');
 }
 
@@ -280,6 +280,47 @@ export function dbWorkTable(rows: readonly DbWorkRow[]): string[] {
     const note = x.walNote ? `; ${x.walNote}` : '';
     out.push(
       `- ${x.side} ${x.scenario}${x.concurrency !== undefined ? ` C=${x.concurrency}` : ''}: ${x.messages} messages; the whole server's WAL ${round(x.serverWalBytes)} bytes per message (other databases included)${note}`,
+    );
+  }
+  return out;
+}
+
+/** The outbox's relations: the rows a different outbox design could drop. */
+const OUTBOX_RELATIONS = new Set(['task', 'task_id_seq']);
+
+/**
+ * Where each side's WAL goes, by table, at C = 16 (or the first level measured), and the bound it
+ * sets: the business rows (every table but the outbox `task` and the commit records) are written
+ * by the same statements on both sides, so the pipeline cannot write less than the ceiling's
+ * business rows, whatever its outbox does.
+ */
+export function walByTableTable(rows: readonly DbWorkRow[]): string[] {
+  const pick = (side: DbWorkRow['side'], kind: DbWorkRow['scenario']) => {
+    const xs = rows.filter((x) => x.side === side && x.scenario === kind && x.walByTable);
+    return xs.find((x) => x.concurrency === 16 || (side === 'pipeline' && kind === 'recharge')) ?? xs[0];
+  };
+  const cols = (['partake', 'recharge'] as const).flatMap((k) => [pick('pipeline', k), pick('db ceiling', k)]).filter((x): x is DbWorkRow => !!x);
+  if (!cols.length) return [];
+  const tables = [...new Set(cols.flatMap((c) => Object.keys(c.walByTable!)))].sort((a, b) => (a === COMMITS ? 1 : b === COMMITS ? -1 : a.localeCompare(b)));
+  const label = (c: DbWorkRow) => `${c.scenario} ${c.side}${c.concurrency !== undefined ? ` C=${c.concurrency}` : ''}`;
+  const out = [
+    'WAL bytes per message by table (no full-page images; a table with its indexes, TOAST and split tables; records by their first block):',
+    '',
+    `| table | ${cols.map(label).join(' | ')} |`,
+    `|---|${cols.map(() => '---:').join('|')}|`,
+    ...tables.map((t) => `| ${t === COMMITS ? t : `\`${t}\``} | ${cols.map((c) => f(c.walByTable![t] ?? 0)).join(' | ')} |`),
+    `| all | ${cols.map((c) => f(Object.values(c.walByTable!).reduce((a, b) => a + b, 0))).join(' | ')} |`,
+    '',
+  ];
+  for (const kind of ['partake', 'recharge'] as const) {
+    const c = pick('db ceiling', kind);
+    if (!c) continue;
+    const all = Object.values(c.walByTable!).reduce((a, b) => a + b, 0);
+    const business = Object.entries(c.walByTable!)
+      .filter(([t]) => !OUTBOX_RELATIONS.has(t) && t !== COMMITS)
+      .reduce((a, [, v]) => a + v, 0);
+    out.push(
+      `- ${kind}: the ceiling's business rows (all but \`task\`, its id sequence and the commit records) ${f(business)} bytes of its ${f(all)}; ceiling ÷ pipeline ≥ 1.5 needs the pipeline at ≤ ${f(all / 1.5)} bytes, so even a pipeline without any outbox rows or commits would reach at most ${(all / business).toFixed(2)}× while it writes those rows`,
     );
   }
   return out;

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { walAttribution } from '../../bench/db-work';
+import { COMMITS, byTable, walAttribution } from '../../bench/db-work';
+import { walByTableTable, type DbWorkRow } from '../../bench/report';
 import { partakeScript, rechargeScript, statementsOf } from '../../bench/scenarios/ceiling-sql';
 
 // pg_waldump 15 lines: database 16400 is ours, 5 is another one.
@@ -17,13 +18,22 @@ const LINES = [
 test("WAL of our databases: their block records, their transactions' commits, full-page images apart", () => {
   const acc = walAttribution(new Set(['16400']));
   for (const l of LINES) acc.add(l);
-  assert.equal(acc.result(), { bytes: 734 + 53 + 34 + 59, fpi: 734 - 54, records: 7, commits: 1, rowsWritten: 1, hotUpdates: 0, rowsLocked: 0 });
+  assert.equal(acc.result(), {
+    bytes: 734 + 53 + 34 + 59,
+    fpi: 734 - 54,
+    records: 7,
+    commits: 1,
+    rowsWritten: 1,
+    hotUpdates: 0,
+    rowsLocked: 0,
+    byRelation: { '16400/2615': 54, '16400/2684': 53, '16400/16500': 59, [COMMITS]: 34 },
+  });
 });
 
 test("another database's records and commits are not ours; other lines are ignored", () => {
   const acc = walAttribution(new Set(['16401']));
   for (const l of [...LINES, 'pg_waldump: error: error in WAL record at 0/2F401B00: invalid record length', '']) acc.add(l);
-  assert.equal(acc.result(), { bytes: 0, fpi: 0, records: 7, commits: 0, rowsWritten: 0, hotUpdates: 0, rowsLocked: 0 });
+  assert.equal(acc.result(), { bytes: 0, fpi: 0, records: 7, commits: 0, rowsWritten: 0, hotUpdates: 0, rowsLocked: 0, byRelation: {} });
   const other = walAttribution(new Set(['5']));
   for (const l of LINES) other.add(l);
   assert.is(other.result().bytes, 127 + 34);
@@ -46,6 +56,46 @@ test('rows written, HOT updates and locks are counted by record type', () => {
   acc.add('rmgr: Transaction len (rec/tot):     34/    34, tx:          9, lsn: 0/2F401A98, prev 0/2F401A70, desc: COMMIT 2026-12-05 07:30:01.000002 UTC');
   const r = acc.result();
   assert.equal([r.rowsWritten, r.hotUpdates, r.rowsLocked, r.commits], [5 + 3, 1, 1, 1]);
+});
+
+test('WAL by table: indexes and split tables with their table, commits apart, unknown relations as other', () => {
+  const names = new Map([
+    ['16400/2615', 'task'],
+    ['16400/2684', 'task'],
+    ['16401/16500', 'user_raffle_order_001'],
+    ['16401/16501', 'user_raffle_order_003'],
+  ]);
+  const per = (v: number) => v / 2;
+  assert.equal(byTable({ '16400/2615': 54, '16400/2684': 53, '16401/16500': 40, '16401/16501': 20, '16400/99': 8, [COMMITS]: 34 }, names, per), {
+    task: 53.5,
+    user_raffle_order: 30,
+    other: 4,
+    [COMMITS]: 17,
+  });
+});
+
+test("the by-table report: C = 16 paired, the bound from the ceiling's business rows", () => {
+  const row = (side: DbWorkRow['side'], concurrency: number, walByTable: Record<string, number>): DbWorkRow => ({
+    side,
+    scenario: 'partake',
+    concurrency,
+    messages: 10,
+    serverWalBytes: 0,
+    walByTable,
+  });
+  const lines = walByTableTable([
+    row('pipeline', 1, { task: 999 }),
+    row('pipeline', 16, { task: 1200, task_id_seq: 10, user_raffle_order: 900, [COMMITS]: 30 }),
+    row('db ceiling', 16, { task: 800, task_id_seq: 10, user_raffle_order: 600, raffle_activity_account: 300, [COMMITS]: 90 }),
+  ]);
+  assert.ok(lines.includes('| table | partake pipeline C=16 | partake db ceiling C=16 |'), lines.join('\n'));
+  assert.ok(lines.includes('| `task` | 1200 | 800 |'));
+  assert.ok(lines.includes('| `raffle_activity_account` | 0 | 300 |'));
+  assert.is(lines.filter((l) => l.startsWith('| ')).pop(), '| all | 2140 | 1800 |');
+  assert.ok(lines.indexOf(`| ${COMMITS} | 30 | 90 |`) > lines.indexOf('| `user_raffle_order` | 900 | 600 |'), 'commit records last');
+  const bound = lines.find((l) => l.startsWith('- partake:'));
+  assert.ok(bound?.includes('business rows (all but `task`, its id sequence and the commit records) 900 bytes of its 1800'), bound);
+  assert.ok(bound?.includes('≤ 1200 bytes') && bound.includes('at most 2.00×'), bound);
 });
 
 test('round trips of the ceiling scripts: BEGIN and COMMIT count, \\set lines do not', () => {
