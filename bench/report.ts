@@ -288,6 +288,15 @@ export function dbWorkTable(rows: readonly DbWorkRow[]): string[] {
 /** The outbox's relations: the rows a different outbox design could drop. */
 const OUTBOX_RELATIONS = new Set(['task', 'task_id_seq']);
 
+/** A ceiling row's WAL per message, all of it and its business rows' (without the outbox and the commit records). */
+export function walBound(c: DbWorkRow | undefined): { all: number; business: number } | undefined {
+  if (!c?.walByTable) return undefined;
+  const entries = Object.entries(c.walByTable);
+  const all = entries.reduce((a, [, v]) => a + v, 0);
+  const business = entries.filter(([t]) => !OUTBOX_RELATIONS.has(t) && t !== COMMITS).reduce((a, [, v]) => a + v, 0);
+  return business > 0 ? { all, business } : undefined;
+}
+
 /**
  * Where each side's WAL goes, by table, at C = 16 (or the first level measured), and the bound it
  * sets: the business rows (every table but the outbox `task` and the commit records) are written
@@ -313,12 +322,9 @@ export function walByTableTable(rows: readonly DbWorkRow[]): string[] {
     '',
   ];
   for (const kind of ['partake', 'recharge'] as const) {
-    const c = pick('db ceiling', kind);
-    if (!c) continue;
-    const all = Object.values(c.walByTable!).reduce((a, b) => a + b, 0);
-    const business = Object.entries(c.walByTable!)
-      .filter(([t]) => !OUTBOX_RELATIONS.has(t) && t !== COMMITS)
-      .reduce((a, [, v]) => a + v, 0);
+    const bound = walBound(pick('db ceiling', kind));
+    if (!bound) continue;
+    const { all, business } = bound;
     out.push(
       `- ${kind}: the ceiling's business rows (all but \`task\`, its id sequence and the commit records) ${f(business)} bytes of its ${f(all)}; ceiling ÷ pipeline ≥ 1.5 needs the pipeline at ≤ ${f(all / 1.5)} bytes, so even a pipeline without any outbox rows or commits would reach at most ${(all / business).toFixed(2)}× while it writes those rows`,
     );
