@@ -35,8 +35,8 @@ export type DbWork = Readonly<{
   /** WAL bytes without full-page images (which depend on where the last checkpoint fell). */
   walBytesNoFpi?: number;
   /**
-   * WAL bytes without full-page images by table (a table's indexes, TOAST and split tables
-   * `_000` … counted with it; the commit and abort records under COMMITS), per message.
+   * WAL bytes without full-page images by table (a table's indexes, TOAST, id sequence and split
+   * tables `_000` … counted with it; the commit and abort records under COMMITS), per message.
    */
   walByTable?: Readonly<Record<string, number>>;
   /** The whole server's WAL over the span (other databases included), per message. */
@@ -118,11 +118,11 @@ const RELATION_NAMES = `
     LEFT JOIN pg_class o ON o.reltoastrelid = c.oid
    WHERE pg_relation_filenode(c.oid) IS NOT NULL`;
 
-/** Bytes by relation → per message by table (names from `names`, split tables `_000` … as one; a relation not found, e.g. dropped since, is "other"). */
+/** Bytes by relation → per message by table (names from `names`; a table's `_id_seq` and its split tables `_000` … count with it; a relation not found, e.g. dropped since, is "other"). */
 export function byTable(byRelation: Readonly<Record<string, number>>, names: ReadonlyMap<string, string>, per: (v: number) => number): Record<string, number> {
   const sums: Record<string, number> = {};
   for (const [rel, bytes] of Object.entries(byRelation)) {
-    const name = rel === COMMITS ? COMMITS : (names.get(rel) ?? 'other').replace(/_\d{3}$/, '');
+    const name = rel === COMMITS ? COMMITS : (names.get(rel) ?? 'other').replace(/_id_seq$/, '').replace(/_\d{3}$/, '');
     sums[name] = (sums[name] ?? 0) + bytes;
   }
   return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, per(v)]));
