@@ -34,9 +34,9 @@ export const FIGURES: readonly Figure[] = [
   { name: 'partake: database CPU, ceiling ÷ pipeline, cheapest levels', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => r.cpu?.cheapest?.partake?.ceilingOverPipeline },
   { name: 'partake: WAL bytes (no full-page images), ceiling ÷ pipeline, C=16', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => walRatio(r, 'partake', 16) },
   {
+    // A bound, not a result: what the goal's ratio could be at most (so no "reached" here).
     name: 'partake: WAL, ceiling ÷ pipeline at best with no outbox rows or commits at all (the ceiling ÷ its business rows), C=16',
-    goal: '≥ 1.5',
-    ok: atLeast(1.5),
+    goal: '–',
     digits: 2,
     of: (r) => walCeilingBound(r, 'partake'),
   },
@@ -49,9 +49,9 @@ export const FIGURES: readonly Figure[] = [
   { name: 'recharge: database CPU, ceiling ÷ pipeline, cheapest levels', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => r.cpu?.cheapest?.recharge?.ceilingOverPipeline },
   { name: 'recharge: WAL bytes (no full-page images), ceiling C=16 ÷ pipeline', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => walRatio(r, 'recharge', 16) },
   {
+    // A bound, not a result: what the goal's ratio could be at most (so no "reached" here).
     name: 'recharge: WAL, ceiling ÷ pipeline at best with no outbox rows or commits at all (the ceiling ÷ its business rows), C=16',
-    goal: '≥ 1.5',
-    ok: atLeast(1.5),
+    goal: '–',
     digits: 2,
     of: (r) => walCeilingBound(r, 'recharge'),
   },
