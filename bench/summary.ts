@@ -22,6 +22,11 @@ const walCeilingBound = (r: Results, scenario: 'partake' | 'recharge') => {
   const b = walBound(work(r, 'db ceiling', scenario, 16));
   return b && b.all / b.business;
 };
+/** The same with a task row per event kept (the contract's outbox): the ceiling's WAL ÷ its WAL without commit records. */
+const walContractBound = (r: Results, scenario: 'partake' | 'recharge') => {
+  const b = walBound(work(r, 'db ceiling', scenario, 16));
+  return b && b.all / b.withTasks;
+};
 const atLeast = (g: number) => (v: number) => v >= g;
 const atMost = (g: number) => (v: number) => v <= g;
 const best = (ps: ReadonlyArray<{ throughput: number }> | undefined) => (ps?.length ? Math.max(...ps.map((p) => p.throughput)) : undefined);
@@ -40,6 +45,12 @@ export const FIGURES: readonly Figure[] = [
     digits: 2,
     of: (r) => walCeilingBound(r, 'partake'),
   },
+  {
+    name: 'partake: WAL, ceiling ÷ pipeline at best with a task row per event but no completion marks or commits, C=16',
+    goal: '–',
+    digits: 2,
+    of: (r) => walContractBound(r, 'partake'),
+  },
   { name: 'partake: WAL bytes per message, pipeline C=16', goal: '–', digits: 0, of: (r) => work(r, 'pipeline', 'partake', 16)?.walBytesNoFpi },
   { name: 'partake: commits per message, pipeline C=16', goal: '–', digits: 2, of: (r) => work(r, 'pipeline', 'partake', 16)?.transactions },
   { name: 'partake: statements (round trips) per message, pipeline C=16', goal: '–', digits: 2, of: (r) => work(r, 'pipeline', 'partake', 16)?.statements },
@@ -54,6 +65,12 @@ export const FIGURES: readonly Figure[] = [
     goal: '–',
     digits: 2,
     of: (r) => walCeilingBound(r, 'recharge'),
+  },
+  {
+    name: 'recharge: WAL, ceiling ÷ pipeline at best with a task row per event but no completion marks or commits, C=16',
+    goal: '–',
+    digits: 2,
+    of: (r) => walContractBound(r, 'recharge'),
   },
   { name: 'recharge: commits per message, pipeline', goal: '–', digits: 2, of: (r) => work(r, 'pipeline', 'recharge')?.transactions },
   {

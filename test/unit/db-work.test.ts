@@ -97,6 +97,7 @@ test("the by-table report: C = 16 paired, the bound from the ceiling's business 
   const bound = lines.find((l) => l.startsWith('- partake:'));
   assert.ok(bound?.includes('business rows (all but `task` and the commit records) 900 bytes of its 1800'), bound);
   assert.ok(bound?.includes('≤ 1200 bytes') && bound.includes('at most 2.00×'), bound);
+  assert.ok(bound?.includes('no completion marks and no commits, at most 1.05×'), bound);
 });
 
 test('round trips of the ceiling scripts: BEGIN and COMMIT count, \\set lines do not', () => {
