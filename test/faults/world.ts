@@ -455,10 +455,13 @@ export class Caller {
   /**
    * One request/reply attempt: resolves with the reply or rejects after `timeoutMs`; a publish that
    * fails is retried within that time. With `onLate`, a reply that comes after the timeout is
-   * handed to it (the client keeps waiting for it, up to LATE_REPLY_MS).
+   * handed to it (the client keeps waiting for it, up to LATE_REPLY_MS). Every publish of the
+   * attempt carries one message id: an unconfirmed publish may still have been enqueued (its node
+   * died before confirming), and its retry must then be the same request, not a second one.
    */
-  async rpc(queue: string, payload: unknown, timeoutMs = 10_000, onLate?: (r: Reply) => void, messageId?: string): Promise<Reply> {
+  async rpc(queue: string, payload: unknown, timeoutMs = 10_000, onLate?: (r: Reply) => void, requestId?: string): Promise<Reply> {
     const end = Date.now() + timeoutMs;
+    const messageId = requestId ?? randomUUID();
     const noReply = () => new Error(`no reply within ${timeoutMs} ms`);
     for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
       const client = await within(this.ensure(), Math.max(0, end - Date.now()), 'not connected').catch(() => undefined);
