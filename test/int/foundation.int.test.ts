@@ -28,6 +28,7 @@ t.after(async (ctx) => {
   ctx.redis.disconnect();
   await ctx.dbs.close();
   await ctx.world.cleanup();
+  fs.rmSync(ctx.dir, { recursive: true, force: true });
 });
 
 t('migrate a second time changes nothing; every shard has every table', async ({ world, dbs }) => {

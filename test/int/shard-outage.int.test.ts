@@ -23,7 +23,8 @@ const ACTIVITY = 100301;
 
 t.before(async (ctx) => {
   ctx.env = await createTestEnv({ extra: { PREFETCH: '8', OUTAGE_HOLD: '1', PARK_MS: '500', DB_STATEMENT_TIMEOUT_MS: '1000', DB_CONNECT_TIMEOUT_MS: '1000' } });
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'aq-shard-outage-')), 'catalog.json');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aq-shard-outage-'));
+  const file = path.join(dir, 'catalog.json');
   fs.writeFileSync(
     file,
     JSON.stringify({
@@ -33,7 +34,7 @@ t.before(async (ctx) => {
       behaviorRebates: [],
     }),
   );
-  await npmScript('catalog', ['load', file], ctx.env.env);
+  await npmScript('catalog', ['load', file], ctx.env.env).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
   const shard2 = new URL(ctx.env.config.shardUrls[1]!);
   ctx.proxy = await startProxy({ host: shard2.hostname, port: Number(shard2.port || 5432) });
   const shardUrls = [ctx.env.config.shardUrls[0]!, ctx.proxy.url(ctx.env.config.shardUrls[1]!)];
