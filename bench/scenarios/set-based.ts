@@ -59,6 +59,14 @@ function groupedScript(): string {
   return [...groupSets, ...sets, 'BEGIN;', ...Array.from({ length: G }, (_, i) => unit(i)).flat(), 'COMMIT;', 'BEGIN;', ...uses, 'COMMIT;', mark, ''].join('\n');
 }
 
+/** The group's day or month rows: created spent once, or one more spent where some are left. */
+const spendPeriod = (p: 'day' | 'month') => `
+       INSERT INTO raffle_activity_account_${p} AS r (user_id, activity_id, ${p}, ${p}_count, ${p}_count_surplus, create_time, update_time)
+       SELECT user_id, :activity::bigint, :${p}::text, :zero::int, greatest(:zero::int - 1, 0), :now::timestamptz, :now::timestamptz FROM v
+       ON CONFLICT (user_id, activity_id, ${p}) DO UPDATE SET ${p}_count_surplus = r.${p}_count_surplus - 1, update_time = :now
+         WHERE r.${p}_count_surplus > 0
+       RETURNING r.user_id, r.${p}_count_surplus AS surplus`;
+
 function setBasedScript(): string {
   const lock = `WITH v AS (${groupRows})
      SELECT a.user_id, a.total_count, a.total_count_surplus, a.day_count, a.month_count,
@@ -72,19 +80,7 @@ function setBasedScript(): string {
      LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = :month
      ORDER BY a.user_id
      FOR UPDATE OF a;`;
-  const apply = `WITH v AS (${groupRows}), m AS (
-       INSERT INTO raffle_activity_account_month AS r (user_id, activity_id, month, month_count, month_count_surplus, create_time, update_time)
-       SELECT user_id, :activity::bigint, :month::text, :zero::int, greatest(:zero::int - 1, 0), :now::timestamptz, :now::timestamptz FROM v
-       ON CONFLICT (user_id, activity_id, month) DO UPDATE SET month_count_surplus = r.month_count_surplus - 1, update_time = :now
-         WHERE r.month_count_surplus > 0
-       RETURNING r.user_id, r.month_count_surplus AS surplus
-     ), d AS (
-       INSERT INTO raffle_activity_account_day AS r (user_id, activity_id, day, day_count, day_count_surplus, create_time, update_time)
-       SELECT user_id, :activity::bigint, :day::text, :zero::int, greatest(:zero::int - 1, 0), :now::timestamptz, :now::timestamptz FROM v
-       ON CONFLICT (user_id, activity_id, day) DO UPDATE SET day_count_surplus = r.day_count_surplus - 1, update_time = :now
-         WHERE r.day_count_surplus > 0
-       RETURNING r.user_id, r.day_count_surplus AS surplus
-     ), a AS (
+  const apply = `WITH v AS (${groupRows}), m AS (${spendPeriod('month')}), d AS (${spendPeriod('day')}), a AS (
        UPDATE raffle_activity_account x SET total_count_surplus = x.total_count_surplus - 1,
          day_count_surplus = d.surplus, month_count_surplus = m.surplus, update_time = :now
        FROM d JOIN m USING (user_id)
