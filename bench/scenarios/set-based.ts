@@ -1,7 +1,8 @@
 /**
  * Hot-path row 19 (docs/BENCHMARKS.md): what set-based statements for a whole group would save the
  * database, measured before building them. `npx tsx bench/scenarios/set-based.ts [--group 16]
- * [--clients 1,4] [--seconds 8] [--rounds 3]` on a quiet machine (a world of its own, removed after).
+ * [--clients 1,4] [--seconds 8] [--rounds 3] [--docs]` on a quiet machine (a world of its own,
+ * removed after); `--docs` writes the table between the `set-based:gG` markers of docs/BENCHMARKS.md.
  *
  * Three shapes of the same partakes (with their `raffle-order.used`), run by pgbench on one shard
  * database, one split table, the users' day and month rows in place:
@@ -23,6 +24,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createTestEnv } from '../../test/support/env';
 import { ORDER_COLUMNS } from '../../workers/partake/store';
+import { writeBetween } from '../support';
 import { openPools, preloadCeilingAccounts } from '../world';
 import { USE_ORDER_SQL } from '../../workers/partake/order-store';
 import { PARTAKE_SQL } from '../../workers/partake/store';
@@ -30,7 +32,13 @@ import { ceilingDefines, partakeScript, pgbenchStatement, USERS_PER_CLIENT } fro
 import { CEILING_USER_BASE } from './ceiling-users';
 
 const { values } = parseArgs({
-  options: { group: { type: 'string', default: '16' }, clients: { type: 'string', default: '1,4' }, seconds: { type: 'string', default: '8' }, rounds: { type: 'string', default: '3' } },
+  options: {
+    group: { type: 'string', default: '16' },
+    clients: { type: 'string', default: '1,4' },
+    seconds: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '3' },
+    docs: { type: 'boolean', default: false },
+  },
 });
 const G = Number(values.group);
 const CLIENTS = values.clients.split(',').map(Number);
@@ -110,6 +118,34 @@ const SHAPES = [
   { name: 'set-based', perTransaction: G, script: setBasedScript() },
 ] as const;
 
+type Point = Readonly<{ shape: string; clients: number; round: number; perSec: number; cpuMs: number; wal: number; failed: number }>;
+
+const pointRow = (p: Point) => `| ${p.shape} | ${p.clients} | ${p.round} | ${Math.round(p.perSec)} | ${p.cpuMs.toFixed(3)} | ${Math.round(p.wal)} | ${p.failed} |`;
+
+/** The points' table and, per client count, the ceiling's figures ÷ each shape's (the same round paired), as min – max. */
+function report(points: readonly Point[]): string {
+  const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}×`;
+  const ratios = CLIENTS.flatMap((c) =>
+    SHAPES.filter((s) => s.name !== 'ceiling').map((s) => {
+      const pairs = points.filter((p) => p.clients === c && p.shape === s.name).map((p) => [points.find((q) => q.clients === c && q.round === p.round && q.shape === 'ceiling')!, p] as const);
+      return `- C = ${c}, ceiling ÷ ${s.name}: PostgreSQL CPU ${spread(pairs.map(([a, b]) => a.cpuMs / b.cpuMs))}, WAL ${spread(pairs.map(([a, b]) => a.wal / b.wal))}`;
+    }),
+  );
+  const load = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+  return [
+    `Run ${new Date().toISOString().slice(0, 16)}Z: G = ${G} partakes per group, ${SECONDS} s per point, ${ROUNDS} round(s), ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load at the end ${load}.`,
+    '',
+    '| shape | clients | round | partakes /s | PostgreSQL CPU ms per partake | WAL bytes per partake (full-page images included) | failed |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...points.map(pointRow),
+    '',
+    ...ratios,
+  ].join('\n');
+}
+
 /** User + system CPU (clock ticks) of the postmaster's exited children: pgbench's backends once they have gone. */
 function childTicks(postmaster: number): number {
   const f = fs.readFileSync(`/proc/${postmaster}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -141,7 +177,7 @@ async function main(): Promise<void> {
                   (SELECT count(*) FROM task WHERE state = 'completed')::int AS marked`,
         )
       ).rows[0] as { used: number; marked: number };
-    const rows: string[] = [];
+    const points: Point[] = [];
     for (const clients of CLIENTS) {
       for (let round = 1; round <= ROUNDS; round++) {
         for (const s of SHAPES) {
@@ -172,18 +208,18 @@ async function main(): Promise<void> {
           }
           const wal = Number((await shard.query('SELECT pg_wal_lsn_diff($1, $2)::float8 AS d', [w1, w0])).rows[0].d);
           const cpuMs = (((c1 - c0) / CLK_TCK) * 1000) / partakes;
-          const line = `| ${s.name} | ${clients} | ${round} | ${Math.round(partakes / SECONDS)} | ${cpuMs.toFixed(3)} | ${Math.round(wal / partakes)} | ${failed} |`;
-          rows.push(line);
-          process.stdout.write(`${line}\n`);
+          const point = { shape: s.name, clients, round, perSec: partakes / SECONDS, cpuMs, wal: wal / partakes, failed };
+          points.push(point);
+          process.stdout.write(`${pointRow(point)}\n`);
         }
       }
     }
-    process.stdout.write(
-      `\nG = ${G}, ${SECONDS} s per point, ${os.cpus().length} CPUs, load ${os
-        .loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' ')}\n| shape | clients | round | partakes /s | PostgreSQL CPU ms per partake | WAL bytes per partake | failed |\n|---|---:|---:|---:|---:|---:|---:|\n${rows.join('\n')}\n`,
-    );
+    const text = report(points);
+    process.stdout.write(`\n${text}\n`);
+    if (values.docs) {
+      const docs = path.resolve(import.meta.dirname, '../../docs/BENCHMARKS.md');
+      if (!writeBetween(docs, `<!-- set-based:g${G}:begin -->`, `<!-- set-based:g${G}:end -->`, text)) throw new Error(`docs/BENCHMARKS.md has no set-based:g${G} markers`);
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
     await pools.close();
