@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, context, trace, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, context, trace, type Context, type Span } from '@opentelemetry/api';
 import { endSpan, transactionSpan, untracedTransaction, type Db, type Tx } from './db';
 import { classify, TransientError } from './errors';
 import type { Logger } from './log';
@@ -18,7 +18,33 @@ export type Unit<T> = Readonly<{
   run(tx: Tx): Promise<T>;
   /** After a rollback of a transaction in which `run` started: undo what it did outside the database. */
   undo?(): Promise<void>;
+  /**
+   * The unit as a member of a set-based batch: grouped only with units of the same batch, whose
+   * `run` then does the work of all of them in a few set-based statements instead of each unit's
+   * own. A unit alone, and every unit after its group rolled back, runs its own `run`.
+   */
+  batch?: Batched<T>;
 }>;
+
+/**
+ * Units of one kind done together: `run` gets their inputs in the group's key order and answers one
+ * result per input, in that order, each as the unit's own `run` would have. Its statements lock
+ * rows in key order too (`ORDER BY key COLLATE "C"`, the order `byKey` gives), so a batch and a
+ * group of single units never wait on each other in a cycle. It must leave nothing outside the
+ * database to undo: a batch that throws rolls the group back and each unit runs alone.
+ */
+export type Batch<I, T> = Readonly<{ run(tx: Tx, members: readonly Member<I>[]): Promise<readonly T[]> }>;
+
+/** One unit in its batch: its input, and its context (its message's transaction span) to run its own calls in, e.g. one that records the trace. */
+export type Member<I> = Readonly<{ input: I; within<R>(fn: () => R): R }>;
+
+export type Batched<T> = Readonly<{ of: Batch<unknown, T>; input: unknown }>;
+
+/** `unit.batch` for a unit whose work `of` can do with others': `input` is what `of.run` gets for it. */
+export const batched = <I, T>(of: Batch<I, T>, input: I): Batched<T> => ({ of: of as Batch<unknown, T>, input });
+
+/** Key order by code point (UTF-8 bytes): PostgreSQL's `COLLATE "C"` on a UTF-8 database, which a batch's locks follow. */
+export const byKey = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 export type GroupSettings = Readonly<{
   /** Units in one transaction at most; 1 turns grouping off (one transaction per message). */
@@ -152,13 +178,17 @@ function stallGuard(ds: Db, s: GroupSettings, lanes: ReadonlySet<{ at: number }>
   return { watch, error };
 }
 
-/** Takes up to `max` pending units off the queue in arrival order, one per key, then sorted by key. */
+/**
+ * Takes up to `max` pending units off the queue in arrival order, one per key and all of the first
+ * one's batch (or all of none), then sorted by key.
+ */
 function takeGroup(queue: Pending[], max: number): Pending[] {
   const keys = new Set<string>();
   const group: Pending[] = [];
+  const batch = queue[0]?.unit.batch?.of;
   for (let i = 0; i < queue.length && group.length < max; ) {
     const p = queue[i]!;
-    if (keys.has(p.unit.key)) {
+    if (keys.has(p.unit.key) || p.unit.batch?.of !== batch) {
       i++;
       continue;
     }
@@ -166,7 +196,32 @@ function takeGroup(queue: Pending[], max: number): Pending[] {
     group.push(p);
     queue.splice(i, 1);
   }
-  return group.sort((a, b) => (a.unit.key < b.unit.key ? -1 : a.unit.key > b.unit.key ? 1 : 0));
+  return group.sort((a, b) => byKey(a.unit.key, b.unit.key));
+}
+
+/** The units' work in `tx`: one batch run for a group of a batch's units, else each unit's own `run` in turn. */
+async function runUnits(tx: Tx, units: readonly Pending[], spans: readonly Span[], started: Pending[]): Promise<unknown[]> {
+  const within =
+    (i: number) =>
+    <R>(fn: () => R) =>
+      context.with(trace.setSpan(units[i]!.ctx, spans[i]!), fn);
+  const of = units[0]?.unit.batch?.of;
+  if (units.length > 1 && of) {
+    started.push(...units);
+    // Its statements serve every unit: they run in none's span (each unit's transaction span records the group).
+    const out = await of.run(
+      tx,
+      units.map((p, i) => ({ input: p.unit.batch!.input, within: within(i) })),
+    );
+    if (out.length !== units.length) throw new Error(`a batch answered ${out.length} results for ${units.length} units`);
+    return [...out];
+  }
+  const results: unknown[] = [];
+  for (const [i, p] of units.entries()) {
+    started.push(p);
+    results.push(await within(i)(() => p.unit.run(tx)));
+  }
+  return results;
 }
 
 /** Runs the units in one transaction; after a rollback undoes those that started, then rethrows. */
@@ -177,11 +232,7 @@ async function inTransaction(ds: Db, units: Pending[], log: Logger): Promise<unk
   let bodyDone = false;
   try {
     const out = await untracedTransaction(ds, async (tx) => {
-      const results: unknown[] = [];
-      for (const [i, p] of units.entries()) {
-        started.push(p);
-        results.push(await context.with(trace.setSpan(p.ctx, spans[i]!), () => p.unit.run(tx)));
-      }
+      const results = await runUnits(tx, units, spans, started);
       bodyDone = true;
       return results;
     });

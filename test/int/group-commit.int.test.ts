@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type Db, sql, type Tx } from '../../infra/db';
 import { TransientError } from '../../infra/errors';
-import { groupCommitter, type GroupCommitter, type Unit } from '../../infra/group-commit';
+import { type Batch, batched, byKey, groupCommitter, type GroupCommitter, type Unit } from '../../infra/group-commit';
 import { log } from '../../infra/log';
 import { groupSize } from '../../infra/metrics';
 import { openDatabases, type Databases } from '../../infra/shards';
@@ -266,6 +266,113 @@ test('many concurrent groups locking the same rows in both directions never dead
   for (let round = 0; round < 40; round++) for (const k of round % 2 ? [...keys].reverse() : keys) all.push(g.run(bump(k)));
   const outcomes = await Promise.allSettled(all);
   assert.equal(outcomes.filter((o) => o.status === 'rejected').length, 0);
+  assert.equal(
+    (await rows()).map((r) => r.v),
+    keys.map(() => 40),
+  );
+});
+
+/** Keys whose code-point order (PostgreSQL's `COLLATE "C"`) differs from JavaScript's `<` (UTF-16 units) and from a locale's. */
+const ODD_KEYS = ['B', 'a', 'é', '\uFF01', '\u{1F600}', 'Z', 'a-1', 'a1'];
+
+/** A batch that writes its units' rows in one statement and answers each with the transaction id; `calls` records each run's inputs. */
+function probeBatch(): Batch<{ k: string; v: number }, number> & { calls: string[][] } {
+  const calls: string[][] = [];
+  return {
+    calls,
+    async run(tx, members) {
+      calls.push(members.map((m) => m.input.k));
+      const { rows } = await sql<{ txid: string }>(tx, 'INSERT INTO probe (k, v, txid) SELECT k, v, txid_current() FROM unnest($1::text[], $2::int[]) AS x(k, v) RETURNING txid::text', [
+        members.map((m) => m.input.k),
+        members.map((m) => m.input.v),
+      ]);
+      return rows.map((r) => Number(r.txid));
+    },
+  };
+}
+
+const member = (b: Batch<{ k: string; v: number }, number>, k: string, v: number): Unit<number> => write(k, v, { batch: batched(b, { k, v }) });
+
+test('a batch does a group of its units in one run, in code-point key order; other units form groups of their own', async () => {
+  const g = groupCommitter(ds, { max: 16, lanes: 1 }, quiet);
+  const one = probeBatch();
+  const other = probeBatch();
+  const b = blocker(g);
+  const units = [...ODD_KEYS.map((k, i) => g.run(member(one, k, i))), g.run(write('plain-1', 100)), g.run(member(other, 'x', 200)), g.run(write('plain-2', 101)), g.run(member(other, 'y', 201))];
+  b.release();
+  const txids = await Promise.all(units);
+  await b.done;
+  const expected = [...ODD_KEYS].sort(byKey);
+  assert.equal(one.calls, [expected], 'one run with every unit of the batch, in code-point order');
+  assert.equal(expected, ['B', 'Z', 'a', 'a-1', 'a1', 'é', '\uFF01', '\u{1F600}']);
+  assert.equal(other.calls, [['x', 'y']]);
+  const groups = [new Set(txids.slice(0, ODD_KEYS.length)), new Set([txids[8], txids[10]]), new Set([txids[9], txids[11]])];
+  assert.equal(
+    groups.map((x) => x.size),
+    [1, 1, 1],
+    'each kind in a transaction of its own',
+  );
+  assert.is(new Set(groups.map((x) => [...x][0])).size, 3);
+  const stored = await rows();
+  assert.equal(
+    ODD_KEYS.map((k) => stored.find((r) => r.k === k)?.txid),
+    txids.slice(0, ODD_KEYS.length),
+    'each unit answered with its own row’s transaction',
+  );
+});
+
+test('a batch that fails rolls its group back; each unit then runs its own work alone', async () => {
+  const g = groupCommitter(ds, { max: 16, lanes: 1 }, quiet);
+  const failing: Batch<{ k: string; v: number }, number> = {
+    async run(tx, members) {
+      await sql(tx, 'INSERT INTO probe (k, v, txid) SELECT k, 0, 0 FROM unnest($1::text[]) k', [members.map((m) => m.input.k)]);
+      throw new Error('batch broke');
+    },
+  };
+  const b = blocker(g);
+  const units = ['u1', 'u2', 'u3'].map((k, i) => g.run(member(failing, k, i)));
+  b.release();
+  const txids = await Promise.all(units);
+  await b.done;
+  assert.is(new Set(txids).size, 3, 'three transactions of their own');
+  assert.equal(
+    (await rows()).map((r) => [r.k, r.v]),
+    [
+      ['u1', 0],
+      ['u2', 1],
+      ['u3', 2],
+    ],
+    'the batch’s rows rolled back; each unit’s own row stands',
+  );
+});
+
+test('batches and single units locking the same rows in both directions never deadlock (odd keys included)', async () => {
+  const g = groupCommitter(ds, { max: 8, lanes: 3 }, quiet);
+  const keys = [...ODD_KEYS, 'k1', 'k2', 'k3', 'k4'];
+  await sql(ds, `INSERT INTO probe (k, v, txid) SELECT k, 0, 0 FROM unnest($1::text[]) k`, [keys]);
+  const lockAll: Batch<string, void> = {
+    async run(tx, members) {
+      const ks = members.map((m) => m.input);
+      // Locks first (in the documented order), then writes: the batch contract for a lock-and-read statement.
+      await sql(tx, 'SELECT k FROM probe WHERE k = ANY($1) ORDER BY k COLLATE "C" FOR UPDATE', [ks]);
+      await sql(tx, 'UPDATE probe SET v = v + 1 WHERE k = ANY($1)', [ks]);
+      return ks.map(() => undefined);
+    },
+  };
+  const bump = (k: string, asBatch: boolean): Unit<void> => ({
+    key: k,
+    async run(tx) {
+      await sql(tx, 'UPDATE probe SET v = v + 1 WHERE k = $1', [k]);
+    },
+    ...(asBatch ? { batch: batched(lockAll, k) } : {}),
+  });
+  const all: Promise<void>[] = [];
+  for (let round = 0; round < 40; round++) for (const [i, k] of (round % 2 ? [...keys].reverse() : keys).entries()) all.push(g.run(bump(k, (i + round) % 3 !== 0)));
+  const outcomes = await Promise.allSettled(all);
+  assert.equal(
+    outcomes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : [])),
+    [],
+  );
   assert.equal(
     (await rows()).map((r) => r.v),
     keys.map(() => 40),

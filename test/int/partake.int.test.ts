@@ -399,4 +399,67 @@ test('a partake that fails inside a group gets 0001 alone; its neighbours in the
   }
 });
 
+test('partakes of every kind decided together in set-based groups leave the same rows and replies as each alone', async () => {
+  const KINDS: Array<[string, Given | undefined]> = [
+    ['none', undefined],
+    ['month-out', { monthRow: [6, 0], dayRow: [3, 3] }],
+    ['day-out', { dayRow: [3, 0], monthRow: [6, 2] }],
+    ['rows-left', { dayRow: [3, 2], monthRow: [6, 4] }],
+    ['fresh', {}],
+    ['open', {}],
+    ['redelivered', {}],
+  ];
+  /** Users of each kind (on shard 1, over its split tables), set up; then the partake each gets. */
+  async function given(prefix: string): Promise<Array<{ kind: string; userId: string; send(): Promise<any> }>> {
+    const users = usersOfShard1(prefix, KINDS.length * 4);
+    return Promise.all(
+      users.map(async (userId, i) => {
+        const [kind, g] = KINDS[i % KINDS.length]!;
+        if (g) await givenAccount(userId, g);
+        const messageId = `${userId}-req`;
+        if (kind === 'open') assert.is((await partake(userId)).code, '0000');
+        if (kind === 'redelivered') {
+          const first = await client.rpc(QUEUES.partake, { userId, activityId: OPEN }, { messageId });
+          assert.is((await use(userId, first.body.data.orderId)).code, '0000');
+        }
+        const send = () => (kind === 'redelivered' ? client.rpc(QUEUES.partake, { userId, activityId: OPEN }, { messageId }).then((r) => r.body) : partake(userId));
+        return { kind, userId, send };
+      }),
+    );
+  }
+  /** A reply and the user's rows without ids and times: what must not depend on how the partake ran. */
+  const outcome = async (userId: string, reply: any) => {
+    const s = await stateOf(userId);
+    return {
+      reply: [reply.code, reply.data?.orderState ?? null],
+      account: s.account ?? null,
+      day: s.day ?? null,
+      month: s.month ?? null,
+      orders: s.orders.map((o) => [o.suffix === dbs.forUser(userId).suffix, o.order_state, o.activity_name, o.strategy_id]),
+      tasks: s.tasks.map((t) => [t.topic, t.message.data.userId === userId]),
+    };
+  };
+  const together = await given('set-group');
+  const alone = await given('set-alone');
+  const replies = await Promise.all(together.map((u) => u.send()));
+  const aloneReplies: any[] = [];
+  for (const u of alone) aloneReplies.push(await u.send());
+  for (const [i, u] of together.entries()) {
+    assert.equal(await outcome(u.userId, replies[i]), await outcome(alone[i]!.userId, aloneReplies[i]), `${u.kind}: ${u.userId} in a group as ${alone[i]!.userId} alone`);
+  }
+  assert.equal(
+    together.map((u, i) => `${u.kind}:${replies[i].code}`),
+    together.map((u) => `${u.kind}:${{ none: 'ERR_BIZ_006', 'month-out': 'ERR_BIZ_007', 'day-out': 'ERR_BIZ_008' }[u.kind] ?? '0000'}`),
+  );
+  // The new orders were written by fewer transactions than orders: the groups were set-based batches.
+  const created = together.filter((u) => u.kind === 'rows-left' || u.kind === 'fresh');
+  const { ds } = dbs.shards[0]!;
+  const xmins = new Set<string>();
+  for (const suffix of dbs.suffixes) {
+    const { rows } = await sql<{ xmin: string }>(ds, `SELECT xmin::text FROM user_raffle_order_${suffix} WHERE user_id = ANY($1)`, [created.map((u) => u.userId)]);
+    for (const r of rows) xmins.add(r.xmin);
+  }
+  assert.ok(xmins.size < created.length, `${created.length} orders in ${xmins.size} transactions`);
+});
+
 test.run();

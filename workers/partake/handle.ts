@@ -6,6 +6,7 @@ import { requestReply, type Broker, type Handler, type Reply } from '../../infra
 import type { CatalogReader } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
+import { batched, type Batch } from '../../infra/group-commit';
 import type { Clock } from '../../infra/ids';
 import type { Logger } from '../../infra/log';
 import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
@@ -30,13 +31,16 @@ export type Deps = Readonly<{
 export const success = (data: unknown): Reply => ({ code: '0000', info: 'success', data });
 export const refused = (r: Readonly<{ code: string; info: string }>): Reply => ({ code: r.code, info: r.info });
 
-export const partakeHandler = (d: Deps): Handler => requestReply(d.broker, { queue: PARTAKE_QUEUE, parse: parsePartakeRequest, run: (req) => partake(d, req), replyRequired: true });
+export function partakeHandler(d: Deps): Handler {
+  const batch = partakeBatch(d);
+  return requestReply(d.broker, { queue: PARTAKE_QUEUE, parse: parsePartakeRequest, run: (req) => partake(d, batch, req), replyRequired: true });
+}
 
 export const accountQueryHandler = (d: Deps): Handler => requestReply(d.broker, { queue: ACCOUNT_QUERY_QUEUE, parse: parseAccountRequest, run: (req) => queryAccount(d, req), replyRequired: true });
 
 type Partaken = Readonly<{ decision: PartakeDecision; tasks: EnqueuedTask[] }>;
 
-async function partake(d: Deps, req: PartakeRequest): Promise<Reply> {
+async function partake(d: Deps, batch: Batch<PartakeInput, Partaken>, req: PartakeRequest): Promise<Reply> {
   crashPoint(`partake-message:${req.userId}`);
   const now = d.clock();
   const gate = checkActivity(await d.catalog.activity(req.activityId), now);
@@ -45,7 +49,8 @@ async function partake(d: Deps, req: PartakeRequest): Promise<Reply> {
   for (let attempt = 1; ; attempt++) {
     let out: Partaken;
     try {
-      out = await db.group.run({ key: req.userId, run: (tx) => partakeIn(d, tx, db, req, gate.activity, now) });
+      const input = { db, req, activity: gate.activity, now };
+      out = await db.group.run({ key: req.userId, run: (tx) => partakeIn(d, tx, input), batch: batched(batch, input) });
       crashPoint('partake-after-commit');
     } catch (err) {
       // An order id clash (or the one-open-order index) rolled back everything: try again.
@@ -75,8 +80,11 @@ async function partake(d: Deps, req: PartakeRequest): Promise<Reply> {
   }
 }
 
+/** What one partake's transaction work needs. */
+type PartakeInput = Readonly<{ db: UserShard; req: PartakeRequest; activity: Activity; now: Date }>;
+
 /** One transaction on the user's shard; the account row lock comes first. */
-async function partakeIn(d: Deps, tx: Tx, db: UserShard, req: PartakeRequest, activity: Activity, now: Date): Promise<Partaken> {
+async function partakeIn(d: Deps, tx: Tx, { db, req, activity, now }: PartakeInput): Promise<Partaken> {
   const { suffix } = db;
   const rows = await store.lockQuota(tx, suffix, req.userId, req.activityId, periodOf(now, d.timeZone), req.requestId);
   const decision = decidePartake(rows, activity, req, d.newOrderId(), now, d.timeZone);
@@ -85,6 +93,36 @@ async function partakeIn(d: Deps, tx: Tx, db: UserShard, req: PartakeRequest, ac
   const applied = await store.applyPartake(tx, suffix, decision.deduction, decision.order, req.requestId, task);
   if (!applied.ok) throw new Error('a surplus changed under the account lock');
   return { decision, tasks: applied.taskId ? [enqueuedTask(task, applied.taskId)] : [] };
+}
+
+/**
+ * `partakeIn` for a group of partakes on one shard database (docs/BENCHMARKS.md, hot-path row 20):
+ * one statement locks and reads every user's rows, each partake is decided as alone, and one
+ * statement writes those that create an order. Same rows, same results, two round trips in all.
+ */
+function partakeBatch(d: Deps): Batch<PartakeInput, Partaken> {
+  return {
+    async run(tx, members) {
+      const inputs = members.map((m) => m.input);
+      const locked = await store.lockQuotas(
+        tx,
+        inputs.map(({ db, req, now }) => ({ suffix: db.suffix, userId: req.userId, activityId: req.activityId, period: periodOf(now, d.timeZone), requestId: req.requestId })),
+      );
+      const decisions = inputs.map(({ req, activity, now }, i) => decidePartake(locked[i]!, activity, req, d.newOrderId(), now, d.timeZone));
+      const creates = decisions.flatMap((decision, i) => (decision.kind === 'create' ? [{ i, decision }] : []));
+      const writes = await Promise.all(
+        creates.map(async ({ i, decision }) => {
+          const { db, req, now } = inputs[i]!;
+          const task = await members[i]!.within(() => d.outbox.hold(db, decision.events[0], now));
+          return { suffix: db.suffix, deduction: decision.deduction, order: decision.order, requestId: req.requestId, task };
+        }),
+      );
+      const applied = writes.length ? await store.applyPartakes(tx, writes) : [];
+      if (applied.some((a) => !a.ok)) throw new Error('a surplus changed under the account lock');
+      const tasks = new Map(creates.map(({ i }, k) => [i, applied[k]!.taskId ? [enqueuedTask(writes[k]!.task, applied[k]!.taskId!)] : []]));
+      return decisions.map((decision, i) => ({ decision, tasks: tasks.get(i) ?? [] }));
+    },
+  };
 }
 
 async function queryAccount(d: Deps, req: AccountRequest): Promise<Reply> {

@@ -61,7 +61,73 @@ export const PARTAKE_SQL = {
        ${insertTaskFrom('o', 12, 7)}
      )
      SELECT (SELECT count(*)::int FROM o) AS n, (SELECT id::text FROM t) AS task_id`,
+  /**
+   * `lockQuota` for a group's users at once (unnest of parallel arrays, see `lockQuotas`). The
+   * account rows are locked in key order, `COLLATE "C"` as group commit sorts its units.
+   */
+  lockQuotas: (suffixes: readonly string[]) => `SELECT v.i::int AS i, a.total_count, a.total_count_surplus, a.day_count, a.month_count,
+            d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus,
+            ${bySuffix(
+              suffixes,
+              (t) => `(SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${t}
+               WHERE user_id = v.user_id AND activity_id = v.activity_id AND order_state = 'create' LIMIT 1) o)`,
+            )} AS open,
+            ${bySuffix(
+              suffixes,
+              (t) => `(SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${t}
+               WHERE user_id = v.user_id AND activity_id = v.activity_id AND request_id = v.request_id) o)`,
+            )} AS mine
+     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS v(suffix, user_id, activity_id, day, month, request_id, i)
+     JOIN raffle_activity_account a ON a.user_id = v.user_id AND a.activity_id = v.activity_id
+     LEFT JOIN raffle_activity_account_day d ON d.user_id = a.user_id AND d.activity_id = a.activity_id AND d.day = v.day
+     LEFT JOIN raffle_activity_account_month m ON m.user_id = a.user_id AND m.activity_id = a.activity_id AND m.month = v.month
+     ORDER BY a.user_id COLLATE "C"
+     FOR UPDATE OF a`,
+  /** `applyPartake` for a group's partakes at once: one row per partake in `v`, one order insert per split table. */
+  applyPartakes: (suffixes: readonly string[]) => `WITH v AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[], $9::text[],
+         $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::jsonb[], $17::timestamptz[])
+         AS v(suffix, user_id, activity_id, month, month_count, day, day_count, now, order_id, activity_name, strategy_id, request_id,
+              task_user_id, topic, message_id, message, due)
+     ), m AS (${spendPeriods('month')}
+     ), d AS (${spendPeriods('day')}
+     ), a AS (
+       UPDATE raffle_activity_account x SET total_count_surplus = x.total_count_surplus - 1,
+         day_count_surplus = d.surplus, month_count_surplus = m.surplus, update_time = v.now
+       FROM v JOIN d USING (user_id, activity_id) JOIN m USING (user_id, activity_id)
+       WHERE x.user_id = v.user_id AND x.activity_id = v.activity_id AND x.total_count_surplus > 0
+       RETURNING x.user_id
+     ), ${suffixes
+       .map(
+         (t) => `o${t} AS (
+       INSERT INTO user_raffle_order_${t} (${ORDER_COLUMNS}, create_time, update_time, request_id)
+       SELECT v.order_id, v.user_id, v.activity_id, v.activity_name, v.strategy_id, v.now, 'create', v.now, v.now, v.request_id
+       FROM v JOIN a USING (user_id) WHERE v.suffix = '${t}'
+       RETURNING user_id
+     )`,
+       )
+       .join(', ')}, o AS (${suffixes.map((t) => `SELECT user_id FROM o${t}`).join(' UNION ALL ')}
+     ), t AS (
+       INSERT INTO task (user_id, topic, message_id, message, next_attempt_at, state, create_time, update_time)
+       SELECT v.task_user_id, v.topic, v.message_id, v.message, v.due, 'create', v.now, v.now FROM v JOIN o USING (user_id)
+       ON CONFLICT (message_id) DO NOTHING
+       RETURNING message_id, id
+     )
+     SELECT v.user_id, o.user_id IS NOT NULL AS ok, t.id::text AS task_id
+     FROM v LEFT JOIN o USING (user_id) LEFT JOIN t ON t.message_id = v.message_id`,
 } as const;
+
+/** One expression per split table of the group, chosen by the row's suffix (a lone table needs no CASE). */
+const bySuffix = (suffixes: readonly string[], expr: (t: string) => string): string =>
+  suffixes.length === 1 ? expr(suffixes[0]!) : `CASE v.suffix ${suffixes.map((t) => `WHEN '${t}' THEN ${expr(t)}`).join(' ')} END`;
+
+/** A group's day or month rows, as `applyPartake`'s: created spent once, or one more spent where some are left. */
+const spendPeriods = (p: 'day' | 'month') => `
+       INSERT INTO raffle_activity_account_${p} AS r (user_id, activity_id, ${p}, ${p}_count, ${p}_count_surplus, create_time, update_time)
+       SELECT user_id, activity_id, ${p}, ${p}_count, greatest(${p}_count - 1, 0), now, now FROM v
+       ON CONFLICT (user_id, activity_id, ${p}) DO UPDATE SET ${p}_count_surplus = r.${p}_count_surplus - 1, update_time = excluded.update_time
+         WHERE r.${p}_count_surplus > 0
+       RETURNING r.user_id, r.activity_id, r.${p}_count_surplus AS surplus`;
 
 /**
  * One round trip: locks the account row (concurrent partakes by one user serialize here) and reads
@@ -104,6 +170,56 @@ export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: Raff
   ]);
   return { ok: rows[0]?.n === 1, taskId: rows[0]?.task_id ?? undefined };
 }
+
+/** One user's `lockQuota` in a group's. */
+export type QuotaQuery = Readonly<{ suffix: string; userId: string; activityId: number; period: Period; requestId: string | undefined }>;
+
+/** `lockQuota` for a group of distinct users in one statement: one answer per query, in order. */
+export async function lockQuotas(tx: Tx, qs: readonly QuotaQuery[]): Promise<LockedQuota[]> {
+  const { rows } = await sql<QuotaRow & { i: number; open: OrderRow | null; mine: OrderRow | null }>(tx, PARTAKE_SQL.lockQuotas(suffixesOf(qs)), [
+    qs.map((q) => q.suffix),
+    qs.map((q) => q.userId),
+    qs.map((q) => q.activityId),
+    qs.map((q) => q.period.day),
+    qs.map((q) => q.period.month),
+    qs.map((q) => q.requestId ?? null),
+  ]);
+  const out: LockedQuota[] = qs.map(() => ({}));
+  for (const r of rows) {
+    out[r.i - 1] = { ...toQuota(r, qs[r.i - 1]!.period), open: r.open ? toOrder(r.open) : undefined, mine: r.mine ? toOrder(r.mine) : undefined };
+  }
+  return out;
+}
+
+/** One partake's `applyPartake` in a group's. */
+export type PartakeWrite = Readonly<{ suffix: string; deduction: Deduction; order: RaffleOrder; requestId: string | undefined; task: TaskRow }>;
+
+/** `applyPartake` for a group of distinct users in one statement: one answer per write, in order. */
+export async function applyPartakes(tx: Tx, ws: readonly PartakeWrite[]): Promise<Array<{ ok: boolean; taskId?: string }>> {
+  const tasks = ws.map((w) => taskParams(w.task));
+  const { rows } = await sql<{ user_id: string; ok: boolean; task_id: string | null }>(tx, PARTAKE_SQL.applyPartakes(suffixesOf(ws)), [
+    ws.map((w) => w.suffix),
+    ws.map((w) => w.order.userId),
+    ws.map((w) => w.order.activityId),
+    ws.map((w) => w.deduction.period.month),
+    ws.map((w) => createCount(w.deduction.month)),
+    ws.map((w) => w.deduction.period.day),
+    ws.map((w) => createCount(w.deduction.day)),
+    ws.map((w) => w.order.orderTime),
+    ws.map((w) => w.order.orderId),
+    ws.map((w) => w.order.activityName),
+    ws.map((w) => w.order.strategyId),
+    ws.map((w) => w.requestId ?? null),
+    ...[0, 1, 2, 3, 4].map((k) => tasks.map((t) => t[k])),
+  ]);
+  const byUser = new Map(rows.map((r) => [r.user_id, r]));
+  return ws.map((w) => {
+    const r = byUser.get(w.order.userId);
+    return { ok: r?.ok === true, taskId: r?.task_id ?? undefined };
+  });
+}
+
+const suffixesOf = (xs: readonly { suffix: string }[]): string[] => [...new Set(xs.map((x) => x.suffix))].sort();
 
 /**
  * The count a period row starts with when this partake creates it. On a decrement the row exists and
