@@ -462,4 +462,57 @@ test('partakes of every kind decided together in set-based groups leave the same
   assert.ok(xmins.size < created.length, `${created.length} orders in ${xmins.size} transactions`);
 });
 
+test('uses of every kind done together in set-based groups leave the same rows and replies as each alone', async () => {
+  const KINDS = ['unused', 'used-by-another', 'unused', 'redelivered', 'unused', 'cancelled', 'unknown'] as const;
+  const useWith = (userId: string, orderId: string, messageId: string) => client.rpc(QUEUES.raffleOrderUsed, { userId, orderId }, { messageId }).then((r) => r.body);
+  /** Users of each kind (on shard 1, over its split tables) with an order in that state; then the use each gets. */
+  async function given(prefix: string): Promise<Array<{ kind: string; userId: string; send(): Promise<any> }>> {
+    const users = usersOfShard1(prefix, KINDS.length * 4);
+    return Promise.all(
+      users.map(async (userId, i) => {
+        const kind = KINDS[i % KINDS.length]!;
+        await givenAccount(userId);
+        const created = await partake(userId);
+        assert.is(created.code, '0000');
+        const orderId: string = kind === 'unknown' ? `${created.data.orderId}9` : created.data.orderId;
+        const messageId = `${userId}-use`;
+        if (kind === 'used-by-another') assert.is((await useWith(userId, orderId, `${userId}-other`)).code, '0000');
+        if (kind === 'redelivered') assert.is((await useWith(userId, orderId, messageId)).code, '0000');
+        if (kind === 'cancelled') assert.is((await client.rpc(QUEUES.raffleOrderCancel, { userId, orderId }).then((r) => r.body)).code, '0000');
+        return { kind, userId, send: () => useWith(userId, orderId, messageId) };
+      }),
+    );
+  }
+  const outcome = async (userId: string, reply: any) => {
+    const s = await stateOf(userId);
+    return { reply: [reply.code, reply.data?.orderState ?? null], account: s.account, orders: s.orders.map((o) => o.order_state), tasks: s.tasks.map((t) => t.topic) };
+  };
+  const together = await given('use-group');
+  const alone = await given('use-alone');
+  const replies = await Promise.all(together.map((u) => u.send()));
+  const aloneReplies: any[] = [];
+  for (const u of alone) aloneReplies.push(await u.send());
+  for (const [i, u] of together.entries()) {
+    assert.equal(await outcome(u.userId, replies[i]), await outcome(alone[i]!.userId, aloneReplies[i]), `${u.kind}: ${u.userId} in a group as ${alone[i]!.userId} alone`);
+  }
+  assert.equal(
+    together.map((u, i) => `${u.kind}:${replies[i].code === '0000'}`),
+    together.map((u) => `${u.kind}:${u.kind === 'unused' || u.kind === 'redelivered'}`),
+  );
+  // The uses were written by fewer transactions than uses: the groups were set-based batches.
+  const used = together.filter((u) => u.kind === 'unused');
+  // Each remembers its request: delivered again, it answers the used order.
+  assert.equal(
+    (await Promise.all(used.map((u) => u.send()))).map((r) => [r.code, r.data?.orderState]),
+    used.map(() => ['0000', 'used']),
+  );
+  const { ds } = dbs.shards[0]!;
+  const xmins = new Set<string>();
+  for (const suffix of dbs.suffixes) {
+    const { rows } = await sql<{ xmin: string }>(ds, `SELECT xmin::text FROM user_raffle_order_${suffix} WHERE user_id = ANY($1) AND order_state = 'used'`, [used.map((u) => u.userId)]);
+    for (const r of rows) xmins.add(r.xmin);
+  }
+  assert.ok(xmins.size < used.length, `${used.length} uses in ${xmins.size} transactions`);
+});
+
 test.run();

@@ -15,6 +15,37 @@ export async function useOrder(tx: Tx, suffix: string, userId: string, orderId: 
   return rows[0] && toOrder(rows[0]);
 }
 
+/** One use in a group's: the order's split table, user, order id, time and request. */
+export type UseQuery = Readonly<{ suffix: string; userId: string; orderId: string; now: Date; requestId: string | undefined }>;
+
+/**
+ * `useOrder` for a group of distinct users in one statement (one UPDATE per split table, from
+ * `unnest` of parallel arrays): the used order per query, in order, or undefined where it was not `create`.
+ */
+export async function useOrders(tx: Tx, qs: readonly UseQuery[]): Promise<Array<RaffleOrder | undefined>> {
+  const suffixes = [...new Set(qs.map((q) => q.suffix))].sort();
+  const updates = suffixes.map(
+    (t) => `u${t} AS (
+       UPDATE user_raffle_order_${t} x SET order_state = 'used', update_time = v.now, changed_by = v.request_id
+       FROM v WHERE v.suffix = '${t}' AND x.user_id = v.user_id AND x.order_id = v.order_id AND x.order_state = 'create'
+       RETURNING v.i, ${ORDER_COLUMNS.split(', ')
+         .map((c) => `x.${c}`)
+         .join(', ')}
+     )`,
+  );
+  const { rows } = await sql<OrderRow & { i: string }>(
+    tx,
+    `WITH v AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS v(suffix, user_id, order_id, now, request_id, i)
+     ), ${updates.join(', ')}
+     ${suffixes.map((t) => `SELECT * FROM u${t}`).join(' UNION ALL ')}`,
+    [qs.map((q) => q.suffix), qs.map((q) => q.userId), qs.map((q) => q.orderId), qs.map((q) => q.now), qs.map((q) => q.requestId ?? null)],
+  );
+  const out: Array<RaffleOrder | undefined> = qs.map(() => undefined);
+  for (const r of rows) out[Number(r.i) - 1] = toOrder(r);
+  return out;
+}
+
 /** The order as it is, with the request that moved it out of `create` and when (`update_time` of that change). */
 export type FoundOrder = RaffleOrder & Readonly<{ changedBy: string | null; changedAt: Date }>;
 

@@ -2,16 +2,19 @@ import { decideCancel, refuseChange, sameChangeAgain, type CancelDecision } from
 import { requestReply, type Handler, type Reply } from '../../infra/amqp';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
+import { batched, type Batch } from '../../infra/group-commit';
 import { mutated } from '../../infra/mutation';
 import { enqueuedTask, type EnqueuedTask } from '../../infra/outbox';
 import type { UserShard } from '../../infra/shards';
 import { orderData, refused, success, type Deps } from './handle';
 import { RAFFLE_ORDER_CANCEL_QUEUE, RAFFLE_ORDER_USED_QUEUE, parseOrderRequest, type OrderRequest } from './message';
-import { applyCancel, findOrder, lockForCancel, useOrder, type FoundOrder } from './order-store';
+import { applyCancel, findOrder, lockForCancel, useOrder, useOrders, type FoundOrder } from './order-store';
 
 /** `activity.raffle-order.used` and `.cancel`: a reply if `replyTo` is set, else applied and refusals logged. */
-export const raffleOrderUsedHandler = (d: Deps): Handler =>
-  requestReply(d.broker, { queue: RAFFLE_ORDER_USED_QUEUE, parse: parseOrderRequest, run: (req) => useRaffleOrder(d, req), replyRequired: false });
+export function raffleOrderUsedHandler(d: Deps): Handler {
+  const batch = useBatch();
+  return requestReply(d.broker, { queue: RAFFLE_ORDER_USED_QUEUE, parse: parseOrderRequest, run: (req) => useRaffleOrder(d, batch, req), replyRequired: false });
+}
 
 export const raffleOrderCancelHandler = (d: Deps): Handler =>
   requestReply(d.broker, {
@@ -24,23 +27,53 @@ export const raffleOrderCancelHandler = (d: Deps): Handler =>
     },
   });
 
-async function useRaffleOrder(d: Deps, req: OrderRequest): Promise<Reply> {
+/** What one use's transaction work needs. */
+type UseInput = Readonly<{ suffix: string; req: OrderRequest; now: Date }>;
+
+async function useRaffleOrder(d: Deps, batch: Batch<UseInput, Reply>, req: OrderRequest): Promise<Reply> {
   const { suffix, group } = d.dbs.forUser(req.userId);
-  const now = d.clock();
-  const reply = await group.run({
-    key: req.userId,
-    async run(tx) {
-      const used = await useOrder(tx, suffix, req.userId, req.orderId, req.requestId, now);
-      if (used) return success(orderData(used));
-      const order = await findOrder(tx, suffix, req.userId, req.orderId);
-      // This request again (its first delivery applied, its reply was lost with its worker).
-      if (order && sameChangeAgain(order.orderState, order.changedBy, req.requestId, 'used') && !mutated('no-use-replay')) return success(orderData(order));
-      // Someone else's 'create' → 'used' cannot be undone; a row still 'create' here means a racing use won.
-      return refused(refuseChange(order?.orderState) ?? { code: 'ERR_BIZ_009', info: 'raffle order already used' });
-    },
-  });
+  const input = { suffix, req, now: d.clock() };
+  const reply = await group.run({ key: req.userId, run: (tx) => useIn(tx, input), batch: batched(batch, input) });
   if (reply.code === '0000') crashPoint('use-after-commit');
   return reply;
+}
+
+async function useIn(tx: Tx, { suffix, req, now }: UseInput): Promise<Reply> {
+  const used = await useOrder(tx, suffix, req.userId, req.orderId, req.requestId, now);
+  return used ? success(orderData(used)) : notUsed(tx, suffix, req);
+}
+
+/** The reply to a use that changed nothing. */
+async function notUsed(tx: Tx, suffix: string, req: OrderRequest): Promise<Reply> {
+  const order = await findOrder(tx, suffix, req.userId, req.orderId);
+  // This request again (its first delivery applied, its reply was lost with its worker).
+  if (order && sameChangeAgain(order.orderState, order.changedBy, req.requestId, 'used') && !mutated('no-use-replay')) return success(orderData(order));
+  // Someone else's 'create' → 'used' cannot be undone; a row still 'create' here means a racing use won.
+  return refused(refuseChange(order?.orderState) ?? { code: 'ERR_BIZ_009', info: 'raffle order already used' });
+}
+
+/**
+ * `useIn` for a group of uses on one shard database: one UPDATE per split table for all of them,
+ * then, for each use that changed nothing (rare: a redelivery, a used or unknown order), the reads
+ * `useIn` does. The rows are updated in the plan's order, not the users': see docs/DESIGN.md (group
+ * commit) for the one deadlock this allows and how it is retried.
+ */
+function useBatch(): Batch<UseInput, Reply> {
+  return {
+    async run(tx, members) {
+      const inputs = members.map((m) => m.input);
+      const used = await useOrders(
+        tx,
+        inputs.map(({ suffix, req, now }) => ({ suffix, userId: req.userId, orderId: req.orderId, now, requestId: req.requestId })),
+      );
+      const replies: Reply[] = [];
+      for (const [i, { suffix, req }] of inputs.entries()) {
+        const order = used[i];
+        replies.push(order ? success(orderData(order)) : await notUsed(tx, suffix, req));
+      }
+      return replies;
+    },
+  };
 }
 
 type Cancelled = Readonly<{ decision: CancelDecision; tasks: EnqueuedTask[] }>;
