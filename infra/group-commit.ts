@@ -28,10 +28,11 @@ export type Unit<T> = Readonly<{
 
 /**
  * Units of one kind done together: `run` gets their inputs in the group's key order and answers one
- * result per input, in that order, each as the unit's own `run` would have. Its statements lock
- * rows in key order too (`ORDER BY key COLLATE "C"`, the order `byKey` gives), so a batch and a
- * group of single units never wait on each other in a cycle. It must leave nothing outside the
- * database to undo: a batch that throws rolls the group back and each unit runs alone.
+ * result per input, in that order, each as the unit's own `run` would have. A statement of it that
+ * locks rows of several keys should lock them in key order too (`ORDER BY key COLLATE "C"`, the
+ * order `byKey` gives), so that a batch and a group of single units never wait on each other in a
+ * cycle (docs/DESIGN.md names the one batch that does not, and why). It must leave nothing outside
+ * the database to undo: a batch that throws rolls the group back and each unit runs alone.
  */
 export type Batch<I, T> = Readonly<{ run(tx: Tx, members: readonly Member<I>[]): Promise<readonly T[]> }>;
 
