@@ -79,6 +79,30 @@ export async function enqueue(tx: Tx, events: readonly OutboundEvent[], now: Dat
   return out;
 }
 
+/**
+ * `enqueue` for rows already built (`taskRow`), of any number of causes, in one statement: the rows
+ * actually inserted, as `enqueue` answers them.
+ */
+export async function insertTasks(tx: Tx, rows: readonly TaskRow[]): Promise<EnqueuedTask[]> {
+  if (!rows.length) return [];
+  const params = rows.map(taskParams);
+  // Created when its envelope was stamped (`taskRow`'s now), as `enqueue` writes it.
+  const { rows: inserted } = await sql<{ id: string; message_id: string }>(
+    tx,
+    `INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
+       SELECT user_id, topic, message_id, message, due, 'create', at, at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[]) AS r(user_id, topic, message_id, message, due, at)
+       ON CONFLICT (message_id) DO NOTHING
+       RETURNING id::text, message_id`,
+    [...[0, 1, 2, 3, 4].map((k) => params.map((p) => p[k])), rows.map((r) => new Date(r.envelope.timestamp))],
+  );
+  const ids = new Map(inserted.map((r) => [r.message_id, r.id]));
+  return rows.flatMap((r) => {
+    const id = ids.get(r.envelope.id);
+    return id ? [enqueuedTask(r, id)] : [];
+  });
+}
+
 /** A task a relay holds a claim (a lease) on, ready to publish. */
 export type ClaimedTask = { id: string; topic: string; message_id: string; message: Envelope; attempts: number };
 const CLAIMED_COLUMNS = 't.id::text AS id, t.topic, t.message_id, t.message, t.attempts';

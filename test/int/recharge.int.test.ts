@@ -197,4 +197,85 @@ test("a recharge failing inside a group: its neighbours are credited, the group'
   assert.is(await account(w, 'boom-grouped', OPEN), undefined);
 });
 
+test('recharges of every kind handled together in set-based groups leave the same rows as each alone', async () => {
+  const { day, month } = periodOf(new Date(), 'UTC');
+  const KINDS = ['fresh', 'rows', 'again', 'second', 'closed', 'unknown', 'fresh'] as const;
+  const shard = w.dbs.forUser('kinds-anchor').shard;
+  const usersOf = (prefix: string) => {
+    const out: string[] = [];
+    for (let i = 0; out.length < KINDS.length * 3; i++) if (w.dbs.forUser(`${prefix}-${i}`).shard === shard) out.push(`${prefix}-${i}`);
+    return out;
+  };
+  /** Sets each user up for its kind (an earlier recharge, day and month rows); answers the recharge each then gets. */
+  async function given(prefix: string) {
+    const users = usersOf(prefix);
+    for (const [i, u] of users.entries()) {
+      const kind = KINDS[i % KINDS.length]!;
+      if (kind === 'rows') {
+        await seedDayRow(w.dbs, u, OPEN, day, 3, 1);
+        await seedMonthRow(w.dbs, u, OPEN, month, 6, 2);
+      }
+      if (kind === 'again' || kind === 'second') {
+        await recharge(u, UNLIMITED, `${u}-first`);
+        await waitFor(async () => (await ordersOf(u)).length === 1, 10_000, `${u} first`);
+      }
+    }
+    return users.map((u, i) => {
+      const kind = KINDS[i % KINDS.length]!;
+      const [sku, no] = { fresh: [UNLIMITED, 'new'], rows: [SKU, 'new'], again: [UNLIMITED, 'first'], second: [UNLIMITED, 'new'], closed: [9012, 'new'], unknown: [99_999, 'new'] }[kind] as [
+        number,
+        string,
+      ];
+      return { kind, userId: u, send: () => recharge(u, sku, `${u}-${no}`), changes: kind !== 'again' };
+    });
+  }
+  /** What must not depend on how the recharge ran: the user's rows without ids and times. */
+  async function state(userId: string) {
+    const { ds } = w.dbs.forUser(userId);
+    const one = async (q: string) => (await sql<any>(ds, q, [userId])).rows;
+    return {
+      account: (await account(w, userId, OPEN)) ?? null,
+      day: await one(`SELECT day_count, day_count_surplus FROM raffle_activity_account_day WHERE user_id = $1`),
+      month: await one(`SELECT month_count, month_count_surplus FROM raffle_activity_account_month WHERE user_id = $1`),
+      orders: (await ordersOf(userId)).map((o) => [o.sku, o.total_count, o.day_count, o.month_count, o.pay_type, o.state, o.out_business_no.replace(userId, 'U')]),
+      rejections: (await rows(w, 'raffle_activity_order_rejection', 'user_id = $1', [userId])).map((r) => [r.sku, r.code, r.out_business_no.replace(userId, 'U')]),
+      tasks: (await tasks(w)).filter((t) => t.user_id === userId).map((t) => [t.topic, t.message.data.userId === userId]),
+    };
+  }
+  const outcomes = async (us: ReadonlyArray<{ userId: string }>) => Promise.all(us.map((u) => state(u.userId)));
+  const together = await given('kinds-group');
+  const alone = await given('kinds-alone');
+  const before = (await counter(w, SKU))!;
+  const togetherBefore = await outcomes(together);
+  await Promise.all(together.map((u) => u.send()));
+  await waitFor(
+    async () => (await outcomes(together)).filter((s, i) => JSON.stringify(s) !== JSON.stringify(togetherBefore[i])).length === together.filter((u) => u.changes).length,
+    15_000,
+    'every recharge of the group handled',
+  );
+  await drained(w, QUEUES.recharge);
+  for (const u of alone) {
+    const was = JSON.stringify(await state(u.userId));
+    await u.send();
+    if (u.changes) await waitFor(async () => JSON.stringify(await state(u.userId)) !== was, 10_000, `${u.kind} ${u.userId} alone`);
+    else await drained(w, QUEUES.recharge);
+  }
+  await drained(w, QUEUES.recharge);
+  const [a, b] = [await outcomes(together), await outcomes(alone)];
+  for (const [i, u] of together.entries()) assert.equal(a[i], b[i], `${u.kind}: ${u.userId} in a group as ${alone[i]!.userId} alone`);
+  assert.is(await counter(w, SKU), before - 2 * together.filter((u) => u.kind === 'rows').length, 'one unit per limited credit');
+  // The group's credits were written by fewer transactions than credits: set-based batches.
+  const credited = together.filter((u) => u.kind === 'fresh' || u.kind === 'rows' || u.kind === 'second');
+  const xmins = new Set<string>();
+  for (const t of w.dbs.suffixes) {
+    const { rows: r } = await sql<{ xmin: string }>(
+      w.dbs.forUser(credited[0]!.userId).ds,
+      `SELECT xmin::text FROM raffle_activity_order_${t} WHERE user_id = ANY($1) AND out_business_no LIKE '%-new'`,
+      [credited.map((u) => u.userId)],
+    );
+    for (const x of r) xmins.add(x.xmin);
+  }
+  assert.ok(xmins.size < credited.length, `${credited.length} credits in ${xmins.size} transactions`);
+});
+
 test.run();

@@ -4,6 +4,7 @@ import { checkRecharge, decideRecharge, isUnlimited, rebateBizId, type RechargeD
 import type { CatalogReader, SkuView } from '../../infra/catalog-read';
 import { crashPoint } from '../../infra/crash';
 import type { Tx } from '../../infra/db';
+import { batched, type Batch } from '../../infra/group-commit';
 import type { Clock } from '../../infra/ids';
 import type { Logger } from '../../infra/log';
 import type { EnqueuedTask } from '../../infra/outbox';
@@ -13,7 +14,18 @@ import { ensureStock, skuLockKey } from '../../infra/stock';
 import { stockHold, type StockHold } from '../../infra/stock-hold';
 import type { OutboxPort } from '../outbox-port';
 import { parseBehavior, parseRecharge } from './message';
-import { alreadyHandled, insertOrderAndCredit, insertRebateOrder, insertRejection, lockRequest, type RebateRow } from './store';
+import {
+  alreadyHandled,
+  alreadyHandledAll,
+  insertOrderAndCredit,
+  insertOrdersAndCredit,
+  insertRebateOrder,
+  insertRejection,
+  insertRejections,
+  lockRequest,
+  lockRequests,
+  type RebateRow,
+} from './store';
 import { mutated } from '../../infra/mutation';
 import { TransientError } from '../../infra/errors';
 
@@ -70,16 +82,18 @@ async function rechargeOnShard(d: Deps, req: RechargeRequest, view: SkuView | un
   const db = d.dbs.forUser(req.userId);
   for (let attempt = 1; ; attempt++) {
     const stock = stockHold(d.redis, d.log);
+    const input: RechargeInput = { db, stock, req, view, now, rebate };
     let result: UnitResult;
     try {
       result = await db.group.run({
         key: req.userId,
         async run(tx) {
-          const r = await rechargeIn(d, tx, db, stock, req, view, now, rebate);
+          const r = await rechargeIn(d, tx, input);
           crashPoint('recharge-before-commit');
           return r;
         },
         undo: () => stock.undo(),
+        batch: batched(batchOf(d), input),
       });
     } catch (err) {
       // A rollback gave the units back (undo); any still held belong to a commit of unknown outcome.
@@ -101,29 +115,94 @@ async function rechargeOnShard(d: Deps, req: RechargeRequest, view: SkuView | un
   }
 }
 
+/** What one recharge's transaction work needs. */
+type RechargeInput = Readonly<{ db: UserShard; stock: StockHold; req: RechargeRequest; view: SkuView | undefined; now: Date; rebate?: (orderId: string) => RebateRow }>;
+
 /** Inside the unit's transaction: request lock, dedupe, the decision (after the stock take), its writes. */
-async function rechargeIn(d: Deps, tx: Tx, db: UserShard, stock: StockHold, req: RechargeRequest, view: SkuView | undefined, now: Date, rebate?: (orderId: string) => RebateRow): Promise<UnitResult> {
-  const { suffix } = db;
+async function rechargeIn(d: Deps, tx: Tx, input: RechargeInput): Promise<UnitResult> {
+  const { db, req } = input;
   await lockRequest(tx, req.userId, req.outBusinessNo);
+  const seen = await alreadyHandled(tx, db.suffix, req.userId, req.outBusinessNo, skuLockOf(input));
+  const decided = await decide(d, input, seen);
+  if (decided.kind !== 'decided') return decided;
+  const tasks = await write(d, tx, db, decided.decision, input.now);
+  await writeRebate(d, tx, input);
+  return resultOf(decided, tasks);
+}
+
+/** A limited SKU's shared lock, taken with the dedupe check, before the stock take. */
+function skuLockOf({ req, view, now }: RechargeInput): string | undefined {
   const gate = checkRecharge(view, now);
-  const limited = gate.ok && !isUnlimited(gate.sku.stockCount);
-  // A limited SKU's shared lock is taken with the dedupe check, before the stock take.
-  const seen = await alreadyHandled(tx, suffix, req.userId, req.outBusinessNo, limited ? skuLockKey(req.sku) : undefined);
+  return gate.ok && !isUnlimited(gate.sku.stockCount) ? skuLockKey(req.sku) : undefined;
+}
+
+type Decided = Readonly<{ kind: 'decided'; decision: RechargeDecision; orderId: string }>;
+
+/** After the lock and the dedupe check: a duplicate, a stock result to act on, or the decision (after the stock take). */
+async function decide(d: Deps, { stock, req, view, now }: RechargeInput, seen: boolean): Promise<Decided | UnitResult> {
   if (seen && !mutated('no-dedupe')) return { kind: 'duplicate', tasks: [] };
+  const gate = checkRecharge(view, now);
   const orderId = d.newOrderId();
   let taken: StockResult | undefined;
-  if (gate.ok && !limited) taken = { kind: 'unlimited' };
+  if (gate.ok && isUnlimited(gate.sku.stockCount)) taken = { kind: 'unlimited' };
   else if (gate.ok) {
     const t = await stock.take(gate.sku.sku, req.userId, req.outBusinessNo, orderId);
     if (t.kind === 'missing') return { kind: 'stock-missing', sku: gate.sku.sku };
     if (t.kind === 'pending') return { kind: 'stock-pending', sku: gate.sku.sku };
     taken = t;
   }
-  const decision = decideRecharge(req, gate, taken, orderId, now, d.timeZone);
-  const tasks = await write(d, tx, db, decision, now);
-  // Written with its recharge, so the dedupe check above also answers for the rebate.
-  if (rebate && !(await insertRebateOrder(tx, suffix, rebate(d.newOrderId())))) throw new Error(`rebate order of ${req.outBusinessNo} exists without its recharge`);
-  return decision.kind === 'credited' ? { kind: 'credited', orderId, tasks } : { kind: 'rejected', code: decision.rejection.code, tasks };
+  return { kind: 'decided', decision: decideRecharge(req, gate, taken, orderId, now, d.timeZone), orderId };
+}
+
+/** Written with its recharge, so the dedupe check also answers for the rebate. */
+async function writeRebate(d: Deps, tx: Tx, { db, req, rebate }: RechargeInput): Promise<void> {
+  if (rebate && !(await insertRebateOrder(tx, db.suffix, rebate(d.newOrderId())))) throw new Error(`rebate order of ${req.outBusinessNo} exists without its recharge`);
+}
+
+const resultOf = ({ decision, orderId }: Decided, tasks: EnqueuedTask[]): UnitResult =>
+  decision.kind === 'credited' ? { kind: 'credited', orderId, tasks } : { kind: 'rejected', code: decision.rejection.code, tasks };
+
+const batches = new WeakMap<Deps, Batch<RechargeInput, UnitResult>>();
+const batchOf = (d: Deps): Batch<RechargeInput, UnitResult> => batches.get(d) ?? batches.set(d, rechargeBatch(d)).get(d)!;
+
+/**
+ * `rechargeIn` for a group of recharges on one shard database (docs/BENCHMARKS.md, hot-path row 22):
+ * one statement takes the request locks in the group's order, one checks every request (with the
+ * shared SKU locks), the stock takes and decisions go one by one as alone, then one statement
+ * credits every credited recharge, one keeps every refusal and one writes every task; a rebate's
+ * order is written on its own. Each unit's `undo` gives its stock back after a rollback, as alone.
+ */
+function rechargeBatch(d: Deps): Batch<RechargeInput, UnitResult> {
+  return {
+    async run(tx, members) {
+      const inputs = members.map((m) => m.input);
+      const refs = inputs.map((u) => ({ suffix: u.db.suffix, userId: u.req.userId, outBusinessNo: u.req.outBusinessNo, skuLock: skuLockOf(u) }));
+      await lockRequests(tx, refs);
+      const seen = await alreadyHandledAll(tx, refs);
+      const decided: Array<Decided | UnitResult> = [];
+      for (const [i, u] of inputs.entries()) decided.push(await decide(d, u, seen[i]!));
+      const writes = decided.flatMap((x, i) => (x.kind === 'decided' ? [{ i, ...x, input: inputs[i]! }] : []));
+      await insertOrdersAndCredit(
+        tx,
+        writes.flatMap(({ decision, input }) => (decision.kind === 'credited' ? [{ suffix: input.db.suffix, order: decision.order, day: decision.period.day, month: decision.period.month }] : [])),
+      );
+      await insertRejections(
+        tx,
+        writes.flatMap(({ decision, input }) => (decision.kind === 'rejected' ? [{ suffix: input.db.suffix, rejection: decision.rejection }] : [])),
+      );
+      const rows = await Promise.all(writes.map(({ i, decision, input }) => Promise.all(decision.events.map((e) => members[i]!.within(() => d.outbox.hold(input.db, e, input.now))))));
+      const enqueued = new Map((await d.outbox.insert(tx, inputs[0]!.db, rows.flat())).map((t) => [t.messageId, t]));
+      for (const { input } of writes) await writeRebate(d, tx, input);
+      const results: UnitResult[] = decided.map((x) => (x.kind === 'decided' ? { kind: 'duplicate', tasks: [] } : x));
+      for (const [k, w] of writes.entries())
+        results[w.i] = resultOf(
+          w,
+          rows[k]!.flatMap((r) => enqueued.get(r.envelope.id) ?? []),
+        );
+      crashPoint('recharge-before-commit');
+      return results;
+    },
+  };
 }
 
 async function write(d: Deps, tx: Tx, db: UserShard, decision: RechargeDecision, now: Date): Promise<EnqueuedTask[]> {

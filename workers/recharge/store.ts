@@ -3,8 +3,8 @@ import { sql, type Tx } from '../../infra/db';
 import { lockKey } from '../../infra/stock';
 import { mutated } from '../../infra/mutation';
 
-const seen = (suffix: string) => `EXISTS (SELECT 1 FROM raffle_activity_order_${suffix} WHERE user_id = $1 AND out_business_no = $2)
-        OR EXISTS (SELECT 1 FROM raffle_activity_order_rejection_${suffix} WHERE user_id = $1 AND out_business_no = $2)`;
+const seen = (suffix: string, user = '$1', no = '$2') => `EXISTS (SELECT 1 FROM raffle_activity_order_${suffix} WHERE user_id = ${user} AND out_business_no = ${no})
+        OR EXISTS (SELECT 1 FROM raffle_activity_order_rejection_${suffix} WHERE user_id = ${user} AND out_business_no = ${no})`;
 
 /**
  * The text of the recharge transaction's statements, per split-table suffix: the functions below run
@@ -39,10 +39,125 @@ export const RECHARGE_SQL = {
       update_time = now()`,
 } as const;
 
+const requestKey = (userId: string, outBusinessNo: string) => lockKey(`recharge:${userId}\u001f${outBusinessNo}`);
+
 /** Serialises every delivery of one (userId, outBusinessNo) until the end of `tx`. */
 export async function lockRequest(tx: Tx, userId: string, outBusinessNo: string): Promise<void> {
   if (mutated('no-request-lock')) return;
-  await sql(tx, RECHARGE_SQL.lockRequest, [lockKey(`recharge:${userId}\u001f${outBusinessNo}`)]);
+  await sql(tx, RECHARGE_SQL.lockRequest, [requestKey(userId, outBusinessNo)]);
+}
+
+/** One recharge request of a group's, on its split table. */
+export type RequestRef = Readonly<{ suffix: string; userId: string; outBusinessNo: string; skuLock?: string }>;
+
+/**
+ * `lockRequest` for a group's requests in one statement, taken in the group's order (its users'):
+ * each waits in turn, as one statement per request would.
+ */
+export async function lockRequests(tx: Tx, rs: readonly RequestRef[]): Promise<void> {
+  if (mutated('no-request-lock')) return;
+  await sql(tx, 'SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) k', [rs.map((r) => requestKey(r.userId, r.outBusinessNo))]);
+}
+
+/**
+ * `alreadyHandled` for a group's requests in one statement (after `lockRequests`, in a statement of
+ * its own: its snapshot must see what the lock's last holder committed), with the shared SKU locks
+ * of those that have one: one answer per request, in order.
+ */
+export async function alreadyHandledAll(tx: Tx, rs: readonly RequestRef[]): Promise<boolean[]> {
+  const suffixes = [...new Set(rs.map((r) => r.suffix))].sort();
+  const seenBySuffix =
+    suffixes.length === 1
+      ? seen(suffixes[0]!, 'x.user_id', 'x.out_business_no')
+      : `CASE x.suffix ${suffixes.map((t) => `WHEN '${t}' THEN ${seen(t, 'x.user_id', 'x.out_business_no')}`).join(' ')} END`;
+  const { rows } = await sql<{ i: string; seen: boolean }>(
+    tx,
+    `SELECT x.i, CASE WHEN x.sku_lock IS NOT NULL THEN pg_advisory_xact_lock_shared(x.sku_lock) END AS locked, ${seenBySuffix} AS seen
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS x(suffix, user_id, out_business_no, sku_lock, i)`,
+    [rs.map((r) => r.suffix), rs.map((r) => r.userId), rs.map((r) => r.outBusinessNo), rs.map((r) => r.skuLock ?? null)],
+  );
+  const out = rs.map(() => false);
+  for (const r of rows) out[Number(r.i) - 1] = r.seen === true;
+  return out;
+}
+
+/** `insertRejection` for a group's refusals in one statement (one insert per split table). */
+export async function insertRejections(tx: Tx, rs: ReadonlyArray<Readonly<{ suffix: string; rejection: Rejection }>>): Promise<void> {
+  if (!rs.length) return;
+  const suffixes = [...new Set(rs.map((r) => r.suffix))].sort();
+  const inserts = suffixes.map(
+    (t) => `r${t} AS (INSERT INTO raffle_activity_order_rejection_${t} (user_id, sku, out_business_no, code, info, message_id, create_time)
+       SELECT user_id, sku, out_business_no, code, info, message_id, time FROM v WHERE suffix = '${t}')`,
+  );
+  const r = rs.map((x) => x.rejection);
+  await sql(
+    tx,
+    `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+       AS v(suffix, user_id, sku, out_business_no, code, info, message_id, time)), ${inserts.join(', ')}
+     SELECT 1`,
+    [rs.map((x) => x.suffix), r.map((x) => x.userId), r.map((x) => x.sku), r.map((x) => x.outBusinessNo), r.map((x) => x.code), r.map((x) => x.info), r.map((x) => x.messageId), r.map((x) => x.time)],
+  );
+}
+
+/** One credit of a group's: its order on its split table, today and this month. */
+export type Credit = Readonly<{ suffix: string; order: RechargeOrder; day: string; month: string }>;
+
+/**
+ * `insertOrderAndCredit` for a group's credits in one statement: the account upserts are the main
+ * query (run first, in the group's order), the orders (one insert per split table) and the day and
+ * month rows come after, under those locks.
+ */
+export async function insertOrdersAndCredit(tx: Tx, cs: readonly Credit[]): Promise<void> {
+  if (!cs.length) return;
+  const suffixes = [...new Set(cs.map((c) => c.suffix))].sort();
+  const orders = suffixes.map(
+    (t) => `o${t} AS (
+      INSERT INTO raffle_activity_order_${t} (user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time,
+        total_count, day_count, month_count, pay_type, pay_amount, state, out_business_no)
+      SELECT user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time, total, day_n, month_n, pay_type, pay_amount, 'completed', out_business_no
+      FROM v WHERE suffix = '${t}'
+    )`,
+  );
+  const o = cs.map((c) => c.order);
+  await sql(
+    tx,
+    `WITH v AS (
+      SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::timestamptz[], $9::int[], $10::int[], $11::int[],
+        $12::text[], $13::numeric[], $14::text[], $15::text[], $16::text[])
+        AS v(suffix, user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time, total, day_n, month_n, pay_type, pay_amount, out_business_no, day, month)
+    ), ${orders.join(', ')}, d AS (
+      UPDATE raffle_activity_account_day x SET day_count = x.day_count + v.day_n, day_count_surplus = x.day_count_surplus + v.day_n, update_time = now()
+      FROM v WHERE x.user_id = v.user_id AND x.activity_id = v.activity_id AND x.day = v.day
+    ), m AS (
+      UPDATE raffle_activity_account_month x SET month_count = x.month_count + v.month_n, month_count_surplus = x.month_count_surplus + v.month_n, update_time = now()
+      FROM v WHERE x.user_id = v.user_id AND x.activity_id = v.activity_id AND x.month = v.month
+    )
+    INSERT INTO raffle_activity_account AS a (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
+    SELECT user_id, activity_id, total, total, day_n, day_n, month_n, month_n FROM v
+    ON CONFLICT (user_id, activity_id) DO UPDATE SET
+      total_count = a.total_count + excluded.total_count, total_count_surplus = a.total_count_surplus + excluded.total_count,
+      day_count = a.day_count + excluded.day_count, day_count_surplus = a.day_count_surplus + excluded.day_count,
+      month_count = a.month_count + excluded.month_count, month_count_surplus = a.month_count_surplus + excluded.month_count,
+      update_time = now()`,
+    [
+      cs.map((c) => c.suffix),
+      o.map((x) => x.userId),
+      o.map((x) => x.sku),
+      o.map((x) => x.activityId),
+      o.map((x) => x.activityName),
+      o.map((x) => x.strategyId),
+      o.map((x) => x.orderId),
+      o.map((x) => x.orderTime),
+      o.map((x) => x.totalCount),
+      o.map((x) => x.dayCount),
+      o.map((x) => x.monthCount),
+      o.map((x) => x.payType),
+      o.map((x) => x.payAmount),
+      o.map((x) => x.outBusinessNo),
+      cs.map((c) => c.day),
+      cs.map((c) => c.month),
+    ],
+  );
 }
 
 /**
