@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { OutboxSettings } from './config';
 import { type Db, sql, type Tx } from './db';
 import type { Topic } from './topology';
+import { columnsOf } from './split-tables';
 import { traceFields, type TraceFields } from './trace-context';
 
 /**
@@ -79,23 +80,38 @@ export async function enqueue(tx: Tx, events: readonly OutboundEvent[], now: Dat
   return out;
 }
 
+/** The column names `insertTaskRowsFrom`'s source has, in the order of `taskRowArrays`. */
+export const TASK_ROW_NAMES = 'task_user_id, topic, message_id, message, due, at';
+
+/** `$first::text[], …`: the typed parameters of `taskRowArrays`' six arrays from parameter `first` on, for an `unnest`. */
+export const taskArrayParams = (first: number): string => ['text', 'text', 'text', 'jsonb', 'timestamptz', 'timestamptz'].map((t, k) => `$${first + k}::${t}[]`).join(', ');
+
+/** A group's task rows as one array per column (`TASK_ROW_NAMES`): created when its envelope was stamped (`taskRow`'s now), as `enqueue` writes it. */
+export const taskRowArrays = (rows: readonly TaskRow[]): unknown[][] =>
+  columnsOf(
+    rows.map((r) => [...taskParams(r), new Date(r.envelope.timestamp)]),
+    6,
+  );
+
+/**
+ * The task insert of many rows, as a statement or the CTE of a caller's own: one row per row of
+ * `source`, whose columns are `TASK_ROW_NAMES`; it returns `id` (text) and `message_id` of the rows
+ * inserted (none where the message id was already there).
+ */
+export function insertTaskRowsFrom(source: string): string {
+  return `INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
+       SELECT task_user_id, topic, message_id, message, due, 'create', at, at FROM ${source}
+       ON CONFLICT (message_id) DO NOTHING
+       RETURNING id::text, message_id`;
+}
+
 /**
  * `enqueue` for rows already built (`taskRow`), of any number of causes, in one statement: the rows
  * actually inserted, as `enqueue` answers them.
  */
 export async function insertTasks(tx: Tx, rows: readonly TaskRow[]): Promise<EnqueuedTask[]> {
   if (!rows.length) return [];
-  const params = rows.map(taskParams);
-  // Created when its envelope was stamped (`taskRow`'s now), as `enqueue` writes it.
-  const { rows: inserted } = await sql<{ id: string; message_id: string }>(
-    tx,
-    `INSERT INTO task (${TASK_COLUMNS}, state, create_time, update_time)
-       SELECT user_id, topic, message_id, message, due, 'create', at, at
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[]) AS r(user_id, topic, message_id, message, due, at)
-       ON CONFLICT (message_id) DO NOTHING
-       RETURNING id::text, message_id`,
-    [...[0, 1, 2, 3, 4].map((k) => params.map((p) => p[k])), rows.map((r) => new Date(r.envelope.timestamp))],
-  );
+  const { rows: inserted } = await sql<{ id: string; message_id: string }>(tx, insertTaskRowsFrom(`unnest(${taskArrayParams(1)}) AS r(${TASK_ROW_NAMES})`), taskRowArrays(rows));
   const ids = new Map(inserted.map((r) => [r.message_id, r.id]));
   return rows.flatMap((r) => {
     const id = ids.get(r.envelope.id);

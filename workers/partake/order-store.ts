@@ -1,7 +1,8 @@
 import type { CancelDecision, RaffleOrder } from '../../domain/raffle-order';
 import { type Db, sql, type Tx } from '../../infra/db';
 import { insertTaskFrom, taskParams, type TaskRow } from '../../infra/outbox';
-import { ORDER_COLUMNS, toOrder, type OrderRow } from './store';
+import { ctePerSuffix, suffixesOf, unionPerSuffix } from '../../infra/split-tables';
+import { ORDER_COLUMNS, orderColumnsOf, toOrder, type OrderRow } from './store';
 
 /** SQL of a raffle order's life after partake: used, cancelled (refunded), expired. Suffixes come from the router only. */
 
@@ -23,22 +24,20 @@ export type UseQuery = Readonly<{ suffix: string; userId: string; orderId: strin
  * `unnest` of parallel arrays): the used order per query, in order, or undefined where it was not `create`.
  */
 export async function useOrders(tx: Tx, qs: readonly UseQuery[]): Promise<Array<RaffleOrder | undefined>> {
-  const suffixes = [...new Set(qs.map((q) => q.suffix))].sort();
-  const updates = suffixes.map(
-    (t) => `u${t} AS (
-       UPDATE user_raffle_order_${t} x SET order_state = 'used', update_time = v.now, changed_by = v.request_id
-       FROM v WHERE v.suffix = '${t}' AND x.user_id = v.user_id AND x.order_id = v.order_id AND x.order_state = 'create'
-       RETURNING v.i, ${ORDER_COLUMNS.split(', ')
-         .map((c) => `x.${c}`)
-         .join(', ')}
-     )`,
-  );
+  const suffixes = suffixesOf(qs);
   const { rows } = await sql<OrderRow & { i: string }>(
     tx,
     `WITH v AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) WITH ORDINALITY AS v(suffix, user_id, order_id, now, request_id, i)
-     ), ${updates.join(', ')}
-     ${suffixes.map((t) => `SELECT * FROM u${t}`).join(' UNION ALL ')}`,
+     ), ${ctePerSuffix(
+       'u',
+       suffixes,
+       (t) => `
+       UPDATE user_raffle_order_${t} x SET order_state = 'used', update_time = v.now, changed_by = v.request_id
+       FROM v WHERE v.suffix = '${t}' AND x.user_id = v.user_id AND x.order_id = v.order_id AND x.order_state = 'create'
+       RETURNING v.i, ${orderColumnsOf('x')}`,
+     )}
+     ${unionPerSuffix('u', suffixes)}`,
     [qs.map((q) => q.suffix), qs.map((q) => q.userId), qs.map((q) => q.orderId), qs.map((q) => q.now), qs.map((q) => q.requestId ?? null)],
   );
   const out: Array<RaffleOrder | undefined> = qs.map(() => undefined);
@@ -65,9 +64,7 @@ export async function findOrder(tx: Tx, suffix: string, userId: string, orderId:
 export async function lockForCancel(tx: Tx, suffix: string, userId: string, orderId: string): Promise<FoundOrder | undefined> {
   const { rows } = await sql<OrderRow & ChangeColumns>(
     tx,
-    `SELECT ${ORDER_COLUMNS.split(', ')
-      .map((c) => `o.${c}`)
-      .join(', ')}, o.changed_by, o.update_time
+    `SELECT ${orderColumnsOf('o')}, o.changed_by, o.update_time
      FROM user_raffle_order_${suffix} o
      JOIN raffle_activity_account a ON a.user_id = o.user_id AND a.activity_id = o.activity_id
      WHERE o.user_id = $1 AND o.order_id = $2

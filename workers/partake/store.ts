@@ -2,12 +2,18 @@ import type { Period } from '../../domain/calendar';
 import type { Deduction, LockedQuota, PeriodWrite, QuotaRows } from '../../domain/partake';
 import type { RaffleOrder, RaffleOrderState } from '../../domain/raffle-order';
 import { type Db, sql, type Tx } from '../../infra/db';
-import { insertTaskFrom, taskParams, type TaskRow } from '../../infra/outbox';
+import { insertTaskFrom, insertTaskRowsFrom, TASK_ROW_NAMES, taskArrayParams, taskParams, taskRowArrays, type TaskRow } from '../../infra/outbox';
+import { bySuffix, ctePerSuffix, suffixesOf, unionPerSuffix } from '../../infra/split-tables';
 
 /** SQL of the partake worker's quota (partake, query). Split-table suffixes come from the router only. */
 
 export type OrderRow = { order_id: string; user_id: string; activity_id: string; activity_name: string; strategy_id: string; order_time: Date; order_state: RaffleOrderState };
 export const ORDER_COLUMNS = 'order_id, user_id, activity_id, activity_name, strategy_id, order_time, order_state';
+/** `ORDER_COLUMNS` of the table aliased `alias`. */
+export const orderColumnsOf = (alias: string): string =>
+  ORDER_COLUMNS.split(', ')
+    .map((c) => `${alias}.${c}`)
+    .join(', ');
 export const toOrder = (r: OrderRow): RaffleOrder => ({
   orderId: r.order_id,
   userId: r.user_id,
@@ -68,11 +74,13 @@ export const PARTAKE_SQL = {
   lockQuotas: (suffixes: readonly string[]) => `SELECT v.i::int AS i, a.total_count, a.total_count_surplus, a.day_count, a.month_count,
             d.day_count AS d_count, d.day_count_surplus AS d_surplus, m.month_count AS m_count, m.month_count_surplus AS m_surplus,
             ${bySuffix(
+              'v.suffix',
               suffixes,
               (t) => `(SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${t}
                WHERE user_id = v.user_id AND activity_id = v.activity_id AND order_state = 'create' LIMIT 1) o)`,
             )} AS open,
             ${bySuffix(
+              'v.suffix',
               suffixes,
               (t) => `(SELECT row_to_json(o) FROM (SELECT ${ORDER_COLUMNS} FROM user_raffle_order_${t}
                WHERE user_id = v.user_id AND activity_id = v.activity_id AND request_id = v.request_id) o)`,
@@ -86,9 +94,8 @@ export const PARTAKE_SQL = {
   /** `applyPartake` for a group's partakes at once: one row per partake in `v`, one order insert per split table. */
   applyPartakes: (suffixes: readonly string[]) => `WITH v AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[], $9::text[],
-         $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::jsonb[], $17::timestamptz[])
-         AS v(suffix, user_id, activity_id, month, month_count, day, day_count, now, order_id, activity_name, strategy_id, request_id,
-              task_user_id, topic, message_id, message, due)
+         $10::text[], $11::bigint[], $12::text[], ${taskArrayParams(13)})
+         AS v(suffix, user_id, activity_id, month, month_count, day, day_count, now, order_id, activity_name, strategy_id, request_id, ${TASK_ROW_NAMES})
      ), m AS (${spendPeriods('month')}
      ), d AS (${spendPeriods('day')}
      ), a AS (
@@ -97,29 +104,21 @@ export const PARTAKE_SQL = {
        FROM v JOIN d USING (user_id, activity_id) JOIN m USING (user_id, activity_id)
        WHERE x.user_id = v.user_id AND x.activity_id = v.activity_id AND x.total_count_surplus > 0
        RETURNING x.user_id
-     ), ${suffixes
-       .map(
-         (t) => `o${t} AS (
+     ), ${ctePerSuffix(
+       'o',
+       suffixes,
+       (t) => `
        INSERT INTO user_raffle_order_${t} (${ORDER_COLUMNS}, create_time, update_time, request_id)
        SELECT v.order_id, v.user_id, v.activity_id, v.activity_name, v.strategy_id, v.now, 'create', v.now, v.now, v.request_id
        FROM v JOIN a USING (user_id) WHERE v.suffix = '${t}'
-       RETURNING user_id
-     )`,
-       )
-       .join(', ')}, o AS (${suffixes.map((t) => `SELECT user_id FROM o${t}`).join(' UNION ALL ')}
+       RETURNING user_id`,
+     )}, o AS (${unionPerSuffix('o', suffixes, 'user_id')}
      ), t AS (
-       INSERT INTO task (user_id, topic, message_id, message, next_attempt_at, state, create_time, update_time)
-       SELECT v.task_user_id, v.topic, v.message_id, v.message, v.due, 'create', v.now, v.now FROM v JOIN o USING (user_id)
-       ON CONFLICT (message_id) DO NOTHING
-       RETURNING message_id, id
+       ${insertTaskRowsFrom(`(SELECT ${TASK_ROW_NAMES} FROM v JOIN o USING (user_id)) s`)}
      )
-     SELECT v.user_id, o.user_id IS NOT NULL AS ok, t.id::text AS task_id
+     SELECT v.user_id, o.user_id IS NOT NULL AS ok, t.id AS task_id
      FROM v LEFT JOIN o USING (user_id) LEFT JOIN t ON t.message_id = v.message_id`,
 } as const;
-
-/** One expression per split table of the group, chosen by the row's suffix (a lone table needs no CASE). */
-const bySuffix = (suffixes: readonly string[], expr: (t: string) => string): string =>
-  suffixes.length === 1 ? expr(suffixes[0]!) : `CASE v.suffix ${suffixes.map((t) => `WHEN '${t}' THEN ${expr(t)}`).join(' ')} END`;
 
 /** A group's day or month rows, as `applyPartake`'s: created spent once, or one more spent where some are left. */
 const spendPeriods = (p: 'day' | 'month') => `
@@ -136,15 +135,12 @@ const spendPeriods = (p: 'day' | 'month') => `
  * the account row first, so under this lock they are current without a lock of their own.
  */
 export async function lockQuota(tx: Tx, suffix: string, userId: string, activityId: number, period: Period, requestId: string | undefined): Promise<LockedQuota> {
-  const { rows } = await sql<QuotaRow & { open: OrderRow | null; mine: OrderRow | null }>(tx, PARTAKE_SQL.lockQuota(suffix), [userId, activityId, period.day, period.month, requestId ?? null]);
-  const r = rows[0];
-  if (!r) return {};
-  return {
-    ...toQuota(r, period),
-    open: r.open ? toOrder(r.open) : undefined,
-    mine: r.mine ? toOrder(r.mine) : undefined,
-  };
+  const { rows } = await sql<LockedRow>(tx, PARTAKE_SQL.lockQuota(suffix), [userId, activityId, period.day, period.month, requestId ?? null]);
+  return rows[0] ? toLocked(rows[0], period) : {};
 }
+
+type LockedRow = QuotaRow & { open: OrderRow | null; mine: OrderRow | null };
+const toLocked = (r: LockedRow, period: Period): LockedQuota => ({ ...toQuota(r, period), open: r.open ? toOrder(r.open) : undefined, mine: r.mine ? toOrder(r.mine) : undefined });
 
 /**
  * The whole deduction in one statement: this month's and today's rows (created on first use, else
@@ -176,7 +172,7 @@ export type QuotaQuery = Readonly<{ suffix: string; userId: string; activityId: 
 
 /** `lockQuota` for a group of distinct users in one statement: one answer per query, in order. */
 export async function lockQuotas(tx: Tx, qs: readonly QuotaQuery[]): Promise<LockedQuota[]> {
-  const { rows } = await sql<QuotaRow & { i: number; open: OrderRow | null; mine: OrderRow | null }>(tx, PARTAKE_SQL.lockQuotas(suffixesOf(qs)), [
+  const { rows } = await sql<LockedRow & { i: number }>(tx, PARTAKE_SQL.lockQuotas(suffixesOf(qs)), [
     qs.map((q) => q.suffix),
     qs.map((q) => q.userId),
     qs.map((q) => q.activityId),
@@ -186,7 +182,7 @@ export async function lockQuotas(tx: Tx, qs: readonly QuotaQuery[]): Promise<Loc
   ]);
   const out: LockedQuota[] = qs.map(() => ({}));
   for (const r of rows) {
-    out[r.i - 1] = { ...toQuota(r, qs[r.i - 1]!.period), open: r.open ? toOrder(r.open) : undefined, mine: r.mine ? toOrder(r.mine) : undefined };
+    out[r.i - 1] = toLocked(r, qs[r.i - 1]!.period);
   }
   return out;
 }
@@ -196,7 +192,6 @@ export type PartakeWrite = Readonly<{ suffix: string; deduction: Deduction; orde
 
 /** `applyPartake` for a group of distinct users in one statement: one answer per write, in order. */
 export async function applyPartakes(tx: Tx, ws: readonly PartakeWrite[]): Promise<Array<{ ok: boolean; taskId?: string }>> {
-  const tasks = ws.map((w) => taskParams(w.task));
   const { rows } = await sql<{ user_id: string; ok: boolean; task_id: string | null }>(tx, PARTAKE_SQL.applyPartakes(suffixesOf(ws)), [
     ws.map((w) => w.suffix),
     ws.map((w) => w.order.userId),
@@ -210,7 +205,7 @@ export async function applyPartakes(tx: Tx, ws: readonly PartakeWrite[]): Promis
     ws.map((w) => w.order.activityName),
     ws.map((w) => w.order.strategyId),
     ws.map((w) => w.requestId ?? null),
-    ...[0, 1, 2, 3, 4].map((k) => tasks.map((t) => t[k])),
+    ...taskRowArrays(ws.map((w) => w.task)),
   ]);
   const byUser = new Map(rows.map((r) => [r.user_id, r]));
   return ws.map((w) => {
@@ -218,8 +213,6 @@ export async function applyPartakes(tx: Tx, ws: readonly PartakeWrite[]): Promis
     return { ok: r?.ok === true, taskId: r?.task_id ?? undefined };
   });
 }
-
-const suffixesOf = (xs: readonly { suffix: string }[]): string[] => [...new Set(xs.map((x) => x.suffix))].sort();
 
 /**
  * The count a period row starts with when this partake creates it. On a decrement the row exists and

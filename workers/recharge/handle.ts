@@ -193,12 +193,8 @@ function rechargeBatch(d: Deps): Batch<RechargeInput, UnitResult> {
       const rows = await Promise.all(writes.map(({ i, decision, input }) => Promise.all(decision.events.map((e) => members[i]!.within(() => d.outbox.hold(input.db, e, input.now))))));
       const enqueued = new Map((await d.outbox.insert(tx, inputs[0]!.db, rows.flat())).map((t) => [t.messageId, t]));
       for (const { input } of writes) await writeRebate(d, tx, input);
-      const results: UnitResult[] = decided.map((x) => (x.kind === 'decided' ? { kind: 'duplicate', tasks: [] } : x));
-      for (const [k, w] of writes.entries())
-        results[w.i] = resultOf(
-          w,
-          rows[k]!.flatMap((r) => enqueued.get(r.envelope.id) ?? []),
-        );
+      const written = new Map(writes.map((w, k) => [w.i, rows[k]!.flatMap((r) => enqueued.get(r.envelope.id) ?? [])]));
+      const results = decided.map((x, i) => (x.kind === 'decided' ? resultOf(x, written.get(i)!) : x));
       crashPoint('recharge-before-commit');
       return results;
     },

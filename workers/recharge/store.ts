@@ -2,6 +2,7 @@ import type { RechargeOrder, Rejection } from '../../domain/recharge';
 import { sql, type Tx } from '../../infra/db';
 import { lockKey } from '../../infra/stock';
 import { mutated } from '../../infra/mutation';
+import { bySuffix, ctePerSuffix, suffixesOf } from '../../infra/split-tables';
 
 const seen = (suffix: string, user = '$1', no = '$2') => `EXISTS (SELECT 1 FROM raffle_activity_order_${suffix} WHERE user_id = ${user} AND out_business_no = ${no})
         OR EXISTS (SELECT 1 FROM raffle_activity_order_rejection_${suffix} WHERE user_id = ${user} AND out_business_no = ${no})`;
@@ -65,11 +66,7 @@ export async function lockRequests(tx: Tx, rs: readonly RequestRef[]): Promise<v
  * of those that have one: one answer per request, in order.
  */
 export async function alreadyHandledAll(tx: Tx, rs: readonly RequestRef[]): Promise<boolean[]> {
-  const suffixes = [...new Set(rs.map((r) => r.suffix))].sort();
-  const seenBySuffix =
-    suffixes.length === 1
-      ? seen(suffixes[0]!, 'x.user_id', 'x.out_business_no')
-      : `CASE x.suffix ${suffixes.map((t) => `WHEN '${t}' THEN ${seen(t, 'x.user_id', 'x.out_business_no')}`).join(' ')} END`;
+  const seenBySuffix = bySuffix('x.suffix', suffixesOf(rs), (t) => seen(t, 'x.user_id', 'x.out_business_no'));
   const { rows } = await sql<{ i: string; seen: boolean }>(
     tx,
     `SELECT x.i, CASE WHEN x.sku_lock IS NOT NULL THEN pg_advisory_xact_lock_shared(x.sku_lock) END AS locked, ${seenBySuffix} AS seen
@@ -84,16 +81,17 @@ export async function alreadyHandledAll(tx: Tx, rs: readonly RequestRef[]): Prom
 /** `insertRejection` for a group's refusals in one statement (one insert per split table). */
 export async function insertRejections(tx: Tx, rs: ReadonlyArray<Readonly<{ suffix: string; rejection: Rejection }>>): Promise<void> {
   if (!rs.length) return;
-  const suffixes = [...new Set(rs.map((r) => r.suffix))].sort();
-  const inserts = suffixes.map(
-    (t) => `r${t} AS (INSERT INTO raffle_activity_order_rejection_${t} (user_id, sku, out_business_no, code, info, message_id, create_time)
-       SELECT user_id, sku, out_business_no, code, info, message_id, time FROM v WHERE suffix = '${t}')`,
+  const inserts = ctePerSuffix(
+    'r',
+    suffixesOf(rs),
+    (t) => `INSERT INTO raffle_activity_order_rejection_${t} (user_id, sku, out_business_no, code, info, message_id, create_time)
+       SELECT user_id, sku, out_business_no, code, info, message_id, time FROM v WHERE suffix = '${t}'`,
   );
   const r = rs.map((x) => x.rejection);
   await sql(
     tx,
     `WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
-       AS v(suffix, user_id, sku, out_business_no, code, info, message_id, time)), ${inserts.join(', ')}
+       AS v(suffix, user_id, sku, out_business_no, code, info, message_id, time)), ${inserts}
      SELECT 1`,
     [rs.map((x) => x.suffix), r.map((x) => x.userId), r.map((x) => x.sku), r.map((x) => x.outBusinessNo), r.map((x) => x.code), r.map((x) => x.info), r.map((x) => x.messageId), r.map((x) => x.time)],
   );
@@ -109,14 +107,14 @@ export type Credit = Readonly<{ suffix: string; order: RechargeOrder; day: strin
  */
 export async function insertOrdersAndCredit(tx: Tx, cs: readonly Credit[]): Promise<void> {
   if (!cs.length) return;
-  const suffixes = [...new Set(cs.map((c) => c.suffix))].sort();
-  const orders = suffixes.map(
-    (t) => `o${t} AS (
+  const orders = ctePerSuffix(
+    'o',
+    suffixesOf(cs),
+    (t) => `
       INSERT INTO raffle_activity_order_${t} (user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time,
         total_count, day_count, month_count, pay_type, pay_amount, state, out_business_no)
       SELECT user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time, total, day_n, month_n, pay_type, pay_amount, 'completed', out_business_no
-      FROM v WHERE suffix = '${t}'
-    )`,
+      FROM v WHERE suffix = '${t}'`,
   );
   const o = cs.map((c) => c.order);
   await sql(
@@ -125,7 +123,7 @@ export async function insertOrdersAndCredit(tx: Tx, cs: readonly Credit[]): Prom
       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::timestamptz[], $9::int[], $10::int[], $11::int[],
         $12::text[], $13::numeric[], $14::text[], $15::text[], $16::text[])
         AS v(suffix, user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time, total, day_n, month_n, pay_type, pay_amount, out_business_no, day, month)
-    ), ${orders.join(', ')}, d AS (
+    ), ${orders}, d AS (
       UPDATE raffle_activity_account_day x SET day_count = x.day_count + v.day_n, day_count_surplus = x.day_count_surplus + v.day_n, update_time = now()
       FROM v WHERE x.user_id = v.user_id AND x.activity_id = v.activity_id AND x.day = v.day
     ), m AS (
