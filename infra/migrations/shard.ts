@@ -3,6 +3,7 @@ import { splitSuffix } from '../../domain/router';
 import { shardLifecycle } from './shard-lifecycle';
 import { shardOrderChange } from './shard-order-change';
 import { shardPartakeRequest } from './shard-partake-request';
+import { ShardTaskFillfactor1767600000000 } from './shard-task-fillfactor';
 import { ShardTaskIndexes1767400000000 } from './shard-task-indexes';
 
 /** Tables of a shard database that are not split by user: accounts with their day and month rows, and the outbox. */
@@ -151,5 +152,5 @@ export function shardMigrations(tableCount: number): Array<new () => Migration> 
       for (const t of ['task', 'raffle_activity_account_month', 'raffle_activity_account_day', 'raffle_activity_account']) await q.query(`DROP TABLE IF EXISTS ${t}`);
     }
   }
-  return [ShardInit1763776800000, shardLifecycle(tableCount), shardPartakeRequest(tableCount), ShardTaskIndexes1767400000000, shardOrderChange(tableCount)];
+  return [ShardInit1763776800000, shardLifecycle(tableCount), shardPartakeRequest(tableCount), ShardTaskIndexes1767400000000, shardOrderChange(tableCount), ShardTaskFillfactor1767600000000];
 }

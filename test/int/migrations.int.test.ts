@@ -23,6 +23,9 @@ async function schemaOf(url: string): Promise<string[]> {
          WHERE table_schema = 'public' AND table_name <> 'schema_migrations'
        UNION ALL
        SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'schema_migrations'
+       UNION ALL
+       SELECT relname || ' with ' || array_to_string(reloptions, ', ') FROM pg_class
+         WHERE relnamespace = 'public'::regnamespace AND reloptions IS NOT NULL
        ORDER BY 1`,
     );
     return rows.map((r) => r.d);
@@ -39,6 +42,7 @@ for (const [what, list, url] of [
     const migrations = list(world);
     const before = await schemaOf(url(world));
     assert.ok(before.length > 10, `the ${what} schema is there to begin with`);
+    if (what === 'shard') assert.ok(before.includes('task with fillfactor=50'), 'half of each outbox page is kept for its completion marks');
     await revertMigrations(url(world), `test:${what}`, migrations, migrations.length);
     assert.equal(await schemaOf(url(world)), [], `no ${what} table, column or index left`);
     const applied = await runMigrations(url(world), `test:${what}`, migrations);
