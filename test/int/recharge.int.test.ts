@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { periodOf } from '../../domain/calendar';
 import { begin, sql } from '../../infra/db';
-import { reservedKey, skuLockKey } from '../../infra/stock';
+import { reservedKey, skuLockKey, stockKey } from '../../infra/stock';
 import { QUEUES } from '../../infra/topology';
 import { seedDayRow, seedMonthRow } from '../support/seed';
 import { COUNTS, aSku, account, anActivity, counter, drained, load, openWorld, rows, tasks, waitFor, type World } from './recharge-world';
@@ -13,13 +13,15 @@ let w: World;
 const OPEN = 100301;
 const SKU = 9011;
 const UNLIMITED = 9014;
+/** Limited, and its Redis counter deleted before each use: the recharge finds it missing and rebuilds it. */
+const REBUILT = 9015;
 
 test.before(async () => {
   w = await openWorld(['recharge'], { extra: { DELIVERY_LIMIT: '3' } });
   await load(w, {
     activities: [anActivity(OPEN), anActivity(100302, { state: 'close' }), anActivity(100303, { beginTime: '2090-01-01T00:00:00Z' })],
     counts: [COUNTS],
-    skus: [aSku(SKU, OPEN, 1000), aSku(9012, 100302, 100), aSku(9013, 100303, 100), aSku(UNLIMITED, OPEN, -1)],
+    skus: [aSku(SKU, OPEN, 1000), aSku(9012, 100302, 100), aSku(9013, 100303, 100), aSku(UNLIMITED, OPEN, -1), aSku(REBUILT, OPEN, 1000)],
   });
 });
 test.after(async () => w?.close());
@@ -199,7 +201,7 @@ test("a recharge failing inside a group: its neighbours are credited, the group'
 
 test('recharges of every kind handled together in set-based groups leave the same rows as each alone', async () => {
   const { day, month } = periodOf(new Date(), 'UTC');
-  const KINDS = ['fresh', 'rows', 'again', 'second', 'closed', 'unknown', 'fresh'] as const;
+  const KINDS = ['fresh', 'rows', 'again', 'second', 'closed', 'unknown', 'missing', 'fresh'] as const;
   const shard = w.dbs.forUser('kinds-anchor').shard;
   const usersOf = (prefix: string) => {
     const out: string[] = [];
@@ -222,10 +224,15 @@ test('recharges of every kind handled together in set-based groups leave the sam
     }
     return users.map((u, i) => {
       const kind = KINDS[i % KINDS.length]!;
-      const [sku, no] = { fresh: [UNLIMITED, 'new'], rows: [SKU, 'new'], again: [UNLIMITED, 'first'], second: [UNLIMITED, 'new'], closed: [9012, 'new'], unknown: [99_999, 'new'] }[kind] as [
-        number,
-        string,
-      ];
+      const [sku, no] = {
+        fresh: [UNLIMITED, 'new'],
+        rows: [SKU, 'new'],
+        again: [UNLIMITED, 'first'],
+        second: [UNLIMITED, 'new'],
+        closed: [9012, 'new'],
+        unknown: [99_999, 'new'],
+        missing: [REBUILT, 'new'],
+      }[kind] as [number, string];
       return { kind, userId: u, send: () => recharge(u, sku, `${u}-${no}`), changes: kind !== 'again' };
     });
   }
@@ -247,6 +254,9 @@ test('recharges of every kind handled together in set-based groups leave the sam
   const alone = await given('kinds-alone');
   const before = (await counter(w, SKU))!;
   const togetherBefore = await outcomes(together);
+  // The group's `missing` recharges find their SKU's counter gone: each is answered stock-missing
+  // inside the batch, commits nothing, rebuilds the counter and runs again.
+  await w.redis.del(stockKey(REBUILT));
   await Promise.all(together.map((u) => u.send()));
   await waitFor(
     async () => (await outcomes(together)).filter((s, i) => JSON.stringify(s) !== JSON.stringify(togetherBefore[i])).length === together.filter((u) => u.changes).length,
@@ -256,6 +266,7 @@ test('recharges of every kind handled together in set-based groups leave the sam
   await drained(w, QUEUES.recharge);
   for (const u of alone) {
     const was = JSON.stringify(await state(u.userId));
+    if (u.kind === 'missing') await w.redis.del(stockKey(REBUILT));
     await u.send();
     if (u.changes) await waitFor(async () => JSON.stringify(await state(u.userId)) !== was, 10_000, `${u.kind} ${u.userId} alone`);
     else await drained(w, QUEUES.recharge);
@@ -264,8 +275,9 @@ test('recharges of every kind handled together in set-based groups leave the sam
   const [a, b] = [await outcomes(together), await outcomes(alone)];
   for (const [i, u] of together.entries()) assert.equal(a[i], b[i], `${u.kind}: ${u.userId} in a group as ${alone[i]!.userId} alone`);
   assert.is(await counter(w, SKU), before - 2 * together.filter((u) => u.kind === 'rows').length, 'one unit per limited credit');
+  assert.is(await counter(w, REBUILT), 1000 - 2 * together.filter((u) => u.kind === 'missing').length, 'the rebuilt counter: one unit per credit, none lost or taken twice');
   // The group's credits were written by fewer transactions than credits: set-based batches.
-  const credited = together.filter((u) => u.kind === 'fresh' || u.kind === 'rows' || u.kind === 'second');
+  const credited = together.filter((u) => u.kind === 'fresh' || u.kind === 'rows' || u.kind === 'second' || u.kind === 'missing');
   const xmins = new Set<string>();
   for (const t of w.dbs.suffixes) {
     const { rows: r } = await sql<{ xmin: string }>(
