@@ -51,6 +51,8 @@ export function openDatabase(o: OpenOptions): Db {
     ...(statementMs ? { statement_timeout: statementMs, query_timeout: statementMs + 2_000 } : {}),
     // Bounded so that a reservation reaper can trust that no transaction outlives a minute.
     idle_in_transaction_session_timeout: 30_000,
+    // One plan per prepared statement and connection (see `prepared`).
+    options: '-c plan_cache_mode=force_generic_plan',
   });
   // An idle client that loses its server emits here; without a listener the process would crash.
   pool.on('error', (err) => log.warn({ err, db: o.name }, 'database pool client error'));
@@ -128,8 +130,15 @@ function release(client: pg.PoolClient): void {
 const names = new Map<string, string>();
 
 /**
- * Every statement goes out as a named (prepared) statement: PostgreSQL parses and plans it once per
- * connection. The name is derived from the text, so one name never means two texts.
+ * Every statement goes out as a named (prepared) statement: PostgreSQL parses it once per connection,
+ * and with `plan_cache_mode = force_generic_plan` (set on every pooled connection) plans it once too.
+ * By default it plans each of the first five executions for their parameter values, then keeps
+ * planning every execution whenever its generic plan looks costlier than those: the set-based
+ * statements, whose `unnest` arrays it cannot size in a generic plan, were planned on about every
+ * second execution, at 1–2 ms a plan, half as much PostgreSQL time as their execution (measured
+ * with pg_stat_statements; docs/BENCHMARKS.md, hot path step 24). Every statement here looks rows
+ * up by key, so one plan fits all parameter values. The name is derived from the text, so one name
+ * never means two texts.
  */
 function prepared(text: string): string {
   let name = names.get(text);

@@ -1,10 +1,13 @@
 /**
  * Text helpers for set-based statements over a group's rows that live in several split tables
  * (`_000` … of one shard database): the suffixes come from the router only, never from input.
+ *
+ * A statement names every split table of its database (`Shard.suffixes`), whichever its group's
+ * rows are in: one text per statement, not one per set of tables, so that a connection plans it
+ * once. A text per set meant up to 2^T − 1 texts, each planned anew on each connection, and a plan
+ * of these statements costs 1–15 ms (docs/BENCHMARKS.md, hot path step 24). A table without rows
+ * in the group costs its CTE a scan of the group's few input rows.
  */
-
-/** The split tables a group's rows live in, once each and sorted: one statement text per set. */
-export const suffixesOf = (xs: readonly Readonly<{ suffix: string }>[]): string[] => [...new Set(xs.map((x) => x.suffix))].sort();
 
 /** One expression per split table, chosen by the row's `column` (a lone table needs no CASE). */
 export const bySuffix = (column: string, suffixes: readonly string[], expr: (t: string) => string): string =>

@@ -7,7 +7,7 @@ import amqplib from 'amqplib';
 import { Redis } from 'ioredis';
 import { migrate } from '../../infra/migrate';
 import { openDatabases, type Databases } from '../../infra/shards';
-import { sql } from '../../infra/db';
+import { begin, sql } from '../../infra/db';
 import { stockKey } from '../../infra/stock';
 import { INPUT_QUEUES } from '../../infra/topology';
 import { createTestEnv, type TestEnv } from '../support/env';
@@ -57,6 +57,25 @@ t('the schema refuses a negative surplus', async ({ dbs }) => {
     assert.unreachable('a negative surplus was stored');
   } catch (err) {
     assert.is((err as { code?: string }).code, '23514'); // check_violation
+  }
+});
+
+t('a pooled connection plans a prepared statement once, whatever its parameters (a generic plan)', async ({ dbs }) => {
+  const text = 'SELECT count(*)::int AS n FROM unnest($1::text[]) AS u(user_id) JOIN raffle_activity_account a USING (user_id)';
+  for (const ds of [dbs.global, ...dbs.shards.map((s) => s.ds)]) {
+    assert.equal((await sql<{ plan_cache_mode: string }>(ds, 'SHOW plan_cache_mode')).rows[0]!.plan_cache_mode, 'force_generic_plan');
+  }
+  const tx = await begin(dbs.shards[0]!.ds);
+  try {
+    for (let n = 1; n <= 8; n++) await sql(tx, text, [Array.from({ length: n }, (_, k) => `plan-${k}`)]);
+    const { rows } = await sql<{ generic_plans: string; custom_plans: string }>(tx, 'SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1', [text]);
+    assert.equal(
+      rows.map((r) => [Number(r.generic_plans), Number(r.custom_plans)]),
+      [[8, 0]],
+      'eight executions, no plan made for their values',
+    );
+  } finally {
+    await tx.rollback();
   }
 });
 

@@ -104,8 +104,10 @@ function partakeBatch(d: Deps): Batch<PartakeInput, Partaken> {
   return {
     async run(tx, members) {
       const inputs = members.map((m) => m.input);
+      const { suffixes } = inputs[0]!.db;
       const locked = await store.lockQuotas(
         tx,
+        suffixes,
         inputs.map(({ db, req, now }) => ({ suffix: db.suffix, userId: req.userId, activityId: req.activityId, period: periodOf(now, d.timeZone), requestId: req.requestId })),
       );
       const decisions = inputs.map(({ req, activity, now }, i) => decidePartake(locked[i]!, activity, req, d.newOrderId(), now, d.timeZone));
@@ -117,7 +119,7 @@ function partakeBatch(d: Deps): Batch<PartakeInput, Partaken> {
           return { suffix: db.suffix, deduction: decision.deduction, order: decision.order, requestId: req.requestId, task };
         }),
       );
-      const applied = writes.length ? await store.applyPartakes(tx, writes) : [];
+      const applied = writes.length ? await store.applyPartakes(tx, suffixes, writes) : [];
       if (applied.some((a) => !a.ok)) throw new Error('a surplus changed under the account lock');
       const tasks = new Map(creates.map(({ i }, k) => [i, applied[k]!.taskId ? [enqueuedTask(writes[k]!.task, applied[k]!.taskId!)] : []]));
       return decisions.map((decision, i) => ({ decision, tasks: tasks.get(i) ?? [] }));

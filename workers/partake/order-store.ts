@@ -1,7 +1,7 @@
 import type { CancelDecision, RaffleOrder } from '../../domain/raffle-order';
 import { type Db, sql, type Tx } from '../../infra/db';
 import { insertTaskFrom, taskParams, type TaskRow } from '../../infra/outbox';
-import { ctePerSuffix, suffixesOf, unionPerSuffix } from '../../infra/split-tables';
+import { ctePerSuffix, unionPerSuffix } from '../../infra/split-tables';
 import { ORDER_COLUMNS, orderColumnsOf, toOrder, type OrderRow } from './store';
 
 /** SQL of a raffle order's life after partake: used, cancelled (refunded), expired. Suffixes come from the router only. */
@@ -23,8 +23,7 @@ export type UseQuery = Readonly<{ suffix: string; userId: string; orderId: strin
  * `useOrder` for a group of distinct users in one statement (one UPDATE per split table, from
  * `unnest` of parallel arrays): the used order per query, in order, or undefined where it was not `create`.
  */
-export async function useOrders(tx: Tx, qs: readonly UseQuery[]): Promise<Array<RaffleOrder | undefined>> {
-  const suffixes = suffixesOf(qs);
+export async function useOrders(tx: Tx, suffixes: readonly string[], qs: readonly UseQuery[]): Promise<Array<RaffleOrder | undefined>> {
   const { rows } = await sql<OrderRow & { i: string }>(
     tx,
     `WITH v AS (

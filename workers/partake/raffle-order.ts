@@ -28,11 +28,11 @@ export const raffleOrderCancelHandler = (d: Deps): Handler =>
   });
 
 /** What one use's transaction work needs. */
-type UseInput = Readonly<{ suffix: string; req: OrderRequest; now: Date }>;
+type UseInput = Readonly<{ suffix: string; suffixes: readonly string[]; req: OrderRequest; now: Date }>;
 
 async function useRaffleOrder(d: Deps, batch: Batch<UseInput, Reply>, req: OrderRequest): Promise<Reply> {
-  const { suffix, group } = d.dbs.forUser(req.userId);
-  const input = { suffix, req, now: d.clock() };
+  const { suffix, suffixes, group } = d.dbs.forUser(req.userId);
+  const input = { suffix, suffixes, req, now: d.clock() };
   const reply = await group.run({ key: req.userId, run: (tx) => useIn(tx, input), batch: batched(batch, input) });
   if (reply.code === '0000') crashPoint('use-after-commit');
   return reply;
@@ -64,6 +64,7 @@ function useBatch(): Batch<UseInput, Reply> {
       const inputs = members.map((m) => m.input);
       const used = await useOrders(
         tx,
+        inputs[0]!.suffixes,
         inputs.map(({ suffix, req, now }) => ({ suffix, userId: req.userId, orderId: req.orderId, now, requestId: req.requestId })),
       );
       const replies: Reply[] = [];

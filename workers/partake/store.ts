@@ -3,7 +3,7 @@ import type { Deduction, LockedQuota, PeriodWrite, QuotaRows } from '../../domai
 import type { RaffleOrder, RaffleOrderState } from '../../domain/raffle-order';
 import { type Db, sql, type Tx } from '../../infra/db';
 import { insertTaskFrom, insertTaskRowsFrom, TASK_ROW_NAMES, taskArrayParams, taskParams, taskRowArrays, type TaskRow } from '../../infra/outbox';
-import { bySuffix, ctePerSuffix, suffixesOf, unionPerSuffix } from '../../infra/split-tables';
+import { bySuffix, ctePerSuffix, unionPerSuffix } from '../../infra/split-tables';
 
 /** SQL of the partake worker's quota (partake, query). Split-table suffixes come from the router only. */
 
@@ -171,8 +171,8 @@ export async function applyPartake(tx: Tx, suffix: string, d: Deduction, o: Raff
 export type QuotaQuery = Readonly<{ suffix: string; userId: string; activityId: number; period: Period; requestId: string | undefined }>;
 
 /** `lockQuota` for a group of distinct users in one statement: one answer per query, in order. */
-export async function lockQuotas(tx: Tx, qs: readonly QuotaQuery[]): Promise<LockedQuota[]> {
-  const { rows } = await sql<LockedRow & { i: number }>(tx, PARTAKE_SQL.lockQuotas(suffixesOf(qs)), [
+export async function lockQuotas(tx: Tx, suffixes: readonly string[], qs: readonly QuotaQuery[]): Promise<LockedQuota[]> {
+  const { rows } = await sql<LockedRow & { i: number }>(tx, PARTAKE_SQL.lockQuotas(suffixes), [
     qs.map((q) => q.suffix),
     qs.map((q) => q.userId),
     qs.map((q) => q.activityId),
@@ -191,8 +191,8 @@ export async function lockQuotas(tx: Tx, qs: readonly QuotaQuery[]): Promise<Loc
 export type PartakeWrite = Readonly<{ suffix: string; deduction: Deduction; order: RaffleOrder; requestId: string | undefined; task: TaskRow }>;
 
 /** `applyPartake` for a group of distinct users in one statement: one answer per write, in order. */
-export async function applyPartakes(tx: Tx, ws: readonly PartakeWrite[]): Promise<Array<{ ok: boolean; taskId?: string }>> {
-  const { rows } = await sql<{ user_id: string; ok: boolean; task_id: string | null }>(tx, PARTAKE_SQL.applyPartakes(suffixesOf(ws)), [
+export async function applyPartakes(tx: Tx, suffixes: readonly string[], ws: readonly PartakeWrite[]): Promise<Array<{ ok: boolean; taskId?: string }>> {
+  const { rows } = await sql<{ user_id: string; ok: boolean; task_id: string | null }>(tx, PARTAKE_SQL.applyPartakes(suffixes), [
     ws.map((w) => w.suffix),
     ws.map((w) => w.order.userId),
     ws.map((w) => w.order.activityId),

@@ -178,16 +178,19 @@ function rechargeBatch(d: Deps): Batch<RechargeInput, UnitResult> {
       const inputs = members.map((m) => m.input);
       const refs = inputs.map((u) => ({ suffix: u.db.suffix, userId: u.req.userId, outBusinessNo: u.req.outBusinessNo, skuLock: skuLockOf(u) }));
       await lockRequests(tx, refs);
-      const seen = await alreadyHandledAll(tx, refs);
+      const { suffixes } = inputs[0]!.db;
+      const seen = await alreadyHandledAll(tx, suffixes, refs);
       const decided: Array<Decided | UnitResult> = [];
       for (const [i, u] of inputs.entries()) decided.push(await decide(d, u, seen[i]!));
       const writes = decided.flatMap((x, i) => (x.kind === 'decided' ? [{ i, ...x, input: inputs[i]! }] : []));
       await insertOrdersAndCredit(
         tx,
+        suffixes,
         writes.flatMap(({ decision, input }) => (decision.kind === 'credited' ? [{ suffix: input.db.suffix, order: decision.order, day: decision.period.day, month: decision.period.month }] : [])),
       );
       await insertRejections(
         tx,
+        suffixes,
         writes.flatMap(({ decision, input }) => (decision.kind === 'rejected' ? [{ suffix: input.db.suffix, rejection: decision.rejection }] : [])),
       );
       const rows = await Promise.all(writes.map(({ i, decision, input }) => Promise.all(decision.events.map((e) => members[i]!.within(() => d.outbox.hold(input.db, e, input.now))))));

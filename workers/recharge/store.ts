@@ -2,7 +2,7 @@ import type { RechargeOrder, Rejection } from '../../domain/recharge';
 import { sql, type Tx } from '../../infra/db';
 import { lockKey } from '../../infra/stock';
 import { mutated } from '../../infra/mutation';
-import { bySuffix, ctePerSuffix, suffixesOf } from '../../infra/split-tables';
+import { bySuffix, ctePerSuffix } from '../../infra/split-tables';
 
 const seen = (suffix: string, user = '$1', no = '$2') => `EXISTS (SELECT 1 FROM raffle_activity_order_${suffix} WHERE user_id = ${user} AND out_business_no = ${no})
         OR EXISTS (SELECT 1 FROM raffle_activity_order_rejection_${suffix} WHERE user_id = ${user} AND out_business_no = ${no})`;
@@ -65,8 +65,8 @@ export async function lockRequests(tx: Tx, rs: readonly RequestRef[]): Promise<v
  * its own: its snapshot must see what the lock's last holder committed), with the shared SKU locks
  * of those that have one: one answer per request, in order.
  */
-export async function alreadyHandledAll(tx: Tx, rs: readonly RequestRef[]): Promise<boolean[]> {
-  const seenBySuffix = bySuffix('x.suffix', suffixesOf(rs), (t) => seen(t, 'x.user_id', 'x.out_business_no'));
+export async function alreadyHandledAll(tx: Tx, suffixes: readonly string[], rs: readonly RequestRef[]): Promise<boolean[]> {
+  const seenBySuffix = bySuffix('x.suffix', suffixes, (t) => seen(t, 'x.user_id', 'x.out_business_no'));
   const { rows } = await sql<{ i: string; seen: boolean }>(
     tx,
     `SELECT x.i, CASE WHEN x.sku_lock IS NOT NULL THEN pg_advisory_xact_lock_shared(x.sku_lock) END AS locked, ${seenBySuffix} AS seen
@@ -79,11 +79,11 @@ export async function alreadyHandledAll(tx: Tx, rs: readonly RequestRef[]): Prom
 }
 
 /** `insertRejection` for a group's refusals in one statement (one insert per split table). */
-export async function insertRejections(tx: Tx, rs: ReadonlyArray<Readonly<{ suffix: string; rejection: Rejection }>>): Promise<void> {
+export async function insertRejections(tx: Tx, suffixes: readonly string[], rs: ReadonlyArray<Readonly<{ suffix: string; rejection: Rejection }>>): Promise<void> {
   if (!rs.length) return;
   const inserts = ctePerSuffix(
     'r',
-    suffixesOf(rs),
+    suffixes,
     (t) => `INSERT INTO raffle_activity_order_rejection_${t} (user_id, sku, out_business_no, code, info, message_id, create_time)
        SELECT user_id, sku, out_business_no, code, info, message_id, time FROM v WHERE suffix = '${t}'`,
   );
@@ -105,11 +105,11 @@ export type Credit = Readonly<{ suffix: string; order: RechargeOrder; day: strin
  * query (run first, in the group's order), the orders (one insert per split table) and the day and
  * month rows come after, under those locks.
  */
-export async function insertOrdersAndCredit(tx: Tx, cs: readonly Credit[]): Promise<void> {
+export async function insertOrdersAndCredit(tx: Tx, suffixes: readonly string[], cs: readonly Credit[]): Promise<void> {
   if (!cs.length) return;
   const orders = ctePerSuffix(
     'o',
-    suffixesOf(cs),
+    suffixes,
     (t) => `
       INSERT INTO raffle_activity_order_${t} (user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time,
         total_count, day_count, month_count, pay_type, pay_amount, state, out_business_no)
