@@ -1,0 +1,122 @@
+/**
+ * The generic plans of the set-based statements on production-sized tables (docs/BENCHMARKS.md, hot
+ * path step 24): every pooled connection plans a prepared statement once (`plan_cache_mode =
+ * force_generic_plan`), so that plan must find rows by index whatever the group holds.
+ * `npx tsx bench/scenarios/generic-plans.ts [--rows 400000]`: a world of its own (one shard
+ * database, four split tables, removed after), `--rows` recharge, raffle and refusal orders per
+ * split table and 2.5 × as many accounts with day and month rows, analysed; each statement's text
+ * (taken from the store functions themselves, through a transaction that records instead of
+ * sending) is prepared before the fill, on the empty tables, and explained as a generic plan after
+ * it. Prints the plans' scans; exit 1 if a statement reads one of those tables with a sequential
+ * scan (`--rows 0` shows the check failing: empty tables are read sequentially).
+ */
+import { parseArgs } from 'node:util';
+import { closeDatabase, openDatabase, type Tx } from '../../infra/db';
+import { insertTasks, taskRow } from '../../infra/outbox';
+import { createTestEnv } from '../../test/support/env';
+import { useOrders } from '../../workers/partake/order-store';
+import { PARTAKE_SQL } from '../../workers/partake/store';
+import { alreadyHandledAll, insertOrdersAndCredit, insertRejections } from '../../workers/recharge/store';
+
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '400000' } } });
+const ROWS = Number(values.rows);
+const SUFFIXES = ['000', '001', '002', '003'];
+
+/** The statements' texts, as the store functions send them for a group on every split table. */
+async function statementTexts(): Promise<Array<[string, string]>> {
+  const out: Array<[string, string]> = [];
+  let name = '';
+  const recorder = { db: { scope: 'plans' }, client: { query: async (q: { text: string }) => (out.push([name, q.text]), { rows: [], rowCount: 0 }) } } as unknown as Tx;
+  const now = new Date();
+  const as = async (n: string, f: () => Promise<unknown>) => {
+    name = n;
+    await f();
+  };
+  out.push(['partake: lock and read', PARTAKE_SQL.lockQuotas(SUFFIXES)], ['partake: write', PARTAKE_SQL.applyPartakes(SUFFIXES)]);
+  await as('use', () => useOrders(recorder, SUFFIXES, [{ suffix: '000', userId: 'u', orderId: 'o', now, requestId: 'r' }]));
+  await as('recharge: duplicate check', () => alreadyHandledAll(recorder, SUFFIXES, [{ suffix: '000', userId: 'u', outBusinessNo: 'b' }]));
+  const order = {
+    orderId: 'o',
+    userId: 'u',
+    sku: 1,
+    activityId: 1,
+    activityName: 'a',
+    strategyId: 1,
+    orderTime: now,
+    totalCount: 1,
+    dayCount: 1,
+    monthCount: 1,
+    payType: 'free',
+    payAmount: '0',
+    outBusinessNo: 'b',
+  } as const;
+  await as('recharge: credit', () => insertOrdersAndCredit(recorder, SUFFIXES, [{ suffix: '000', order, day: '2026-12-06', month: '2026-12' }]));
+  const rejection = { userId: 'u', sku: 1, outBusinessNo: 'b', code: 'ERR_BIZ_003', info: 'x', messageId: 'm', time: now } as const;
+  await as('recharge: refusals', () => insertRejections(recorder, SUFFIXES, [{ suffix: '000', rejection }]));
+  await as('outbox: tasks', () => insertTasks(recorder, [taskRow({ topic: 'recharge.completed', userId: 'u', data: {} }, now)]));
+  return out;
+}
+
+const perSuffix = (t: string) => `
+  INSERT INTO user_raffle_order_${t} (user_id, activity_id, activity_name, strategy_id, order_id, order_time, order_state, request_id)
+    SELECT 'user-' || (g % ${ROWS * 0.6}) || '-${t}', 100301, 'a', 100006, '${t}' || g, now() - g * interval '1 second',
+           CASE WHEN g % 100 = 0 AND g <= ${ROWS * 0.6} THEN 'create' ELSE 'used' END, md5(g::text)
+    FROM generate_series(1, ${ROWS}) g;
+  INSERT INTO raffle_activity_order_${t} (user_id, sku, activity_id, activity_name, strategy_id, order_id, order_time, total_count, day_count, month_count, pay_type, pay_amount, state, out_business_no)
+    SELECT 'user-' || (g % ${ROWS * 0.6}) || '-${t}', 9011, 100301, 'a', 100006, 'r${t}' || g, now(), 10, 3, 6, 'credit', 0, 'completed', 'ob-' || g FROM generate_series(1, ${ROWS}) g;
+  INSERT INTO raffle_activity_order_rejection_${t} (user_id, sku, out_business_no, code, info, message_id)
+    SELECT 'user-' || g || '-${t}', 9011, 'rj-' || g, 'ERR_BIZ_001', 'x', 'm${t}-' || g FROM generate_series(1, ${ROWS}) g;`;
+
+const fill = `
+  INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
+    SELECT 'user-' || g, 100301, 100, 50, 10, 5, 30, 15 FROM generate_series(1, ${ROWS * 2.5}) g;
+  INSERT INTO raffle_activity_account_day (user_id, activity_id, day, day_count, day_count_surplus)
+    SELECT 'user-' || g, 100301, '2026-12-0' || (g % 9 + 1), 10, 5 FROM generate_series(1, ${ROWS * 2.5}) g;
+  INSERT INTO raffle_activity_account_month (user_id, activity_id, month, month_count, month_count_surplus)
+    SELECT 'user-' || g, 100301, '2026-' || lpad((g % 12 + 1)::text, 2, '0'), 30, 15 FROM generate_series(1, ${ROWS * 2.5}) g;
+  ${SUFFIXES.map(perSuffix).join('\n')}
+  INSERT INTO task (user_id, topic, message_id, message, state)
+    SELECT 'user-' || g, 'partake.created', 'm-' || g, '{}', 'completed' FROM generate_series(1, ${ROWS * 2.5}) g;`;
+
+async function main(): Promise<number> {
+  const world = await createTestEnv({ shards: 1, tables: SUFFIXES.length });
+  // Pooled connections as the workers open them (plan_cache_mode = force_generic_plan); plain
+  // simple-protocol queries, so that each PREPARE and its EXPLAIN run on one session. The statements
+  // are prepared while the tables are still empty, as on a new deployment, and explained after the
+  // tables were filled and analysed from another connection: the ANALYZE must have made the cached
+  // plans go stale, or they would keep the empty tables' sequential scans.
+  const db = openDatabase({ url: world.config.shardUrls[0]!, name: 'plans', scope: 'shard:1', poolSize: 2, statementTimeoutMs: 0 });
+  const [client, filler] = [await db.pool.connect(), await db.pool.connect()];
+  let bad = 0;
+  try {
+    const texts = await statementTexts();
+    const params = (text: string) => Math.max(...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+    const explain = async (i: number, text: string) =>
+      (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) EXECUTE plan_${i}(${Array(params(text)).fill('NULL').join(', ')})`)).rows.map((r) => r['QUERY PLAN'].trim());
+    let before = 0;
+    for (const [i, [, text]] of texts.entries()) {
+      await client.query(`PREPARE plan_${i} AS ${text}`);
+      before += (await explain(i, text)).filter((l) => l.includes('Seq Scan')).length;
+    }
+    console.log(`prepared on empty tables: ${before} sequential scans in the first plans`);
+    console.log(`filling: ${ROWS} orders, raffle orders and refusals per split table, ${ROWS * 2.5} accounts, day and month rows, tasks`);
+    await filler.query(fill);
+    await filler.query('ANALYZE');
+    for (const [i, [name, text]] of texts.entries()) {
+      const scans = (await explain(i, text)).filter((l) => /Scan (using|on)|Seq Scan/.test(l) && !/^(->\s+)?(CTE|Function|Subquery) Scan/.test(l));
+      const seq = scans.filter((l) => l.includes('Seq Scan'));
+      bad += seq.length;
+      console.log(`\n${name}: ${scans.length} table scans, ${seq.length} sequential`);
+      for (const l of scans) console.log(`  ${l.replace(/^->\s+/, '')}`);
+    }
+  } finally {
+    client.release();
+    filler.release();
+    await closeDatabase(db);
+    await world.cleanup();
+  }
+  console.log(bad ? `\n${bad} sequential scan(s) of a filled table in a generic plan` : '\nevery table read by index in every generic plan');
+  return bad ? 1 : 0;
+}
+
+main().then((code) => process.exit(code));
