@@ -130,6 +130,16 @@ function release(client: pg.PoolClient): void {
 const names = new Map<string, string>();
 
 /**
+ * A row count written into a statement's text (`LIMIT 1000`) instead of a parameter: a generic plan
+ * (see `prepared`) sizes `LIMIT $n` at a tenth of the table and may then join the limited rows by a
+ * sequential scan of it, which retention's deletes did (bench/scenarios/generic-plans.ts).
+ */
+export function countLiteral(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`a row count must be a positive integer, got ${n}`);
+  return String(n);
+}
+
+/**
  * Every statement goes out as a named (prepared) statement: PostgreSQL parses it once per connection,
  * and with `plan_cache_mode = force_generic_plan` (set on every pooled connection) plans it once too.
  * By default it plans each of the first five executions for their parameter values, then keeps

@@ -1,4 +1,4 @@
-import { type Db, sql, type Tx } from './db';
+import { countLiteral, type Db, sql, type Tx } from './db';
 
 /**
  * Inbox for event consumers (publishing is at least once): records `messageId` for `consumer` in
@@ -14,9 +14,9 @@ export async function purgeProcessed(ds: Db, olderThanSeconds: number, batch: nu
   const { count } = await sql(
     ds,
     `DELETE FROM processed_message p USING (SELECT consumer, message_id FROM processed_message
-       WHERE processed_at < now() - $1::int * interval '1 second' ORDER BY processed_at LIMIT $2) o
+       WHERE processed_at < now() - $1::int * interval '1 second' ORDER BY processed_at LIMIT ${countLiteral(batch)}) o
      WHERE p.consumer = o.consumer AND p.message_id = o.message_id`,
-    [olderThanSeconds, batch],
+    [olderThanSeconds],
   );
   return count;
 }

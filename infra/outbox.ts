@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { OutboxSettings } from './config';
-import { type Db, sql, type Tx } from './db';
+import { countLiteral, type Db, sql, type Tx } from './db';
 import type { Topic } from './topology';
 import { columnsOf } from './split-tables';
 import { traceFields, type TraceFields } from './trace-context';
@@ -172,9 +172,9 @@ export async function markCompleted(ds: Db, ids: readonly string[]): Promise<voi
 export async function purgeCompleted(ds: Db, olderThanSeconds: number, batch: number): Promise<number> {
   const { count } = await sql(
     ds,
-    `WITH oldest AS (SELECT id, update_time FROM task WHERE state = 'completed' ORDER BY id LIMIT $2)
+    `WITH oldest AS (SELECT id, update_time FROM task WHERE state = 'completed' ORDER BY id LIMIT ${countLiteral(batch)})
      DELETE FROM task t USING oldest o WHERE t.id = o.id AND o.update_time < now() - $1::int * interval '1 second'`,
-    [olderThanSeconds, batch],
+    [olderThanSeconds],
   );
   return count;
 }

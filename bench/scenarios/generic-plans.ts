@@ -1,7 +1,9 @@
 /**
- * The generic plans of the set-based statements on production-sized tables (docs/BENCHMARKS.md, hot
+ * The generic plans of the shard statements on production-sized tables (docs/BENCHMARKS.md, hot
  * path step 24): every pooled connection plans a prepared statement once (`plan_cache_mode =
- * force_generic_plan`), so that plan must find rows by index whatever the group holds.
+ * force_generic_plan`), so that plan must find rows by index whatever its parameters: the
+ * set-based statements, the lone units' (partake, use, cancel, recharge) and the jobs' (expiry,
+ * history, relay claims and marks, retention, the outbox gauges).
  * `npx tsx bench/scenarios/generic-plans.ts [--rows 400000]`: a world of its own (one shard
  * database, four split tables, removed after), `--rows` recharge, raffle and refusal orders per
  * split table and 2.5 × as many accounts with day and month rows, analysed; each statement's text
@@ -12,17 +14,18 @@
  */
 import { parseArgs } from 'node:util';
 import { closeDatabase, openDatabase, type Tx } from '../../infra/db';
-import { insertTasks, taskRow } from '../../infra/outbox';
+import * as outbox from '../../infra/outbox';
 import { createTestEnv } from '../../test/support/env';
-import { useOrders } from '../../workers/partake/order-store';
-import { PARTAKE_SQL } from '../../workers/partake/store';
-import { alreadyHandledAll, insertOrdersAndCredit, insertRejections } from '../../workers/recharge/store';
+import { readHistory } from '../../workers/partake/history-store';
+import * as orders from '../../workers/partake/order-store';
+import * as partake from '../../workers/partake/store';
+import * as recharge from '../../workers/recharge/store';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '400000' } } });
 const ROWS = Number(values.rows);
 const SUFFIXES = ['000', '001', '002', '003'];
 
-/** The statements' texts, as the store functions send them for a group on every split table. */
+/** The statements' texts, as the store functions send them: the set-based ones, then the lone units' and the jobs'. */
 async function statementTexts(): Promise<Array<[string, string]>> {
   const out: Array<[string, string]> = [];
   let name = '';
@@ -32,9 +35,9 @@ async function statementTexts(): Promise<Array<[string, string]>> {
     name = n;
     await f();
   };
-  out.push(['partake: lock and read', PARTAKE_SQL.lockQuotas(SUFFIXES)], ['partake: write', PARTAKE_SQL.applyPartakes(SUFFIXES)]);
-  await as('use', () => useOrders(recorder, SUFFIXES, [{ suffix: '000', userId: 'u', orderId: 'o', now, requestId: 'r' }]));
-  await as('recharge: duplicate check', () => alreadyHandledAll(recorder, SUFFIXES, [{ suffix: '000', userId: 'u', outBusinessNo: 'b' }]));
+  out.push(['partake: lock and read', partake.PARTAKE_SQL.lockQuotas(SUFFIXES)], ['partake: write', partake.PARTAKE_SQL.applyPartakes(SUFFIXES)]);
+  await as('use', () => orders.useOrders(recorder, SUFFIXES, [{ suffix: '000', userId: 'u', orderId: 'o', now, requestId: 'r' }]));
+  await as('recharge: duplicate check', () => recharge.alreadyHandledAll(recorder, SUFFIXES, [{ suffix: '000', userId: 'u', outBusinessNo: 'b' }]));
   const order = {
     orderId: 'o',
     userId: 'u',
@@ -50,11 +53,47 @@ async function statementTexts(): Promise<Array<[string, string]>> {
     payAmount: '0',
     outBusinessNo: 'b',
   } as const;
-  await as('recharge: credit', () => insertOrdersAndCredit(recorder, SUFFIXES, [{ suffix: '000', order, day: '2026-12-06', month: '2026-12' }]));
+  await as('recharge: credit', () => recharge.insertOrdersAndCredit(recorder, SUFFIXES, [{ suffix: '000', order, day: '2026-12-06', month: '2026-12' }]));
   const rejection = { userId: 'u', sku: 1, outBusinessNo: 'b', code: 'ERR_BIZ_003', info: 'x', messageId: 'm', time: now } as const;
-  await as('recharge: refusals', () => insertRejections(recorder, SUFFIXES, [{ suffix: '000', rejection }]));
-  await as('outbox: tasks', () => insertTasks(recorder, [taskRow({ topic: 'recharge.completed', userId: 'u', data: {} }, now)]));
+  await as('recharge: refusals', () => recharge.insertRejections(recorder, SUFFIXES, [{ suffix: '000', rejection }]));
+  await as('outbox: tasks', () => outbox.insertTasks(recorder, [outbox.taskRow({ topic: 'recharge.completed', userId: 'u', data: {} }, now)]));
+  // The lone units' statements and the jobs' (expiry, history, relay, retention, gauges): whatever
+  // argument they get, only the text they send is kept (a value that is not what they expect may
+  // make them throw afterwards, or before: a statement not recorded is reported as missing).
+  const x = anything();
+  const lone: Array<[string, () => Promise<unknown>]> = [
+    ['partake alone: lock and read', () => partake.lockQuota(recorder, '000', 'u', 1, x, 'r')],
+    ['partake alone: write', () => partake.applyPartake(recorder, '000', x, x, 'r', x)],
+    ['query: quota', () => partake.readQuota(recorder as never, 'u', 1, x)],
+    ['use alone', () => orders.useOrder(recorder, '000', 'u', 'o', 'r', now)],
+    ['use: the order as it is', () => orders.findOrder(recorder, '000', 'u', 'o')],
+    ['cancel: lock', () => orders.lockForCancel(recorder, '000', 'u', 'o')],
+    ['cancel: write', () => orders.applyCancel(recorder, '000', x, 'r', x, now)],
+    ['expiry: due orders', () => orders.expiredOrders(recorder as never, '000', 1, now, 100)],
+    ['history', () => readHistory(recorder as never, '000', x)],
+    ['recharge alone: duplicate check', () => recharge.alreadyHandled(recorder, '000', 'u', 'b', 'k')],
+    ['recharge alone: refusal', () => recharge.insertRejection(recorder, '000', rejection)],
+    ['recharge alone: credit', () => recharge.insertOrderAndCredit(recorder, '000', order, '2026-12-06', '2026-12')],
+    ['relay: claim due', () => outbox.claimDue(recorder as never, { batchSize: 100, leaseMs: 5000 })],
+    ['relay: claim unheld', () => outbox.claimUnheld(recorder as never, ['1'], 5000)],
+    ['relay: mark completed', () => outbox.markCompleted(recorder as never, ['1'])],
+    ['relay: fail', () => outbox.failTask(recorder as never, '1', 'e', x)],
+    ['retention: purge', () => outbox.purgeCompleted(recorder as never, 60, 1000)],
+    ['gauges: open tasks', () => outbox.countOpenTasks(recorder as never)],
+    ['gauges: outbox lag', () => outbox.outboxLagSeconds(recorder as never)],
+  ];
+  for (const [n, f] of lone) {
+    const before = out.length;
+    await as(n, () => f().catch(() => undefined));
+    if (out.length === before) console.log(`not recorded: ${n}`);
+  }
   return out;
+}
+
+/** A value with every property (itself, callable): for arguments whose content no statement text depends on. */
+function anything(): never {
+  const f: object = new Proxy(() => f, { get: (_, k) => (k === Symbol.toPrimitive ? () => 1 : f) });
+  return f as never;
 }
 
 const perSuffix = (t: string) => `
@@ -90,9 +129,9 @@ async function main(): Promise<number> {
   let bad = 0;
   try {
     const texts = await statementTexts();
-    const params = (text: string) => Math.max(...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
-    const explain = async (i: number, text: string) =>
-      (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) EXECUTE plan_${i}(${Array(params(text)).fill('NULL').join(', ')})`)).rows.map((r) => r['QUERY PLAN'].trim());
+    const params = (text: string) => Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+    const args = (text: string) => (params(text) ? `(${Array(params(text)).fill('NULL').join(', ')})` : '');
+    const explain = async (i: number, text: string) => (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) EXECUTE plan_${i}${args(text)}`)).rows.map((r) => r['QUERY PLAN'].trim());
     let before = 0;
     for (const [i, [, text]] of texts.entries()) {
       await client.query(`PREPARE plan_${i} AS ${text}`);
@@ -103,7 +142,7 @@ async function main(): Promise<number> {
     await filler.query(fill);
     await filler.query('ANALYZE');
     for (const [i, [name, text]] of texts.entries()) {
-      const scans = (await explain(i, text)).filter((l) => /Scan (using|on)|Seq Scan/.test(l) && !/^(->\s+)?(CTE|Function|Subquery) Scan/.test(l));
+      const scans = (await explain(i, text)).filter((l) => /Scan (Backward )?(using|on)|Seq Scan/.test(l) && !/^(->\s+)?(CTE|Function|Subquery) Scan/.test(l));
       const seq = scans.filter((l) => l.includes('Seq Scan'));
       bad += seq.length;
       console.log(`\n${name}: ${scans.length} table scans, ${seq.length} sequential`);

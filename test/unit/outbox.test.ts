@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { countLiteral } from '../../infra/db';
 import { insertTaskFrom, taskParams, taskRow } from '../../infra/outbox';
 
 const now = new Date('2026-11-22T02:00:00Z');
@@ -22,6 +23,11 @@ test('the task insert as a CTE numbers its five parameters from the first given,
     "INSERT INTO task (user_id, topic, message_id, message, next_attempt_at, state, create_time, update_time) SELECT $11, $12, $13, $14::jsonb, $15, 'create', $7, $7 FROM o ON CONFLICT (message_id) DO NOTHING RETURNING id",
   );
   assert.match(insertTaskFrom('a', 8, 3).replace(/\s+/g, ' '), "SELECT $8, $9, $10, $11::jsonb, $12, 'create', $3, $3 FROM a");
+});
+
+test('a row count written into a statement text is a positive integer, nothing else', () => {
+  assert.is(countLiteral(1000), '1000');
+  for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 60]) assert.throws(() => countLiteral(bad), /positive integer/, String(bad));
 });
 
 test.run();
