@@ -251,8 +251,8 @@ type Snapshot = Readonly<{ at: number; readMs: number; readings: Map<string, Rea
 
 export type CpuClock = ReturnType<typeof cpuClock>;
 
-/** Named sources, read together at the start and end of each span. */
-export function cpuClock() {
+/** Named sources, read together at the start and end of each span; `onStart` may record a span alongside (bench/profile.ts) until it ends. */
+export function cpuClock(onStart?: (name: string, kind: SpanKind) => { stop(): void } | undefined) {
   const sources = new Map<string, Source>();
   const spans: CpuSpan[] = [];
   const snapshot = (): Snapshot => {
@@ -298,9 +298,11 @@ export function cpuClock() {
     /** Starts a span; `end(messages)` records it. */
     start(name: string, kind: SpanKind, scenario: SpanScenario, concurrency?: number) {
       const a = snapshot();
+      const recording = onStart?.(name, kind);
       return {
         end(messages: number): CpuSpan {
           const b = snapshot();
+          recording?.stop();
           const cpu: Record<string, number> = {};
           const changed: string[] = [];
           for (const [k, rb] of b.readings) {

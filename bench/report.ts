@@ -6,6 +6,7 @@ import type { DbPoint } from './scenarios/ceiling-db';
 import type { PubSub, RpcPoint } from './scenarios/ceiling-broker';
 import type { PacedPoint, PartakePoint } from './scenarios/partake';
 import type { OutboxResult, RechargeResult } from './scenarios/recharge';
+import { BUCKETS, msPerMessage, type PostgresProfile } from './profile';
 import { round, type Latency } from './support';
 
 export type Availability<T> = { available: true; result: T } | { available: false; reason: string } | undefined;
@@ -32,6 +33,8 @@ export type Results = {
   cpu?: { clockTicks: number; spans: CpuSpan[]; perMessage: CpuRow[]; cheapest?: { partake?: CheapestPair; recharge?: CheapestPair } };
   /** What PostgreSQL did per message on the shard databases, per span of both sides. */
   dbWork?: DbWorkRow[];
+  /** `--profile`: PostgreSQL's perf samples per span, by where they fall (bench/profile.ts). */
+  postgresProfiles?: PostgresProfile[];
 };
 
 const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : String(round(v)));
@@ -156,7 +159,24 @@ export function markdown(r: Results): string {
   }
   if (r.cpu?.spans.length) out.push('', ...cpuTable(r));
   if (r.dbWork?.length) out.push('', ...dbWorkTable(r.dbWork), '', ...walByTableTable(r.dbWork));
+  if (r.postgresProfiles?.length) out.push('', PROFILE_ABOUT, '', ...profileTable(r.postgresProfiles, r.cpu?.spans ?? []));
   return out.join('\n');
+}
+
+/** What `profileTable`'s columns mean. */
+export const PROFILE_ABOUT =
+  'PostgreSQL CPU per message by where it goes (`--profile`: perf samples of the `postgres` processes over the span, split by the server function they fall under, times the span\'s PostgreSQL CPU from /proc; "executor run" is executing the statements: reading and writing rows, index lookups, triggers; "executor start and end" sets up and closes each execution\'s plan (opening and locking its tables); "commit" includes its WAL flush; "reading the client" is waiting for and receiving the next message; "outside client backends" is autovacuum, the WAL writer, the checkpointer and samples without a call chain):';
+
+/** `--profile`: each sampled span's PostgreSQL CPU per message, split by where its samples fall. */
+export function profileTable(profiles: readonly PostgresProfile[], spans: readonly CpuSpan[]): string[] {
+  const out = [`| span | messages | PostgreSQL CPU ms per message | ${BUCKETS.join(' | ')} | samples |`, `|---|---:|---:|${BUCKETS.map(() => '---:').join('|')}|---:|`];
+  for (const p of profiles) {
+    const span = spans.find((s) => s.name === p.span);
+    const by = msPerMessage(p, span, SOURCES.postgres);
+    const total = span?.messages && span.cpu[SOURCES.postgres] !== undefined ? (1000 * span.cpu[SOURCES.postgres]!) / span.messages : undefined;
+    out.push(`| ${p.span} | ${span?.messages ?? '–'} | ${ms(total)} | ${BUCKETS.map((b) => ms(by?.[b])).join(' | ')} | ${p.samples} |`);
+  }
+  return out;
 }
 
 /** ms with 2 decimals below 10 (per-message CPU is mostly 0.0x–2 ms), else 3 significant digits. */

@@ -27,6 +27,7 @@ import {
 import { dbWorkMeter, scrapeStatements, type DbWorkMeter, type WorkMark } from './db-work';
 import { connectDriver, type Driver } from './driver';
 import { writeReport, type DbWorkRow, type Results } from './report';
+import { checkPerf, profiler } from './profile';
 import { brokerPubSubCeiling, brokerRpcCeiling, startEcho } from './scenarios/ceiling-broker';
 import { BASE, dbCeiling, VARIANTS, type DbLevel, type Variant } from './scenarios/ceiling-db';
 import { statementsOf, USERS_PER_CLIENT } from './scenarios/ceiling-sql';
@@ -38,7 +39,7 @@ import { bounded, log, now, rssSampler, sleep, writeBetween } from './support';
 import { ACTIVITY_ID, catalogFor, loadCatalogFile, machine, openPools, preloadAccounts, preloadCeilingAccounts, removeCeilingRows, type Pools } from './world';
 
 const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox|ceilings[,…]] [--n N] [--concurrency 1,16,64]
-                        [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--service-dir DIR] [--variants] [--docs|--no-docs] [--keep]
+                        [--duration SECONDS] [--users U] [--env KEY=VALUE …] [--service-dir DIR] [--variants] [--profile] [--docs|--no-docs] [--keep]
        npm run bench -- --cluster [--reuse] [--n N] [--duration SECONDS] [--no-docs]   (bench/cluster.ts)
        npm run bench -- --soak MINUTES | --flood N   [--env KEY=VALUE …] [--service-dir DIR] [--keep]
        npm run bench -- --summarize RESULTS.json …   (issue 16's figures over several runs into docs/BENCHMARKS.md)
@@ -51,12 +52,18 @@ const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox
   --env K=V      extra environment for npm start and the echo worker (e.g. PREFETCH=64)
   --service-dir  run \`npm start\` in another checkout (compare a branch before / after a change)
   --variants     also run the database ceiling's hot-path variants (unnamed statements, CTE partake, grouped recharge)
+  --profile      also sample PostgreSQL with Linux perf during each pipeline span and each DB ceiling's
+                 steady span: its CPU per message by where it goes (executing, committing, reading the
+                 client…; bench/profile.ts). Needs perf and root
   --docs         write docs/benchmarks.{json,svg} and the table in docs/BENCHMARKS.md (default for a full run)
   --keep         keep the bench world (databases, vhost, Redis db) for inspection
   --soak         only the soak: recharge, partake, use and expiry mixed at about half of peak for MINUTES,
                  RSS per worker, p99, outbox lag and table rows every minute (bench/scenarios/soak.ts)
   --flood        only the catalog-cache flood: N partakes with random activity ids and N recharges with
                  random SKUs, twice, with the workers' RSS before and after (bench/scenarios/flood.ts)`;
+
+/** The name's end of a DB ceiling's span from pgbench's first progress report on. */
+const STEADY = ", after pgbench's first second";
 
 const SCENARIOS = ['partake', 'recharge', 'outbox', 'ceilings'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -72,6 +79,7 @@ type Options = {
   docs: boolean;
   keep: boolean;
   variants: boolean;
+  profile: boolean;
   serviceDir: string;
   outboxRate: number;
   outboxSeconds: number;
@@ -89,11 +97,27 @@ function parseArgs(argv: string[]): Options {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--only', '--n', '--concurrency', '--duration', '--users', '--env', '--service-dir', '--docs', '--no-docs', '--keep', '--variants', '--soak', '--flood']);
+  const known = new Set([
+    '--quick',
+    '--only',
+    '--n',
+    '--concurrency',
+    '--duration',
+    '--users',
+    '--env',
+    '--service-dir',
+    '--docs',
+    '--no-docs',
+    '--keep',
+    '--variants',
+    '--profile',
+    '--soak',
+    '--flood',
+  ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!known.has(a)) fail(`unknown argument ${a}`);
-    if (!['--quick', '--docs', '--no-docs', '--keep', '--variants'].includes(a)) i++;
+    if (!['--quick', '--docs', '--no-docs', '--keep', '--variants', '--profile'].includes(a)) i++;
   }
   const quick = argv.includes('--quick');
   const only = new Set<Scenario>();
@@ -121,7 +145,7 @@ function parseArgs(argv: string[]): Options {
     if (!m) fail(`--env: expected KEY=VALUE, got ${argv[i + 1]}`);
     env[m![1]!] = m![2]!;
   }
-  const full = !quick && only.size === SCENARIOS.length && !get('--n') && !get('--concurrency') && !get('--duration') && !get('--service-dir');
+  const full = !quick && only.size === SCENARIOS.length && !get('--n') && !get('--concurrency') && !get('--duration') && !get('--service-dir') && !argv.includes('--profile');
   return {
     quick,
     only,
@@ -133,6 +157,7 @@ function parseArgs(argv: string[]): Options {
     docs: argv.includes('--docs') || (full && !argv.includes('--no-docs') && Object.keys(env).length === 0),
     keep: argv.includes('--keep'),
     variants: argv.includes('--variants'),
+    profile: argv.includes('--profile'),
     serviceDir: path.resolve(get('--service-dir') ?? process.cwd()),
     outboxRate: quick ? 50 : 100,
     outboxSeconds: quick ? 3 : 5,
@@ -183,7 +208,10 @@ async function main(): Promise<void> {
   };
   // Superuser or pg_read_all_settings only; without it the postmaster is found by scanning /proc.
   const dataDirectory = (await pools.global.query('SHOW data_directory').catch(() => undefined))?.rows[0]?.data_directory as string | undefined;
-  const clock = serviceClock(world, dataDirectory);
+  if (o.profile) checkPerf();
+  const recorder = o.profile ? profiler(path.join(root, 'bench', 'out', `perf-${world.id}`)) : undefined;
+  // A pipeline span, and a DB ceiling's span from pgbench's first second on (its whole-run span is kept only when that never comes).
+  const clock = serviceClock(world, dataDirectory, (name, kind) => (kind === 'pipeline' || (kind === 'db ceiling' && name.endsWith(STEADY)) ? recorder?.start(name) : undefined));
   const meter = await dbWorkMeter(pools.shards, dataDirectory);
   results.dbWork = [];
   await idle(clock, 2);
@@ -195,6 +223,7 @@ async function main(): Promise<void> {
   if (pipeline) await runPipeline(o, world, pools, runId, results, clock, meter);
   const perMessage = cpuRows(clock.spans);
   results.cpu = { clockTicks: CLK_TCK, spans: clock.spans, perMessage, cheapest: { partake: cheapest(perMessage, 'partake'), recharge: cheapest(perMessage, 'recharge') } };
+  if (recorder) results.postgresProfiles = await recorder.read();
 
   results.meta.loadAfter = os.loadavg().map((v) => Number(v.toFixed(2)));
   results.meta.seconds = Math.round((now() - t0) / 1000);
@@ -208,8 +237,8 @@ async function main(): Promise<void> {
  * The CPU clock of the run: the backing services (found in /proc), the bench itself and its exited
  * children (pgbench), and the machine as a whole (to see what else ran).
  */
-function serviceClock(world: TestEnv, dataDirectory: string | undefined): CpuClock {
-  const clock = cpuClock();
+function serviceClock(world: TestEnv, dataDirectory: string | undefined, onStart?: Parameters<typeof cpuClock>[0]): CpuClock {
+  const clock = cpuClock(onStart);
   clock.watch(SOURCES.postgres, postgresSource(dataDirectory));
   clock.watch(SOURCES.rabbitmq, rabbitmqSource());
   clock.watch(SOURCES.redis, redisSource(new URL(world.config.redisUrl).port || '6379'));
@@ -252,7 +281,7 @@ async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuCloc
       let warmMark: Promise<WorkMark> | undefined;
       return {
         warm: () => {
-          steady = clock.start(`db ceiling ${v.name} C=${c}, after pgbench's first second`, 'db ceiling', v.kind, c);
+          steady = clock.start(`db ceiling ${v.name} C=${c}${STEADY}`, 'db ceiling', v.kind, c);
           warmMark = meter.mark();
         },
         end: async (p) => {

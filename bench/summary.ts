@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { walBound, type DbWorkRow, type Results } from './report';
+import { PROFILE_ABOUT, profileTable, walBound, type DbWorkRow, type Results } from './report';
 
 /**
  * Issue 16's figures over several full runs (their results JSON), each run's value, the spread and
@@ -133,15 +133,37 @@ export function summaryMarkdown(runs: readonly Results[]): string {
 const START = '<!-- bench:runs:start -->';
 const END = '<!-- bench:runs:end -->';
 
-/** Reads the results files and writes the table into docs/BENCHMARKS.md (and prints it). */
+/**
+ * Reads the results files and writes the table into docs/BENCHMARKS.md (and prints it): the runs
+ * table from the runs made without `--profile` (sampling costs a few % of CPU, so those runs are
+ * not the goal's figures), and each run made with it as its PostgreSQL CPU by where it goes.
+ */
 export function writeSummary(files: readonly string[], root: string): string {
   const runs = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Results);
-  const md = summaryMarkdown(runs);
+  const plain = runs.filter((r) => !r.postgresProfiles?.length);
+  const profiled = runs.filter((r) => r.postgresProfiles?.length);
   const bm = path.join(root, 'docs', 'BENCHMARKS.md');
-  const text = fs.readFileSync(bm, 'utf8');
-  const a = text.indexOf(START),
-    b = text.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`docs/BENCHMARKS.md has no ${START} … ${END} markers`);
-  fs.writeFileSync(bm, `${text.slice(0, a + START.length)}\n${md}\n${text.slice(b)}`);
-  return md;
+  let text = fs.readFileSync(bm, 'utf8');
+  const written: string[] = [];
+  const between = (start: string, end: string, body: string) => {
+    const a = text.indexOf(start),
+      b = text.indexOf(end);
+    if (a < 0 || b < a) throw new Error(`docs/BENCHMARKS.md has no ${start} … ${end} markers`);
+    text = `${text.slice(0, a + start.length)}\n${body}\n${text.slice(b)}`;
+    written.push(body);
+  };
+  if (plain.length) between(START, END, summaryMarkdown(plain));
+  if (profiled.length) between(PROFILE_START, PROFILE_END, profileMarkdown(profiled));
+  fs.writeFileSync(bm, text);
+  return written.join('\n\n');
+}
+
+const PROFILE_START = '<!-- bench:profile:start -->';
+const PROFILE_END = '<!-- bench:profile:end -->';
+
+/** The runs made with `--profile`: each one's PostgreSQL CPU per message by where it goes. */
+export function profileMarkdown(runs: readonly Results[]): string {
+  const out = [PROFILE_ABOUT];
+  for (const r of runs) out.push('', `Run ${r.meta.date} \`${r.meta.command}\`:`, '', ...profileTable(r.postgresProfiles ?? [], r.cpu?.spans ?? []));
+  return out.join('\n');
 }
