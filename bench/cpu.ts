@@ -229,7 +229,8 @@ export const stealSource: Source = () => {
 export const MACHINE = 'machine busy';
 export const STOLEN = 'stolen by the hypervisor';
 
-export type SpanKind = 'idle' | 'pipeline' | 'db ceiling' | 'broker ceiling';
+/** `db ceiling beside broker`: the DB ceiling while the broker ceiling's rpc loop runs at the same C (bench/run.ts). */
+export type SpanKind = 'idle' | 'pipeline' | 'db ceiling' | 'db ceiling beside broker' | 'broker ceiling';
 export type SpanScenario = 'idle' | 'partake' | 'partake open loop' | 'recharge' | 'outbox' | 'rpc' | 'publish/consume';
 
 /** CPU seconds of each source over one span, and the messages (or transactions) it handled. */
@@ -366,6 +367,10 @@ export type CpuRow = Readonly<{
   brokerCeiling?: { concurrency?: number; messages: number; seconds: number; rabbitmqMs?: number; echoMs?: number };
   /** Database work per message, ceiling ÷ pipeline: > 1 means the pipeline costs PostgreSQL less per message. */
   postgresCeilingOverPipeline?: number;
+  /** The DB ceiling at the same C run beside the broker ceiling's rpc loop (RabbitMQ, echo worker, driver: the pipeline's other processes' kind of load). */
+  dbCeilingBesideBroker?: { concurrency?: number; transactions: number; seconds: number; postgresMs?: number; pgbenchMs?: number };
+  /** Its PostgreSQL CPU per transaction ÷ the pipeline's per message. */
+  postgresBesideBrokerOverPipeline?: number;
   /** Broker work per message, ceiling ÷ pipeline. */
   rabbitmqCeilingOverPipeline?: number;
 }>;
@@ -405,28 +410,38 @@ export function cpuRows(spans: readonly CpuSpan[]): CpuRow[] {
     return s && ms ? { concurrency: s.concurrency, messages: s.messages, seconds: s.seconds, rabbitmqMs: ms[SOURCES.rabbitmq], echoMs: ms[SOURCES.echo] } : undefined;
   };
   const ratio = (ceiling: number | undefined, pipeline: number | undefined) => (ceiling !== undefined && pipeline ? round(ceiling / pipeline) : undefined);
-  const row = (scenario: SpanScenario, concurrency: number | undefined, p: CpuRow['pipeline'], d: CpuRow['dbCeiling'], b: CpuRow['brokerCeiling']): CpuRow => {
+  const row = (scenario: SpanScenario, concurrency: number | undefined, p: CpuRow['pipeline'], d: CpuRow['dbCeiling'], b: CpuRow['brokerCeiling'], beside?: CpuRow['dbCeiling']): CpuRow => {
     const r: CpuRow = {
       scenario,
       ...(concurrency !== undefined ? { concurrency } : {}),
       ...(p ? { pipeline: p } : {}),
       ...(d ? { dbCeiling: d } : {}),
       ...(b ? { brokerCeiling: b } : {}),
+      ...(beside ? { dbCeilingBesideBroker: beside } : {}),
     };
     const pg = ratio(d?.postgresMs, p?.ms[SOURCES.postgres]);
     const mq = ratio(b?.rabbitmqMs, p?.ms[SOURCES.rabbitmq]);
-    return { ...r, ...(pg !== undefined ? { postgresCeilingOverPipeline: pg } : {}), ...(mq !== undefined ? { rabbitmqCeilingOverPipeline: mq } : {}) };
+    const pgBeside = ratio(beside?.postgresMs, p?.ms[SOURCES.postgres]);
+    return {
+      ...r,
+      ...(pg !== undefined ? { postgresCeilingOverPipeline: pg } : {}),
+      ...(mq !== undefined ? { rabbitmqCeilingOverPipeline: mq } : {}),
+      ...(pgBeside !== undefined ? { postgresBesideBrokerOverPipeline: pgBeside } : {}),
+    };
   };
   const rows: CpuRow[] = [];
   const cs = [...new Set(spans.filter((s) => s.scenario === 'partake' || s.scenario === 'rpc').map((s) => s.concurrency!))].sort((a, b) => a - b);
-  for (const c of cs) rows.push(row('partake', c, pipe(find('pipeline', 'partake', c)), db(find('db ceiling', 'partake', c)), broker(find('broker ceiling', 'rpc', c))));
+  for (const c of cs)
+    rows.push(
+      row('partake', c, pipe(find('pipeline', 'partake', c)), db(find('db ceiling', 'partake', c)), broker(find('broker ceiling', 'rpc', c)), db(find('db ceiling beside broker', 'partake', c))),
+    );
   const open = pipe(find('pipeline', 'partake open loop'));
   if (open) rows.push(row('partake open loop', undefined, open, undefined, undefined));
   // The pipeline's recharge runs at its prefetch: held against the recharge ceiling at each C.
   const recharge = pipe(find('pipeline', 'recharge'));
   const pubsub = broker(find('broker ceiling', 'publish/consume'));
   const dbRecharge = all('db ceiling', 'recharge');
-  if (dbRecharge.length) for (const s of dbRecharge) rows.push(row('recharge', undefined, recharge, db(s), pubsub));
+  if (dbRecharge.length) for (const s of dbRecharge) rows.push(row('recharge', undefined, recharge, db(s), pubsub, db(find('db ceiling beside broker', 'recharge', s.concurrency))));
   else if (recharge || pubsub) rows.push(row('recharge', undefined, recharge, undefined, pubsub));
   const outbox = pipe(find('pipeline', 'outbox'));
   if (outbox) rows.push(row('outbox', undefined, outbox, undefined, undefined));

@@ -27,6 +27,9 @@ export type Results = {
     brokerRpc: RpcPoint[];
     brokerPubSub?: PubSub;
     variants?: Array<{ name: string; kind: 'partake' | 'recharge'; about: string; points: DbPoint[]; paired?: DbPoint[] }>;
+    /** The DB ceiling again, each level beside the broker ceiling's rpc loop at the same C. */
+    dbPartakeBesideBroker?: DbPoint[];
+    dbRechargeBesideBroker?: DbPoint[];
   };
   rss?: { peaks: Record<string, number>; phases: Record<string, Record<string, number>>; cpu?: Record<string, Record<string, number>> };
   /** CPU seconds of the services, workers, ceiling clients and the machine per span (bench/cpu.ts), and per message. */
@@ -167,6 +170,31 @@ export function markdown(r: Results): string {
 export const PROFILE_ABOUT =
   'PostgreSQL CPU per message by where it goes (`--profile`: perf samples of the `postgres` processes over the span, split by the server function they fall under, times the span\'s PostgreSQL CPU from /proc; "executor run" is executing the statements: reading and writing rows, index lookups, triggers; "executor start and end" sets up and closes each execution\'s plan (opening and locking its tables); "commit" includes its WAL flush; "reading the client" is waiting for and receiving the next message; "outside client backends" is autovacuum, the WAL writer, the checkpointer and samples without a call chain):';
 
+/** The DB ceiling run beside the broker ceiling's rpc loop, against the pipeline: per level, and each side's cheapest. */
+export function besideBrokerLines(rows: readonly CpuRow[]): string[] {
+  const out: string[] = [];
+  const cheapest: Partial<Record<string, { ceiling: number; at?: number }>> = {};
+  for (const x of rows) {
+    const b = x.dbCeilingBesideBroker;
+    if (b?.postgresMs === undefined) continue;
+    const level = x.scenario === 'recharge' ? `DB ceiling C=${b.concurrency}` : `C=${x.concurrency}`;
+    out.push(
+      `- ${x.scenario} ${level}, the DB ceiling beside the broker ceiling's rpc loop at the same C: ${ms(b.postgresMs)} ms of PostgreSQL CPU per transaction (alone ${ms(x.dbCeiling?.postgresMs)}); ceiling ÷ pipeline ${times(x.postgresBesideBrokerOverPipeline)} (alone ${times(x.postgresCeilingOverPipeline)})`,
+    );
+    const c = cheapest[x.scenario];
+    if (!c || b.postgresMs < c.ceiling) cheapest[x.scenario] = { ceiling: b.postgresMs, at: b.concurrency };
+  }
+  for (const [scenario, c] of Object.entries(cheapest)) {
+    const pipes = rows.filter((r) => r.scenario === scenario && r.pipeline?.ms[SOURCES.postgres] !== undefined).map((r) => r.pipeline!.ms[SOURCES.postgres]!);
+    if (!c || !pipes.length) continue;
+    const p = Math.min(...pipes);
+    out.push(
+      `- ${scenario}, cheapest level of each, the DB ceiling beside the broker ceiling: ${ms(c.ceiling)} ms (C=${c.at}) against the pipeline's ${ms(p)} ms: ceiling ÷ pipeline ${times(c.ceiling / p)}`,
+    );
+  }
+  return out;
+}
+
 /** `--profile`: each sampled span's PostgreSQL CPU per message, split by where its samples fall. */
 export function profileTable(profiles: readonly PostgresProfile[], spans: readonly CpuSpan[]): string[] {
   const out = [`| span | messages | PostgreSQL CPU ms per message | ${BUCKETS.join(' | ')} | samples |`, `|---|---:|---:|${BUCKETS.map(() => '---:').join('|')}|---:|`];
@@ -221,6 +249,7 @@ function cpuTable(r: Results): string[] {
       `- ${name}, cheapest level of each: DB ceiling ${ms(c.ceiling.postgresMs)} ms of PostgreSQL CPU per transaction (${at(c.ceiling.concurrency)}), pipeline ${ms(c.pipeline.postgresMs)} ms per message (${at(c.pipeline.concurrency)}): ceiling ÷ pipeline ${times(c.ceilingOverPipeline)} (the ceiling's cost per transaction grows with its connections; the pipeline's pool does not)`,
     );
   }
+  out.push(...besideBrokerLines(cpu.perMessage));
   for (const idle of cpu.spans.filter((s) => s.kind === 'idle' && s.seconds > 0)) {
     const rate = (k: string) => (idle.cpu[k] === undefined ? undefined : `${k} ${Math.round((1000 * idle.cpu[k]!) / idle.seconds)}`);
     const rates = [SOURCES.postgres, SOURCES.rabbitmq, SOURCES.redis, SOURCES.workers, MACHINE, STOLEN].map(rate).filter(Boolean).join(', ');

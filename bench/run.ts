@@ -64,6 +64,8 @@ const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox
 
 /** The name's end of a DB ceiling's span from pgbench's first progress report on. */
 const STEADY = ", after pgbench's first second";
+/** The name's end of a DB ceiling's span run beside the broker ceiling. */
+const BESIDE = ' beside the broker ceiling';
 
 const SCENARIOS = ['partake', 'recharge', 'outbox', 'ceilings'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -211,7 +213,7 @@ async function main(): Promise<void> {
   if (o.profile) checkPerf();
   const recorder = o.profile ? profiler(path.join(root, 'bench', 'out', `perf-${world.id}`)) : undefined;
   // A pipeline span, and a DB ceiling's span from pgbench's first second on (its whole-run span is kept only when that never comes).
-  const clock = serviceClock(world, dataDirectory, (name, kind) => (kind === 'pipeline' || (kind === 'db ceiling' && name.endsWith(STEADY)) ? recorder?.start(name) : undefined));
+  const clock = serviceClock(world, dataDirectory, (name, kind) => (kind === 'pipeline' || (kind.startsWith('db ceiling') && name.endsWith(STEADY)) ? recorder?.start(name) : undefined));
   const meter = await dbWorkMeter(pools.shards, dataDirectory);
   results.dbWork = [];
   await idle(clock, 2);
@@ -272,21 +274,25 @@ async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuCloc
   // A CPU span per level (PostgreSQL and pgbench CPU per transaction), from pgbench's first progress
   // report on (connections made); over the whole run if that report never came.
   // and the database work (db-work.ts) over the same stretch.
+  // Beside the broker ceiling (`besideBroker`), only the CPU: its WAL and rows are the same script's.
   const level =
-    (v: Variant): DbLevel =>
+    (v: Variant, besideBroker = false): DbLevel =>
     (c) => {
-      const whole = clock.start(`db ceiling ${v.name} C=${c}`, 'db ceiling', v.kind, c);
+      const kind = besideBroker ? 'db ceiling beside broker' : 'db ceiling';
+      const name = `db ceiling ${v.name} C=${c}${besideBroker ? BESIDE : ''}`;
+      const whole = clock.start(name, kind, v.kind, c);
       const first = meter.mark();
       let steady: ReturnType<CpuClock['start']> | undefined;
       let warmMark: Promise<WorkMark> | undefined;
       return {
         warm: () => {
-          steady = clock.start(`db ceiling ${v.name} C=${c}${STEADY}`, 'db ceiling', v.kind, c);
+          steady = clock.start(`${name}${STEADY}`, kind, v.kind, c);
           warmMark = meter.mark();
         },
         end: async (p) => {
           const warm = steady && p.warmTransactions;
           const span = warm ? steady!.end(p.warmTransactions! * v.perTransaction) : whole.end(p.transactions * v.perTransaction);
+          if (besideBroker) return;
           const work = await meter.since(await (warm ? warmMark! : first), { messages: span.messages, statementsPerMessage: statementsOf(v.script(0)) });
           dbWork.push({ side: 'db ceiling', scenario: v.kind, concurrency: c, postgresMs: postgresMs(span), ...work });
         },
@@ -320,7 +326,22 @@ async function ceilings(o: Options, world: TestEnv, pools: Pools, clock: CpuCloc
     const span = clock.start('broker ceiling publish/consume', 'broker ceiling', 'publish/consume');
     const brokerPubSub = await brokerPubSubCeiling(world.config.amqpUrl, o.n, o.rechargeTimeout);
     span.end(brokerPubSub.arrived);
-    return { dbPartake, dbRecharge, brokerRpc, brokerPubSub, variants };
+    // The DB ceiling again, each level beside the broker ceiling's rpc loop at the same C: the
+    // pipeline's PostgreSQL always shares the machine with RabbitMQ and Node processes, and the same
+    // statements cost PostgreSQL more CPU beside such a load (docs/BENCHMARKS.md, "Where
+    // PostgreSQL's CPU goes"); this holds the ceiling under a load of that kind.
+    const beside = async (v: Variant) => {
+      const points = [];
+      for (const c of o.concurrency) {
+        const [db] = await Promise.all([dbCeiling(world.config, v, [c], o.duration, dir, level(v, true)), brokerRpcCeiling(world.config.amqpUrl, [c], o.duration + 2)]);
+        points.push(...db);
+      }
+      return points;
+    };
+    const dbPartakeBesideBroker = await beside(BASE.partake);
+    const dbRechargeBesideBroker = await beside(BASE.recharge);
+    await removeCeilingRows(pools, world.config);
+    return { dbPartake, dbRecharge, brokerRpc, brokerPubSub, variants, dbPartakeBesideBroker, dbRechargeBesideBroker };
   } finally {
     unwatch();
     await echo.stop();

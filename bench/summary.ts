@@ -27,6 +27,13 @@ const walContractBound = (r: Results, scenario: 'partake' | 'recharge') => {
   const b = walBound(work(r, 'db ceiling', scenario, 16));
   return b && b.all / b.withTasks;
 };
+/** The DB ceiling beside the broker ceiling at its cheapest level ÷ the pipeline at its cheapest. */
+const cheapestBeside = (r: Results, scenario: 'partake' | 'recharge') => {
+  const rows = r.cpu?.perMessage.filter((x) => x.scenario === scenario) ?? [];
+  const ceilings = rows.flatMap((x) => (x.dbCeilingBesideBroker?.postgresMs !== undefined ? [x.dbCeilingBesideBroker.postgresMs] : []));
+  const pipes = rows.flatMap((x) => (x.pipeline?.ms.postgres !== undefined ? [x.pipeline.ms.postgres] : []));
+  return ceilings.length && pipes.length ? Math.min(...ceilings) / Math.min(...pipes) : undefined;
+};
 const atLeast = (g: number) => (v: number) => v >= g;
 const atMost = (g: number) => (v: number) => v <= g;
 const best = (ps: ReadonlyArray<{ throughput: number }> | undefined) => (ps?.length ? Math.max(...ps.map((p) => p.throughput)) : undefined);
@@ -37,6 +44,13 @@ export const FIGURES: readonly Figure[] = [
   { name: 'partake: database CPU, ceiling ÷ pipeline, C=16', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => cpuRow(r, 'partake', 16)?.postgresCeilingOverPipeline },
   { name: 'partake: database CPU, ceiling ÷ pipeline, C=64', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => cpuRow(r, 'partake', 64)?.postgresCeilingOverPipeline },
   { name: 'partake: database CPU, ceiling ÷ pipeline, cheapest levels', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => r.cpu?.cheapest?.partake?.ceilingOverPipeline },
+  {
+    name: 'partake: database CPU, ceiling beside the broker ceiling ÷ pipeline, C=16 (both under a load of that kind)',
+    goal: '–',
+    digits: 2,
+    of: (r) => cpuRow(r, 'partake', 16)?.postgresBesideBrokerOverPipeline,
+  },
+  { name: 'partake: database CPU, ceiling beside the broker ceiling ÷ pipeline, cheapest levels', goal: '–', digits: 2, of: (r) => cheapestBeside(r, 'partake') },
   { name: 'partake: WAL bytes (no full-page images), ceiling ÷ pipeline, C=16', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => walRatio(r, 'partake', 16) },
   {
     // A bound, not a result: what the goal's ratio could be at most (so no "reached" here).
@@ -58,6 +72,8 @@ export const FIGURES: readonly Figure[] = [
   { name: 'recharge: database CPU, ceiling ÷ pipeline, ceiling C=16', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => cpuRow(r, 'recharge', 16)?.postgresCeilingOverPipeline },
   { name: 'recharge: database CPU, ceiling ÷ pipeline, ceiling C=64', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => cpuRow(r, 'recharge', 64)?.postgresCeilingOverPipeline },
   { name: 'recharge: database CPU, ceiling ÷ pipeline, cheapest levels', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => r.cpu?.cheapest?.recharge?.ceilingOverPipeline },
+  { name: 'recharge: database CPU, ceiling beside the broker ceiling ÷ pipeline, ceiling C=16', goal: '–', digits: 2, of: (r) => cpuRow(r, 'recharge', 16)?.postgresBesideBrokerOverPipeline },
+  { name: 'recharge: database CPU, ceiling beside the broker ceiling ÷ pipeline, cheapest levels', goal: '–', digits: 2, of: (r) => cheapestBeside(r, 'recharge') },
   { name: 'recharge: WAL bytes (no full-page images), ceiling C=16 ÷ pipeline', goal: '≥ 1.5', ok: atLeast(1.5), digits: 2, of: (r) => walRatio(r, 'recharge', 16) },
   {
     // A bound, not a result: what the goal's ratio could be at most (so no "reached" here).
