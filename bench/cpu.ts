@@ -392,6 +392,15 @@ export function cheapest(rows: readonly CpuRow[], scenario: 'partake' | 'recharg
   return { ceiling: c, pipeline: p, ceilingOverPipeline: round(c.postgresMs / p.postgresMs) };
 }
 
+/** The DB ceiling beside the broker ceiling at its cheapest level against the pipeline at its cheapest. */
+export function cheapestBesideBroker(rows: readonly CpuRow[], scenario: 'partake' | 'recharge'): CheapestPair | undefined {
+  const mine = rows.filter((r) => r.scenario === scenario);
+  return cheapest(
+    mine.map((r) => ({ ...r, dbCeiling: r.dbCeilingBesideBroker })),
+    scenario,
+  );
+}
+
 export function cpuRows(spans: readonly CpuSpan[]): CpuRow[] {
   const find = (kind: SpanKind, scenario: SpanScenario, c?: number) => spans.find((s) => s.kind === kind && s.scenario === scenario && (c === undefined || s.concurrency === c));
   const all = (kind: SpanKind, scenario: SpanScenario) => spans.filter((s) => s.kind === kind && s.scenario === scenario);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { MACHINE, SOURCES, STOLEN, type CheapestPair, type CpuRow, type CpuSpan } from './cpu';
+import { cheapestBesideBroker, MACHINE, SOURCES, STOLEN, type CheapestPair, type CpuRow, type CpuSpan } from './cpu';
 import { COMMITS, type DbWork } from './db-work';
 import type { DbPoint } from './scenarios/ceiling-db';
 import type { PubSub, RpcPoint } from './scenarios/ceiling-broker';
@@ -173,7 +173,6 @@ export const PROFILE_ABOUT =
 /** The DB ceiling run beside the broker ceiling's rpc loop, against the pipeline: per level, and each side's cheapest. */
 export function besideBrokerLines(rows: readonly CpuRow[]): string[] {
   const out: string[] = [];
-  const cheapest: Partial<Record<string, { ceiling: number; at?: number }>> = {};
   for (const x of rows) {
     const b = x.dbCeilingBesideBroker;
     if (b?.postgresMs === undefined) continue;
@@ -181,16 +180,13 @@ export function besideBrokerLines(rows: readonly CpuRow[]): string[] {
     out.push(
       `- ${x.scenario} ${level}, the DB ceiling beside the broker ceiling's rpc loop at the same C: ${ms(b.postgresMs)} ms of PostgreSQL CPU per transaction (alone ${ms(x.dbCeiling?.postgresMs)}); ceiling ÷ pipeline ${times(x.postgresBesideBrokerOverPipeline)} (alone ${times(x.postgresCeilingOverPipeline)})`,
     );
-    const c = cheapest[x.scenario];
-    if (!c || b.postgresMs < c.ceiling) cheapest[x.scenario] = { ceiling: b.postgresMs, at: b.concurrency };
   }
-  for (const [scenario, c] of Object.entries(cheapest)) {
-    const pipes = rows.filter((r) => r.scenario === scenario && r.pipeline?.ms[SOURCES.postgres] !== undefined).map((r) => r.pipeline!.ms[SOURCES.postgres]!);
-    if (!c || !pipes.length) continue;
-    const p = Math.min(...pipes);
-    out.push(
-      `- ${scenario}, cheapest level of each, the DB ceiling beside the broker ceiling: ${ms(c.ceiling)} ms (C=${c.at}) against the pipeline's ${ms(p)} ms: ceiling ÷ pipeline ${times(c.ceiling / p)}`,
-    );
+  for (const scenario of ['partake', 'recharge'] as const) {
+    const c = cheapestBesideBroker(rows, scenario);
+    if (c)
+      out.push(
+        `- ${scenario}, cheapest level of each, the DB ceiling beside the broker ceiling: ${ms(c.ceiling.postgresMs)} ms (C=${c.ceiling.concurrency}) against the pipeline's ${ms(c.pipeline.postgresMs)} ms: ceiling ÷ pipeline ${times(c.ceilingOverPipeline)}`,
+      );
   }
   return out;
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { cheapestBesideBroker } from './cpu';
 import { PROFILE_ABOUT, profileTable, walBound, type DbWorkRow, type Results } from './report';
 
 /**
@@ -28,12 +29,7 @@ const walContractBound = (r: Results, scenario: 'partake' | 'recharge') => {
   return b && b.all / b.withTasks;
 };
 /** The DB ceiling beside the broker ceiling at its cheapest level ÷ the pipeline at its cheapest. */
-const cheapestBeside = (r: Results, scenario: 'partake' | 'recharge') => {
-  const rows = r.cpu?.perMessage.filter((x) => x.scenario === scenario) ?? [];
-  const ceilings = rows.flatMap((x) => (x.dbCeilingBesideBroker?.postgresMs !== undefined ? [x.dbCeilingBesideBroker.postgresMs] : []));
-  const pipes = rows.flatMap((x) => (x.pipeline?.ms.postgres !== undefined ? [x.pipeline.ms.postgres] : []));
-  return ceilings.length && pipes.length ? Math.min(...ceilings) / Math.min(...pipes) : undefined;
-};
+const cheapestBeside = (r: Results, scenario: 'partake' | 'recharge') => cheapestBesideBroker(r.cpu?.perMessage ?? [], scenario)?.ceilingOverPipeline;
 const atLeast = (g: number) => (v: number) => v >= g;
 const atMost = (g: number) => (v: number) => v <= g;
 const best = (ps: ReadonlyArray<{ throughput: number }> | undefined) => (ps?.length ? Math.max(...ps.map((p) => p.throughput)) : undefined);
