@@ -75,22 +75,31 @@ export function profiler(dir: string) {
     start(span: string): { stop(): void } {
       const file = path.join(dir, `perf-${recordings.length}.data`);
       const child: ChildProcess = spawn('perf', ['record', '-a', '-g', '-F', '499', '-o', file], { stdio: 'ignore' });
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      // A perf that could not start or record leaves no file: that span gets no profile, the run goes on.
+      const exited = new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.once('error', () => resolve());
+      });
       recordings.push({ span, file, exited });
       return { stop: () => void child.kill('SIGINT') };
     },
-    /** Every recording's shares, by span name; the recordings are deleted. */
+    /** Every recording's shares, by span name; the recordings and their folder are deleted. */
     async read(): Promise<PostgresProfile[]> {
       const out: PostgresProfile[] = [];
       for (const r of recordings) {
         await r.exited;
         const args = ['report', '-i', r.file, '--stdio', '-g', 'none', '--comm', 'postgres'];
-        const byComm = (await run('perf', [...args, '--no-children', '--sort', 'comm', '-n'], { maxBuffer: 64 << 20 })).stdout;
-        const m = /^\s*([\d.]+)%\s+(\d+)\s+postgres\s*$/m.exec(byComm);
-        const bySym = (await run('perf', [...args, '--children', '--sort', 'sym'], { maxBuffer: 256 << 20 })).stdout;
-        out.push({ span: r.span, samples: m ? Number(m[2]) : 0, shares: sharesOf(bySym, m ? Number(m[1]) : 0) });
+        try {
+          const byComm = (await run('perf', [...args, '--no-children', '--sort', 'comm', '-n'], { maxBuffer: 64 << 20 })).stdout;
+          const m = /^\s*([\d.]+)%\s+(\d+)\s+postgres\s*$/m.exec(byComm);
+          const bySym = (await run('perf', [...args, '--children', '--sort', 'sym'], { maxBuffer: 256 << 20 })).stdout;
+          out.push({ span: r.span, samples: m ? Number(m[2]) : 0, shares: sharesOf(bySym, m ? Number(m[1]) : 0) });
+        } catch {
+          out.push({ span: r.span, samples: 0, shares: sharesOf('', 0) });
+        }
         fs.rmSync(r.file, { force: true });
       }
+      fs.rmSync(dir, { recursive: true, force: true });
       return out;
     },
   };
