@@ -32,6 +32,8 @@ const FUNCTIONS: Readonly<Record<string, readonly string[]>> = {
   'of which WAL flush': ['XLogFlush'],
   'reading the client': ['pq_getbyte'],
 };
+/** The buckets that do not contain one another (the WAL flush is inside the commit): the rest of the main loop is what they leave. */
+const DISJOINT = ['executor run', 'executor start and end', 'plan cache', 'commit', 'reading the client'];
 const MAIN = 'PostgresMain';
 
 /** Shares from `perf report --children --sort sym` lines (inclusive and own percentages of all samples) and PostgreSQL's share. */
@@ -41,17 +43,9 @@ export function sharesOf(report: string, postgresPercent: number): Record<Bucket
   const of = (bucket: string) => (FUNCTIONS[bucket] ?? []).reduce((s, fn) => s + (inclusive.get(fn) ?? 0), 0);
   const share = (pct: number) => (postgresPercent > 0 ? round(pct / postgresPercent) : 0);
   const main = inclusive.get(MAIN) ?? 0;
-  const named = ['executor run', 'executor start and end', 'plan cache', 'commit', 'reading the client'].reduce((s, b) => s + of(b), 0);
-  return {
-    'executor run': share(of('executor run')),
-    'executor start and end': share(of('executor start and end')),
-    'plan cache': share(of('plan cache')),
-    commit: share(of('commit')),
-    'of which WAL flush': share(of('of which WAL flush')),
-    'reading the client': share(of('reading the client')),
-    'other in client backends': share(Math.max(0, main - named)),
-    'outside client backends': share(Math.max(0, postgresPercent - main)),
-  };
+  const named = DISJOINT.reduce((s, b) => s + of(b), 0);
+  const rest = { 'other in client backends': Math.max(0, main - named), 'outside client backends': Math.max(0, postgresPercent - main) } as Record<string, number>;
+  return Object.fromEntries(BUCKETS.map((b) => [b, share(rest[b] ?? of(b))])) as Record<Bucket, number>;
 }
 
 /** Fails with the reason when `perf` cannot sample the machine here. */
