@@ -116,16 +116,32 @@ export async function preloadCeilingAccounts(pools: Pools, config: Config, users
   }
 }
 
-/** Removes what the ceiling wrote, so that the relay does not publish it and counts stay clean. */
+/**
+ * Removes what the ceiling wrote, so that the relay does not publish it and counts stay clean, and
+ * leaves the tables as the pipeline (or the next ceiling) would find them in a new world. A table
+ * that holds only the ceiling's rows (its orders and tasks: the ceilings run before the pipeline
+ * starts) is emptied with TRUNCATE, which also forgets its statistics; the other tables are vacuumed
+ * and analyzed. Not `DELETE` and `VACUUM ANALYZE` everywhere: that recorded the order and task
+ * tables as empty, and every connection that then planned its statements (one generic plan each, kept
+ * for the connection's life: infra/db.ts) looked orders and tasks up by sequential scans of tables
+ * that grew by thousands of rows a second (docs/BENCHMARKS.md, hot path row 25).
+ */
 export async function removeCeilingRows(pools: Pools, config: Config): Promise<void> {
+  const suffixes = Array.from({ length: config.shardTableCount }, (_, t) => String(t).padStart(3, '0'));
+  const tables = ['task', ...suffixes.flatMap((s) => [`user_raffle_order_${s}`, `raffle_activity_order_${s}`])];
   for (const pool of pools.shards) {
-    await pool.query(`DELETE FROM task WHERE user_id ~ $1`, [CEILING_USER_PATTERN]);
-    for (let t = 0; t < config.shardTableCount; t++) {
-      const s = String(t).padStart(3, '0');
-      await pool.query(`DELETE FROM user_raffle_order_${s} WHERE user_id ~ $1`, [CEILING_USER_PATTERN]);
-      await pool.query(`DELETE FROM raffle_activity_order_${s} WHERE user_id ~ $1`, [CEILING_USER_PATTERN]);
+    const truncated: string[] = [];
+    for (const table of tables) {
+      const { rows } = await pool.query(`SELECT EXISTS (SELECT 1 FROM ${table} WHERE user_id !~ $1) AS others`, [CEILING_USER_PATTERN]);
+      if (rows[0].others) {
+        await pool.query(`DELETE FROM ${table} WHERE user_id ~ $1`, [CEILING_USER_PATTERN]);
+      } else {
+        await pool.query(`TRUNCATE ${table}`);
+        truncated.push(table);
+      }
     }
-    await pool.query(`VACUUM ANALYZE`).catch(() => undefined);
+    const { rows } = await pool.query(`SELECT format('%I', relname) AS t FROM pg_stat_user_tables WHERE relname <> ALL($1::text[])`, [truncated]);
+    if (rows.length) await pool.query(`VACUUM ANALYZE ${rows.map((r) => r.t).join(', ')}`).catch(() => undefined);
   }
 }
 
