@@ -4,8 +4,15 @@ import { lockKey } from '../../infra/stock';
 import { mutated } from '../../infra/mutation';
 import { bySuffix, ctePerSuffix } from '../../infra/split-tables';
 
-const seen = (suffix: string, user = '$1', no = '$2') => `EXISTS (SELECT 1 FROM raffle_activity_order_${suffix} WHERE user_id = ${user} AND out_business_no = ${no})
-        OR EXISTS (SELECT 1 FROM raffle_activity_order_rejection_${suffix} WHERE user_id = ${user} AND out_business_no = ${no})`;
+/**
+ * Whether a request was handled: its order or its refusal is there (each unique by user and
+ * `out_business_no`). Scalar subqueries, not `EXISTS`: for an `EXISTS` correlated with a group's
+ * rows (`alreadyHandledAll`) PostgreSQL may choose a hashed subplan, which reads and hashes the whole
+ * table on every execution, and a generic plan made while the tables were new kept doing so as they
+ * grew (docs/BENCHMARKS.md, hot path row 26). A scalar subquery is looked up row by row.
+ */
+const seen = (suffix: string, user = '$1', no = '$2') => `(SELECT true FROM raffle_activity_order_${suffix} WHERE user_id = ${user} AND out_business_no = ${no}) IS NOT NULL
+        OR (SELECT true FROM raffle_activity_order_rejection_${suffix} WHERE user_id = ${user} AND out_business_no = ${no}) IS NOT NULL`;
 
 /**
  * The text of the recharge transaction's statements, per split-table suffix: the functions below run
@@ -16,6 +23,10 @@ export const RECHARGE_SQL = {
   lockRequest: 'SELECT pg_advisory_xact_lock($1::bigint)',
   alreadyHandled: (suffix: string) => `SELECT ${seen(suffix)} AS seen`,
   alreadyHandledSkuLocked: (suffix: string) => `SELECT pg_advisory_xact_lock_shared($3::bigint), ${seen(suffix)} AS seen`,
+  /** `alreadyHandledSkuLocked` for a group's requests (see `alreadyHandledAll`). */
+  alreadyHandledAll: (suffixes: readonly string[]) =>
+    `SELECT x.i, CASE WHEN x.sku_lock IS NOT NULL THEN pg_advisory_xact_lock_shared(x.sku_lock) END AS locked, ${bySuffix('x.suffix', suffixes, (t) => seen(t, 'x.user_id', 'x.out_business_no'))} AS seen
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS x(suffix, user_id, out_business_no, sku_lock, i)`,
   insertRejection: (suffix: string) => `
     INSERT INTO raffle_activity_order_rejection_${suffix} (user_id, sku, out_business_no, code, info, message_id, create_time)
     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
@@ -66,13 +77,12 @@ export async function lockRequests(tx: Tx, rs: readonly RequestRef[]): Promise<v
  * of those that have one: one answer per request, in order.
  */
 export async function alreadyHandledAll(tx: Tx, suffixes: readonly string[], rs: readonly RequestRef[]): Promise<boolean[]> {
-  const seenBySuffix = bySuffix('x.suffix', suffixes, (t) => seen(t, 'x.user_id', 'x.out_business_no'));
-  const { rows } = await sql<{ i: string; seen: boolean }>(
-    tx,
-    `SELECT x.i, CASE WHEN x.sku_lock IS NOT NULL THEN pg_advisory_xact_lock_shared(x.sku_lock) END AS locked, ${seenBySuffix} AS seen
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS x(suffix, user_id, out_business_no, sku_lock, i)`,
-    [rs.map((r) => r.suffix), rs.map((r) => r.userId), rs.map((r) => r.outBusinessNo), rs.map((r) => r.skuLock ?? null)],
-  );
+  const { rows } = await sql<{ i: string; seen: boolean }>(tx, RECHARGE_SQL.alreadyHandledAll(suffixes), [
+    rs.map((r) => r.suffix),
+    rs.map((r) => r.userId),
+    rs.map((r) => r.outBusinessNo),
+    rs.map((r) => r.skuLock ?? null),
+  ]);
   const out = rs.map(() => false);
   for (const r of rows) out[Number(r.i) - 1] = r.seen === true;
   return out;
