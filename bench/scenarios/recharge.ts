@@ -88,10 +88,11 @@ export async function rechargeScenario(d: Driver, tap: EventTap, pools: Pools, n
   let committedAt = 0;
   let polling = true;
   let pollMs = 0;
+  const countCommitted = committedCounter(pools, prefix);
   const poller = (async () => {
     while (polling) {
       const p0 = now();
-      committed = await countCommitted(pools, prefix).catch(() => committed);
+      committed = await countCommitted().catch(() => committed);
       pollMs += now() - p0;
       if (committed >= n && !committedAt) committedAt = now();
       await sleep(250);
@@ -165,15 +166,32 @@ export async function rechargeScenario(d: Driver, tap: EventTap, pools: Pools, n
   };
 }
 
-/** Outbox rows of recharge outcomes for this run, over every shard. */
-async function countCommitted(pools: Pools, prefix: string): Promise<number> {
-  let n = 0;
-  for (const p of pools.shards) {
-    const { rows } = await p.query(`SELECT count(*)::int AS n FROM task WHERE topic IN ('recharge.completed', 'recharge.rejected') AND message->'data'->>'outBusinessNo' LIKE $1`, [`${prefix}%`]);
-    n += rows[0].n;
-  }
-  return n;
+/**
+ * Outbox rows of recharge outcomes for this run, over every shard: each call reads only the rows
+ * past the highest id it has seen, less `TASK_ID_MARGIN` for the transactions still open then (an
+ * id is taken at insert, its row is visible at commit), and counts each id once. Reading every
+ * task's envelope on every poll cost PostgreSQL more the longer the run, all of it counted in the
+ * pipeline's PostgreSQL CPU (docs/BENCHMARKS.md, hot path row 26).
+ */
+export function committedCounter(pools: Pools, prefix: string): () => Promise<number> {
+  const shards = pools.shards.map((pool) => ({ pool, top: 0n, ids: new Set<string>() }));
+  return async () => {
+    for (const s of shards) {
+      const from = s.top > TASK_ID_MARGIN ? s.top - TASK_ID_MARGIN : 0n;
+      const { rows } = await s.pool.query(
+        `SELECT max(id)::text AS top, array_agg(id::text) FILTER (WHERE topic IN ('recharge.completed', 'recharge.rejected') AND message->'data'->>'outBusinessNo' LIKE $2) AS ids
+         FROM task WHERE id > $1`,
+        [from.toString(), `${prefix}%`],
+      );
+      if (rows[0].top !== null && BigInt(rows[0].top) > s.top) s.top = BigInt(rows[0].top);
+      for (const id of rows[0].ids ?? []) s.ids.add(id);
+    }
+    return shards.reduce((n, s) => n + s.ids.size, 0);
+  };
 }
+
+/** Task ids re-read below the highest seen: far more than the rows of the transactions a shard has open at once. */
+const TASK_ID_MARGIN = 2000n;
 
 export type OutboxResult = Readonly<{ rate: number; sent: number; arrived: number; delay: Latency; byKey: Record<string, Latency> }>;
 

@@ -3,6 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openPools, preloadCeilingAccounts, removeCeilingRows, type Pools } from '../../bench/world';
 import { ceilingUser } from '../../bench/scenarios/ceiling-users';
+import { committedCounter } from '../../bench/scenarios/recharge';
 import { PARTAKE_SQL } from '../../workers/partake/store';
 import { createTestEnv, type TestEnv } from '../support/env';
 
@@ -63,6 +64,28 @@ test('removes the ceiling rows, keeps the others, and leaves no lookup planned a
     assert.match(plan, /Index Scan using user_raffle_order_000_/);
   } finally {
     await client.end();
+  }
+});
+
+test("the recharge run's count of committed outcomes counts a row that commits after a later id, and each row once", async () => {
+  const prefix = 'bench-t-rc-';
+  const outcome = (no: string) => JSON.stringify({ data: { outBusinessNo: `${prefix}${no}` } });
+  const insert = `INSERT INTO task (user_id, topic, message_id, message, state) VALUES ('u', $1, $2, $3::jsonb, 'create')`;
+  const count = committedCounter(pools, prefix);
+  const early = new pg.Client({ connectionString: world.config.shardUrls[0] });
+  await early.connect();
+  try {
+    await early.query('BEGIN');
+    await early.query(insert, ['recharge.completed', 'early', outcome('1')]); // the lower id, committed last
+    await pools.shards[0]!.query(insert, ['recharge.rejected', 'late', outcome('2')]);
+    await pools.shards[0]!.query(insert, ['raffle-order.created', 'other', outcome('3')]);
+    await pools.shards[1]!.query(insert, ['recharge.completed', 'elsewhere', JSON.stringify({ data: { outBusinessNo: 'another-run-1' } })]);
+    assert.is(await count(), 1);
+    await early.query('COMMIT');
+    assert.is(await count(), 2);
+    assert.is(await count(), 2, 'each row once');
+  } finally {
+    await early.end();
   }
 });
 
