@@ -35,6 +35,19 @@ export type OpenOptions = Readonly<{
   connectTimeoutMs?: number;
 }>;
 
+/**
+ * Settings of every pooled connection. `plan_cache_mode = force_generic_plan`: one plan per prepared
+ * statement and connection (see `prepared`). `enable_seqscan = off`: that one plan is made on the
+ * tables' size when the connection first runs the statement and kept for the connection's life (or
+ * until the table's statistics change), and while a table is small PostgreSQL rightly finds reading
+ * all of it cheaper than a group's index lookups; the plan then kept reading all of it as it grew
+ * (the set-based statements joined `unnest` rows to the account, day and month tables by hash joins
+ * over sequential scans in the bench: docs/BENCHMARKS.md, hot path row 26). Every statement here
+ * looks rows up by key; where no index serves (a SKU's orders counted when stock is rebuilt) the
+ * sequential scan is still taken, PostgreSQL only ranks it last.
+ */
+export const SESSION_OPTIONS = '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off';
+
 /** Connections that failed below SQL (lost, timed out): released with an error, so the pool drops them. */
 const broken = new WeakSet<pg.PoolClient>();
 
@@ -51,8 +64,9 @@ export function openDatabase(o: OpenOptions): Db {
     ...(statementMs ? { statement_timeout: statementMs, query_timeout: statementMs + 2_000 } : {}),
     // Bounded so that a reservation reaper can trust that no transaction outlives a minute.
     idle_in_transaction_session_timeout: 30_000,
-    // One plan per prepared statement and connection (see `prepared`).
-    options: '-c plan_cache_mode=force_generic_plan',
+    // One plan per prepared statement and connection (see `prepared`), and no sequential scan of a
+    // table where an index can serve: see `SESSION_OPTIONS`.
+    options: SESSION_OPTIONS,
   });
   // An idle client that loses its server emits here; without a listener the process would crash.
   pool.on('error', (err) => log.warn({ err, db: o.name }, 'database pool client error'));

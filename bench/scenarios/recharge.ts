@@ -180,8 +180,10 @@ export function committedCounter(pools: Pools, prefix: string): () => Promise<nu
       const from = s.top > TASK_ID_MARGIN ? s.top - TASK_ID_MARGIN : 0n;
       const { rows } = await s.pool.query(
         `SELECT max(id)::text AS top, array_agg(id::text) FILTER (WHERE topic IN ('recharge.completed', 'recharge.rejected') AND message->'data'->>'outBusinessNo' LIKE $2) AS ids
-         FROM task WHERE id > $1`,
-        [from.toString(), `${prefix}%`],
+         FROM task WHERE id > $1 AND id <= $3`,
+        // Both bounds: PostgreSQL then guesses a narrow range and reads the primary key, statistics or
+        // not (with one bound it guesses a third of the table and scans all of it).
+        [from.toString(), `${prefix}%`, (from + 1_000_000_000n).toString()],
       );
       if (rows[0].top !== null && BigInt(rows[0].top) > s.top) s.top = BigInt(rows[0].top);
       for (const id of rows[0].ids ?? []) s.ids.add(id);
