@@ -36,15 +36,9 @@ export type OpenOptions = Readonly<{
 }>;
 
 /**
- * Settings of every pooled connection. `plan_cache_mode = force_generic_plan`: one plan per prepared
- * statement and connection (see `prepared`). `enable_seqscan = off`: that one plan is made on the
- * tables' size when the connection first runs the statement and kept for the connection's life (or
- * until the table's statistics change), and while a table is small PostgreSQL rightly finds reading
- * all of it cheaper than a group's index lookups; the plan then kept reading all of it as it grew
- * (the set-based statements joined `unnest` rows to the account, day and month tables by hash joins
- * over sequential scans in the bench: docs/BENCHMARKS.md, hot path row 26). Every statement here
- * looks rows up by key; where no index serves (a SKU's orders counted when stock is rebuilt) the
- * sequential scan is still taken, PostgreSQL only ranks it last.
+ * Every pooled connection: one generic plan per statement (see `prepared`), and no sequential scan
+ * where an index serves, since that plan is made on the tables' size at first use and kept: a plan
+ * made on small tables read them whole as they grew (docs/DESIGN.md "Hot path"; hot path row 26).
  */
 export const SESSION_OPTIONS = '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off';
 
@@ -64,8 +58,6 @@ export function openDatabase(o: OpenOptions): Db {
     ...(statementMs ? { statement_timeout: statementMs, query_timeout: statementMs + 2_000 } : {}),
     // Bounded so that a reservation reaper can trust that no transaction outlives a minute.
     idle_in_transaction_session_timeout: 30_000,
-    // One plan per prepared statement and connection (see `prepared`), and no sequential scan of a
-    // table where an index can serve: see `SESSION_OPTIONS`.
     options: SESSION_OPTIONS,
   });
   // An idle client that loses its server emits here; without a listener the process would crash.
@@ -137,9 +129,7 @@ async function acquire(db: Db): Promise<pg.PoolClient> {
   return client;
 }
 
-function release(client: pg.PoolClient): void {
-  client.release(broken.has(client) ? new Error('connection failed below SQL') : undefined);
-}
+const release = (client: pg.PoolClient): void => client.release(broken.has(client) ? new Error('connection failed below SQL') : undefined);
 
 const names = new Map<string, string>();
 
