@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import amqplib from 'amqplib';
 import { createTestEnv, type TestEnv } from '../test/support/env';
@@ -200,6 +201,9 @@ async function main(): Promise<void> {
   undo.push(async () => {
     if (o.keep) return log(`kept the bench world ${world.id} (databases ${world.id}*, vhost ${world.id}, ${world.env.REDIS_URL})`);
     await world.cleanup();
+    // The world's catalog file and pgbench scripts and logs go with it.
+    fs.rmSync(path.join(root, 'bench', 'out', `catalog-${world.id}.json`), { force: true });
+    fs.rmSync(path.join(root, 'bench', 'out', `pgbench-${world.id}`), { recursive: true, force: true });
   });
   log(`world ${world.id}: databases ${world.id}, ${world.id}_01.._${String(world.config.shardUrls.length).padStart(2, '0')}, vhost ${world.id}, ${world.env.REDIS_URL}`);
   const pools = openPools(world.config);
@@ -589,7 +593,7 @@ async function lifecycleBench(o: Options, world: TestEnv, pools: Pools, runId: s
   const result = o.soak !== undefined ? await soakScenario(d, pools, world.config.shardTableCount, service.child.pid!, o.soak, runId) : await floodScenario(d, service.child.pid!, o.flood!, runId);
   await unwind();
   const file = path.join(root, 'bench', 'out', `${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  (await import('node:fs')).writeFileSync(file, JSON.stringify({ command: process.argv.slice(2), serviceDir: o.serviceDir, result }, null, 2));
+  fs.writeFileSync(file, JSON.stringify({ command: process.argv.slice(2), serviceDir: o.serviceDir, result }, null, 2));
   const figures = 'perMinute' in result ? soakMarkdown(result) : result.rss.map((r) => `- ${r.at}: ${JSON.stringify(r.rss)}`).join('\n');
   process.stdout.write(`\n${figures}\n\n`);
   log(`wrote ${path.relative(root, file)}`);
