@@ -6,6 +6,7 @@ import { ceilingUser } from '../../bench/scenarios/ceiling-users';
 import { committedCounter } from '../../bench/scenarios/recharge';
 import { PARTAKE_SQL } from '../../workers/partake/store';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { genericPlan } from '../support/plans';
 
 /**
  * The bench's clean-up after the database ceiling (bench/world.ts `removeCeilingRows`): what the
@@ -58,8 +59,7 @@ test('removes the ceiling rows, keeps the others, and leaves no lookup planned a
   const client = new pg.Client({ connectionString: world.config.shardUrls[1], options: '-c plan_cache_mode=force_generic_plan' });
   await client.connect();
   try {
-    await client.query(`PREPARE lq(text[], text[], bigint[], text[], text[], text[]) AS ${PARTAKE_SQL.lockQuotas(['000', '001', '002', '003'])}`);
-    const plan = (await client.query('EXPLAIN EXECUTE lq(NULL, NULL, NULL, NULL, NULL, NULL)')).rows.map((r) => r['QUERY PLAN']).join('\n');
+    const plan = await genericPlan(client, 'lq', PARTAKE_SQL.lockQuotas(['000', '001', '002', '003']));
     assert.not.match(plan, /Seq Scan on user_raffle_order/);
     assert.match(plan, /Index Scan using user_raffle_order_000_/);
   } finally {

@@ -4,14 +4,18 @@ import * as assert from 'uvu/assert';
 import { SESSION_OPTIONS } from '../../infra/db';
 import { PARTAKE_SQL } from '../../workers/partake/store';
 import { RECHARGE_SQL } from '../../workers/recharge/store';
+import { statementTexts } from '../../bench/statements';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { genericPlan } from '../support/plans';
 
 /**
- * The plans a worker's connection makes for the set-based statements on a new shard database (one
- * generic plan per statement and connection, kept for the connection's life: infra/db.ts). On a new
- * table PostgreSQL guesses a few pages, and whatever it chooses then it keeps doing as the table
- * grows: a lookup of the order tables must be an index probe, never a scan or a hashed subplan that
- * reads the whole table on every execution (docs/BENCHMARKS.md, hot path row 26).
+ * The plans a worker's connection makes on a new shard database (one generic plan per statement and
+ * connection, kept until the tables' statistics change: infra/db.ts). On a new table PostgreSQL
+ * guesses a few pages, and whatever it chooses then it keeps doing as the table grows: every
+ * statement must read its tables by index, never by a sequential scan or a hashed subplan that reads
+ * a whole table on every execution (docs/BENCHMARKS.md, hot path row 26). Every statement's text comes
+ * from the store functions (bench/statements.ts), as bench/scenarios/generic-plans.ts explains them
+ * on filled tables.
  */
 const test = suite('plans');
 let world: TestEnv;
@@ -28,14 +32,8 @@ test.after(async () => {
   await world?.cleanup();
 });
 
-async function genericPlan(name: string, text: string, types: readonly string[], on = client): Promise<string> {
-  await on.query(`PREPARE ${name}(${types.join(', ')}) AS ${text}`);
-  const { rows } = await on.query(`EXPLAIN EXECUTE ${name}(${types.map(() => 'NULL').join(', ')})`);
-  return rows.map((r) => r['QUERY PLAN']).join('\n');
-}
-
 test("a group's recharge requests are looked up in the order and refusal tables by index", async () => {
-  const plan = await genericPlan('handled', RECHARGE_SQL.alreadyHandledAll(SUFFIXES), ['text[]', 'text[]', 'text[]', 'bigint[]']);
+  const plan = await genericPlan(client, 'handled', RECHARGE_SQL.alreadyHandledAll(SUFFIXES));
   assert.not.match(plan, /Seq Scan on raffle_activity_order/);
   assert.not.match(plan, /hashed SubPlan/);
   for (const t of SUFFIXES) {
@@ -44,10 +42,20 @@ test("a group's recharge requests are looked up in the order and refusal tables 
   }
 });
 
-test("a group's partakes look their open and earlier orders up by index", async () => {
-  const plan = await genericPlan('locked', PARTAKE_SQL.lockQuotas(SUFFIXES), ['text[]', 'text[]', 'bigint[]', 'text[]', 'text[]', 'text[]']);
-  assert.not.match(plan, /Seq Scan on user_raffle_order/);
-  for (const t of SUFFIXES) assert.match(plan, new RegExp(`Index (Only )?Scan using \\S+ on user_raffle_order_${t}\\b`));
+test("every shard statement, planned on new tables with the workers' settings, reads its tables by index", async () => {
+  const { texts, missing } = await statementTexts(SUFFIXES);
+  assert.equal(missing, [], 'statements not recorded');
+  const worker = new pg.Client({ connectionString: world.config.shardUrls[0], options: SESSION_OPTIONS });
+  await worker.connect();
+  try {
+    for (const [i, [name, text]] of texts.entries()) {
+      const plan = await genericPlan(worker, `s${i}`, text);
+      assert.not.match(plan, /Seq Scan on (?!pg_)/, `${name}: ${plan}`);
+      assert.not.match(plan, /hashed SubPlan/, `${name}: ${plan}`);
+    }
+  } finally {
+    await worker.end();
+  }
 });
 
 test("with the workers' session settings a small account table is still read by index, where without them it is scanned", async () => {
@@ -56,13 +64,12 @@ test("with the workers' session settings a small account table is still read by 
   await client.query(`INSERT INTO raffle_activity_account (user_id, activity_id, total_count, total_count_surplus, day_count, day_count_surplus, month_count, month_count_surplus)
     SELECT 'plan-' || g, 1, 1, 1, 1, 1, 1, 1 FROM generate_series(1, 3000) g`);
   const lockQuotas = PARTAKE_SQL.lockQuotas(SUFFIXES);
-  const types = ['text[]', 'text[]', 'bigint[]', 'text[]', 'text[]', 'text[]'];
-  const bare = await genericPlan('bare', lockQuotas, types);
+  const bare = await genericPlan(client, 'bare', lockQuotas);
   assert.match(bare, /Seq Scan on raffle_activity_account\b/, 'the trap the setting is for: without it the accounts are scanned');
   const worker = new pg.Client({ connectionString: world.config.shardUrls[0], options: SESSION_OPTIONS });
   await worker.connect();
   try {
-    const plan = await genericPlan('worker', lockQuotas, types, worker);
+    const plan = await genericPlan(worker, 'worker', lockQuotas);
     assert.not.match(plan, /Seq Scan on raffle_activity_account/);
     assert.match(plan, /Index Scan using raffle_activity_account_user_id_activity_id_key on raffle_activity_account a\b/);
   } finally {

@@ -1,0 +1,12 @@
+import type pg from 'pg';
+
+/**
+ * The generic plan `client` makes for `text` (prepared as `name`, parameter types inferred), as
+ * EXPLAIN prints it: what a worker's connection keeps for the statement (infra/db.ts).
+ */
+export async function genericPlan(client: pg.Client, name: string, text: string): Promise<string> {
+  const params = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+  await client.query(`PREPARE ${name} AS ${text}`);
+  const { rows } = await client.query(`EXPLAIN EXECUTE ${name}${params ? `(${Array(params).fill('NULL').join(', ')})` : ''}`);
+  return rows.map((r) => r['QUERY PLAN']).join('\n');
+}
