@@ -141,6 +141,10 @@ export async function claimDue(ds: Db, s: Pick<OutboxSettings, 'batchSize' | 'le
   return rows;
 }
 
+/** From-states of a lookup by id, sent as parameters so that only the primary key serves it (docs/DESIGN.md, "Hot path"). */
+const OPEN = ['create', 'fail'];
+const CREATED = ['create'];
+
 /**
  * Claims these tasks for the fast path, only those nobody holds: a claim sets next_attempt_at a lease
  * (>= 5 s) past update_time, while enqueue, replay and a release leave them equal. No clock
@@ -150,16 +154,16 @@ export async function claimUnheld(ds: Db, ids: readonly string[], leaseMs: numbe
   const { rows } = await sql<ClaimedTask>(
     ds,
     `UPDATE task t SET next_attempt_at = now() + $2 * interval '1 millisecond', update_time = now()
-      WHERE t.id = ANY($1::bigint[]) AND t.state = 'create' AND t.next_attempt_at <= t.update_time + interval '1 second'
+      WHERE t.id = ANY($1::bigint[]) AND t.state = ANY($3::text[]) AND t.next_attempt_at <= t.update_time + interval '1 second'
       RETURNING ${CLAIMED_COLUMNS}`,
-    [ids, leaseMs],
+    [ids, leaseMs, CREATED],
   );
   return rows;
 }
 
 /** Published and confirmed: `completed`. */
 export async function markCompleted(ds: Db, ids: readonly string[]): Promise<void> {
-  await sql(ds, `UPDATE task SET state = 'completed', update_time = now() WHERE id = ANY($1::bigint[]) AND state IN ('create', 'fail')`, [ids]);
+  await sql(ds, `UPDATE task SET state = 'completed', update_time = now() WHERE id = ANY($1::bigint[]) AND state = ANY($2::text[])`, [ids, OPEN]);
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Migration, MigrationRunner } from '../db';
 import { splitSuffix } from '../../domain/router';
 import { shardLifecycle } from './shard-lifecycle';
+import { shardLookupIndexes } from './shard-lookup-indexes';
 import { shardOrderChange } from './shard-order-change';
 import { shardPartakeRequest } from './shard-partake-request';
 import { ShardTaskFillfactor1767600000000 } from './shard-task-fillfactor';
@@ -152,5 +153,13 @@ export function shardMigrations(tableCount: number): Array<new () => Migration> 
       for (const t of ['task', 'raffle_activity_account_month', 'raffle_activity_account_day', 'raffle_activity_account']) await q.query(`DROP TABLE IF EXISTS ${t}`);
     }
   }
-  return [ShardInit1763776800000, shardLifecycle(tableCount), shardPartakeRequest(tableCount), ShardTaskIndexes1767400000000, shardOrderChange(tableCount), ShardTaskFillfactor1767600000000];
+  return [
+    ShardInit1763776800000,
+    shardLifecycle(tableCount),
+    shardPartakeRequest(tableCount),
+    ShardTaskIndexes1767400000000,
+    shardOrderChange(tableCount),
+    ShardTaskFillfactor1767600000000,
+    shardLookupIndexes(tableCount),
+  ];
 }

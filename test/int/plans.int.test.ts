@@ -6,7 +6,7 @@ import { PARTAKE_SQL } from '../../workers/partake/store';
 import { RECHARGE_SQL } from '../../workers/recharge/store';
 import { statementTexts } from '../../bench/statements';
 import { createTestEnv, type TestEnv } from '../support/env';
-import { genericPlan } from '../support/plans';
+import { genericPlan, unboundedIndexScans } from '../support/plans';
 
 /**
  * The plans a worker's connection makes on a new shard database (one generic plan per statement and
@@ -21,6 +21,8 @@ const test = suite('plans');
 let world: TestEnv;
 let client: pg.Client;
 const SUFFIXES = ['000', '001', '002', '003'];
+/** Statements that read a whole index on purpose: retention walks the primary key from the oldest task, the gauges count open tasks. */
+const WHOLE_INDEX_READS = new Set(['retention: purge', 'gauges: open tasks', 'gauges: outbox lag']);
 
 test.before(async () => {
   world = await createTestEnv();
@@ -42,7 +44,7 @@ test("a group's recharge requests are looked up in the order and refusal tables 
   }
 });
 
-test("every shard statement, planned on new tables with the workers' settings, reads its tables by index", async () => {
+test("every shard statement, planned on new tables with the workers' settings, reads its tables by index, each lookup bounded by its condition", async () => {
   const { texts, missing } = await statementTexts(SUFFIXES);
   assert.equal(missing, [], 'statements not recorded');
   const worker = new pg.Client({ connectionString: world.config.shardUrls[0], options: SESSION_OPTIONS });
@@ -52,7 +54,29 @@ test("every shard statement, planned on new tables with the workers' settings, r
       const plan = await genericPlan(worker, `s${i}`, text);
       assert.not.match(plan, /Seq Scan on (?!pg_)/, `${name}: ${plan}`);
       assert.not.match(plan, /hashed SubPlan/, `${name}: ${plan}`);
+      if (!WHOLE_INDEX_READS.has(name)) assert.equal(unboundedIndexScans(plan), [], `${name}: ${plan}`);
     }
+  } finally {
+    await worker.end();
+  }
+});
+
+test("a user's lookups read the index made for them, not another that ties with it on new tables", async () => {
+  const worker = new pg.Client({ connectionString: world.config.shardUrls[0], options: SESSION_OPTIONS });
+  await worker.connect();
+  try {
+    const { texts } = await statementTexts(SUFFIXES);
+    const planOf = (name: string) => genericPlan(worker, `l${texts.findIndex(([n]) => n === name)}`, new Map(texts).get(name)!);
+    // The open order: by (user, activity), not every open order of the activity (the expiry index).
+    const lock = await planOf('partake: lock and read');
+    for (const t of SUFFIXES) assert.match(lock, new RegExp(`Index Scan using user_raffle_order_${t}_one_open on user_raffle_order_${t}\\b`));
+    assert.not.match(lock, /_expiry/);
+    // A recharge's duplicate: by (user, out_business_no), not every order of the user (the history index).
+    const handled = await planOf('recharge: duplicate check');
+    for (const t of SUFFIXES) assert.match(handled, new RegExp(`Index Only Scan using raffle_activity_order_${t}_user_id_out_business_no_key on raffle_activity_order_${t}\\b`));
+    assert.not.match(handled, /_history/);
+    // The expiry scan still has its index, bounded by activity and age.
+    assert.match(await planOf('expiry: due orders'), /Index Scan using user_raffle_order_000_expiry on user_raffle_order_000\s.*\n\s*Index Cond: \(\(activity_id = \$1\) AND \(order_time <= \$2\)\)/);
   } finally {
     await worker.end();
   }

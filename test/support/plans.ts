@@ -10,3 +10,12 @@ export async function genericPlan(client: pg.Client, name: string, text: string)
   const { rows } = await client.query(`EXPLAIN EXECUTE ${name}${params ? `(${Array(params).fill('NULL').join(', ')})` : ''}`);
   return rows.map((r) => r['QUERY PLAN']).join('\n');
 }
+
+/**
+ * The index scans of an EXPLAIN text that have no index condition: each reads its whole index (a
+ * partial one: every row of its predicate), as a lookup by key must not. One line per such scan.
+ */
+export function unboundedIndexScans(plan: string): string[] {
+  const lines = plan.split('\n').map((l) => l.trim().replace(/^->\s*/, ''));
+  return lines.filter((l, i) => /^(Index Scan|Index Only Scan|Index Scan Backward|Bitmap Index Scan)\b/.test(l) && !/^(Index Cond|Order By):/.test(lines[i + 1] ?? ''));
+}

@@ -22,7 +22,7 @@ type RaffleRow = { order_id: string; order_state: string; order_time: string };
 
 /**
  * Both lists in one statement (one snapshot, so they add up with each other), each an index range
- * scan of `(user_id, activity_id, order_time)` below `before` (exclusive; none = no bound).
+ * scan of `(activity_id, user_id, order_time)` below `before` (exclusive; none = no bound).
  */
 export async function readHistory(ds: Db, suffix: string, req: HistoryRequest): Promise<History> {
   const { rows } = await sql<{ recharges: RechargeRow[]; raffle: RaffleRow[] }>(

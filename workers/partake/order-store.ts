@@ -22,6 +22,10 @@ export type UseQuery = Readonly<{ suffix: string; userId: string; orderId: strin
 /**
  * `useOrder` for a group of distinct users in one statement (one UPDATE per split table, from
  * `unnest` of parallel arrays): the used order per query, in order, or undefined where it was not `create`.
+ * Each order is found by its unique `order_id`. The state it leaves is a parameter (`$6`): with a
+ * literal `'create'` the partial index of open orders qualifies too, and on a new table, where
+ * PostgreSQL's estimates tie, the generic plan read that whole index for every group
+ * (test/int/plans.int.test.ts).
  */
 export async function useOrders(tx: Tx, suffixes: readonly string[], qs: readonly UseQuery[]): Promise<Array<RaffleOrder | undefined>> {
   const { rows } = await sql<OrderRow & { i: string }>(
@@ -33,11 +37,11 @@ export async function useOrders(tx: Tx, suffixes: readonly string[], qs: readonl
        suffixes,
        (t) => `
        UPDATE user_raffle_order_${t} x SET order_state = 'used', update_time = v.now, changed_by = v.request_id
-       FROM v WHERE v.suffix = '${t}' AND x.user_id = v.user_id AND x.order_id = v.order_id AND x.order_state = 'create'
+       FROM v WHERE v.suffix = '${t}' AND x.order_id = v.order_id AND x.user_id = v.user_id AND x.order_state = $6
        RETURNING v.i, ${orderColumnsOf('x')}`,
      )}
      ${unionPerSuffix('u', suffixes)}`,
-    [qs.map((q) => q.suffix), qs.map((q) => q.userId), qs.map((q) => q.orderId), qs.map((q) => q.now), qs.map((q) => q.requestId ?? null)],
+    [qs.map((q) => q.suffix), qs.map((q) => q.userId), qs.map((q) => q.orderId), qs.map((q) => q.now), qs.map((q) => q.requestId ?? null), 'create'],
   );
   const out: Array<RaffleOrder | undefined> = qs.map(() => undefined);
   for (const r of rows) out[Number(r.i) - 1] = toOrder(r);
