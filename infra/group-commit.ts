@@ -24,6 +24,12 @@ export type Unit<T> = Readonly<{
    * own. A unit alone, and every unit after its group rolled back, runs its own `run`.
    */
   batch?: Batched<T>;
+  /**
+   * In a transaction of its own, never grouped: for a unit that locks rows another kind of group
+   * locks in another order (a cancel's order row, which a use batch locks split table by split
+   * table), so that it holds one key's rows at most while it waits.
+   */
+  alone?: boolean;
 }>;
 
 /**
@@ -181,15 +187,16 @@ function stallGuard(ds: Db, s: GroupSettings, lanes: ReadonlySet<{ at: number }>
 
 /**
  * Takes up to `max` pending units off the queue in arrival order, one per key and all of the first
- * one's batch (or all of none), then sorted by key.
+ * one's batch (or all of none), then sorted by key; a unit `alone` is a group by itself.
  */
 function takeGroup(queue: Pending[], max: number): Pending[] {
+  if (queue[0]?.unit.alone) return queue.splice(0, 1);
   const keys = new Set<string>();
   const group: Pending[] = [];
   const batch = queue[0]?.unit.batch?.of;
   for (let i = 0; i < queue.length && group.length < max; ) {
     const p = queue[i]!;
-    if (keys.has(p.unit.key) || p.unit.batch?.of !== batch) {
+    if (keys.has(p.unit.key) || p.unit.batch?.of !== batch || p.unit.alone) {
       i++;
       continue;
     }

@@ -108,6 +108,17 @@ test('two units of one key never share a transaction, and a group runs its units
   assert.equal(order, ['a1', 'b1', 'c1', 'a2', 'c2'], 'first group a, b, c in key order; then the second units of a and c');
 });
 
+test('a unit `alone` is never grouped: it commits in a transaction of its own, and the others group around it', async () => {
+  const g = groupCommitter(ds, { max: 16, lanes: 1 }, quiet);
+  const b = blocker(g);
+  const units = [g.run(write('a', 1)), g.run(write('b', 1, { alone: true })), g.run(write('c', 1, { alone: true })), g.run(write('d', 1))];
+  b.release();
+  const [a, bAlone, cAlone, d] = await Promise.all(units);
+  await b.done;
+  assert.is(a, d, 'a and d grouped, past the units alone');
+  assert.is(new Set([a, bAlone, cAlone]).size, 3, 'b and c each in a transaction of its own');
+});
+
 test('a failing unit: the group rolls back, the others commit alone, the failure is its own, started units are undone', async () => {
   const g = groupCommitter(ds, { max: 16, lanes: 1 }, quiet);
   const b = blocker(g);

@@ -55,8 +55,8 @@ async function notUsed(tx: Tx, suffix: string, req: OrderRequest): Promise<Reply
 /**
  * `useIn` for a group of uses on one shard database: one UPDATE per split table for all of them,
  * then, for each use that changed nothing (rare: a redelivery, a used or unknown order), the reads
- * `useIn` does. The rows are updated in the plan's order, not the users': see docs/DESIGN.md (group
- * commit) for the one deadlock this allows and how it is retried.
+ * `useIn` does. The rows are locked split table by split table, not in user order; cancels, which
+ * also lock order rows, therefore never group (docs/DESIGN.md, group commit).
  */
 function useBatch(): Batch<UseInput, Reply> {
   return {
@@ -81,13 +81,14 @@ type Cancelled = Readonly<{ decision: CancelDecision; tasks: EnqueuedTask[] }>;
 
 /**
  * Cancels one unused order with its refund, as a unit of the user's shard: the same path for the
- * queue and the expiry job. Only this user's rows are locked, account first, so grouped units never
- * wait on each other in a cycle.
+ * queue and the expiry job. Only this user's rows are locked, account first, in a transaction of
+ * its own (`alone`): a group of cancels would hold one user's order while waiting for another's,
+ * which a use batch, locking orders split table by split table, may hold in the opposite order.
  */
 export async function cancelRaffleOrder(d: Deps, req: OrderRequest, why: 'request' | 'expired'): Promise<CancelDecision> {
   const db = d.dbs.forUser(req.userId);
   const now = d.clock();
-  const out = await db.group.run({ key: req.userId, run: (tx) => cancelIn(d, tx, db, req, now) });
+  const out = await db.group.run({ key: req.userId, alone: true, run: (tx) => cancelIn(d, tx, db, req, now) });
   if (out.decision.kind === 'cancel') {
     void d.outbox.publish(db, out.tasks);
     d.log.debug({ ...req, why, refund: out.decision.refund }, 'raffle order cancelled');
