@@ -15,7 +15,7 @@ export type Availability<T> = { available: true; result: T } | { available: fals
 export type DbWorkRow = DbWork & Readonly<{ side: 'pipeline' | 'db ceiling'; scenario: 'partake' | 'recharge'; concurrency?: number; postgresMs?: number }>;
 
 export type Results = {
-  meta: { date: string; command: string; options: Record<string, unknown>; machine: Record<string, unknown>; loadAfter?: number[]; seconds?: number };
+  meta: { date: string; command: string; options: Record<string, unknown>; machine: Record<string, unknown>; loadAfter?: number[]; seconds?: number; commit?: string };
   partake?: Availability<PartakePoint[]>;
   /** Open loop at half the best closed-loop partake throughput: the goal's p99. */
   partakeHalfPeak?: PacedPoint;

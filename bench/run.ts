@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import amqplib from 'amqplib';
 import { createTestEnv, type TestEnv } from '../test/support/env';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { Service } from '../test/support/workers';
 import {
   benchChildrenSource,
@@ -44,6 +44,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--only partake|recharge|outbox
        npm run bench -- --cluster [--reuse] [--n N] [--duration SECONDS] [--no-docs]   (bench/cluster.ts)
        npm run bench -- --soak MINUTES | --flood N   [--env KEY=VALUE …] [--service-dir DIR] [--keep]
        npm run bench -- --summarize RESULTS.json …   (issue 16's figures over several runs into docs/BENCHMARKS.md)
+       npm run bench -- --compare NAME A.json … -- B.json …   (an A/B of runs into docs/BENCHMARKS.md, between its bench:compare:NAME markers)
   --quick        small N and short runs (development, CI smoke)
   --only         run only these scenarios (the pipeline starts only for partake / recharge / outbox)
   --n            recharges to publish (default 20000; quick 1000)
@@ -170,6 +171,15 @@ function parseArgs(argv: string[]): Options {
   };
 }
 
+/** The commit the benched service is at (`git rev-parse HEAD` in its directory), if it is a git checkout. */
+function serviceCommit(dir: string): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir, encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
 function fail(msg: string): never {
   process.stderr.write(`bench: ${msg}\n${USAGE}\n`);
   process.exit(2);
@@ -189,6 +199,12 @@ async function main(): Promise<void> {
     const files = process.argv.slice(3);
     if (!files.length) fail('--summarize: name the results files (bench/out/results-*.json)');
     return void process.stdout.write(`${(await import('./summary')).writeSummary(files, root)}\n`);
+  }
+  if (process.argv[2] === '--compare') {
+    const [name, ...files] = process.argv.slice(3);
+    const cut = files.indexOf('--');
+    if (!name || cut < 1 || cut === files.length - 1) fail("--compare NAME A.json … -- B.json …: name the comparison and both sides' results files");
+    return void process.stdout.write(`${(await import('./summary')).writeComparison(name!, files.slice(0, cut), files.slice(cut + 1), root)}\n`);
   }
   const o = parseArgs(process.argv.slice(2));
   const t0 = now();
@@ -210,7 +226,7 @@ async function main(): Promise<void> {
   undo.push(() => pools.close());
   if (o.soak !== undefined || o.flood !== undefined) return lifecycleBench(o, world, pools, runId);
   const results: Results = {
-    meta: { date: new Date().toISOString(), command, options: { ...o, only: [...o.only] }, machine: await machine(pools) },
+    meta: { date: new Date().toISOString(), command, options: { ...o, only: [...o.only] }, machine: await machine(pools), commit: serviceCommit(o.serviceDir) },
   };
   // Superuser or pg_read_all_settings only; without it the postmaster is found by scanning /proc.
   const dataDirectory = (await pools.global.query('SHOW data_directory').catch(() => undefined))?.rows[0]?.data_directory as string | undefined;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cheapestBesideBroker } from './cpu';
 import { PROFILE_ABOUT, profileTable, walBound, type DbWorkRow, type Results } from './report';
+import { writeBetween } from './support';
 
 /**
  * Issue 16's figures over several full runs (their results JSON), each run's value, the spread and
@@ -178,4 +179,52 @@ export function profileMarkdown(runs: readonly Results[]): string {
   const out = [PROFILE_ABOUT];
   for (const r of runs) out.push('', `Run ${r.meta.date} \`${r.meta.command}\`:`, '', ...profileTable(r.postgresProfiles ?? [], r.cpu?.spans ?? []));
   return out.join('\n');
+}
+
+/** Figures an A/B comparison adds to the goal's: the throughputs and the cost at C = 64. */
+const AB_FIGURES: readonly Figure[] = [
+  { name: 'partake /s, pipeline C=16', goal: '–', digits: 0, of: (r) => (r.partake?.available ? r.partake.result.find((p) => p.concurrency === 16)?.throughput : undefined) },
+  { name: 'partake /s, pipeline C=64', goal: '–', digits: 0, of: (r) => (r.partake?.available ? r.partake.result.find((p) => p.concurrency === 64)?.throughput : undefined) },
+  { name: 'partake: PostgreSQL CPU ms per message, pipeline C=64', goal: '–', digits: 2, of: (r) => cpuRow(r, 'partake', 64)?.pipeline?.ms.postgres },
+  { name: 'recharge orders /s, pipeline', goal: '–', digits: 0, of: (r) => (r.recharge?.available ? r.recharge.result.perSecond : undefined) },
+  { name: 'recharge: WAL bytes per message, pipeline', goal: '–', digits: 0, of: (r) => work(r, 'pipeline', 'recharge')?.walBytesNoFpi },
+];
+
+const runLabel = (r: Results) => `${r.meta.date.slice(0, 16)}Z${r.meta.commit ? ` at ${r.meta.commit.slice(0, 7)}` : ''}`;
+
+/**
+ * Two sets of runs side by side (a hot path step's A/B): each run's value of every figure either
+ * side measured, and each side's spread. Bounds (figures of the ceiling alone) are left out.
+ */
+export function compareMarkdown(a: readonly Results[], b: readonly Results[]): string {
+  const spread = (vs: ReadonlyArray<number | undefined>, digits: number) => {
+    const known = vs.filter((v): v is number => v !== undefined && Number.isFinite(v));
+    return known.length ? `${show(Math.min(...known), digits)} – ${show(Math.max(...known), digits)}` : '–';
+  };
+  const out = [
+    `A: ${a.map(runLabel).join(', ')}; B: ${b.map(runLabel).join(', ')}; commands: ${[...new Set([...a, ...b].map((r) => `\`${r.meta.command}\``))].join(', ')}.`,
+    '',
+    '| figure | A, each run | B, each run | A (min – max) | B (min – max) |',
+    '|---|---|---|---|---|',
+  ];
+  for (const f of [...AB_FIGURES, ...FIGURES.filter((x) => !x.name.includes('at best'))]) {
+    const va = a.map((r) => f.of(r));
+    const vb = b.map((r) => f.of(r));
+    if (![...va, ...vb].some((v) => v !== undefined && Number.isFinite(v))) continue;
+    out.push(`| ${f.name} | ${va.map((v) => show(v, f.digits)).join(' / ')} | ${vb.map((v) => show(v, f.digits)).join(' / ')} | ${spread(va, f.digits)} | ${spread(vb, f.digits)} |`);
+  }
+  return out.join('\n');
+}
+
+/**
+ * `npm run bench -- --compare NAME A.json … -- B.json …`: the comparison, written between the
+ * markers `<!-- bench:compare:NAME:start -->` and `<!-- bench:compare:NAME:end -->` of
+ * docs/BENCHMARKS.md (which must be there) and printed.
+ */
+export function writeComparison(name: string, aFiles: readonly string[], bFiles: readonly string[], root: string): string {
+  const read = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8')) as Results;
+  const body = compareMarkdown(aFiles.map(read), bFiles.map(read));
+  const [start, end] = [`<!-- bench:compare:${name}:start -->`, `<!-- bench:compare:${name}:end -->`];
+  if (!writeBetween(path.join(root, 'docs', 'BENCHMARKS.md'), start, end, body)) throw new Error(`docs/BENCHMARKS.md has no ${start} … ${end} markers`);
+  return body;
 }

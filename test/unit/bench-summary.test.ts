@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Results } from '../../bench/report';
-import { summaryMarkdown } from '../../bench/summary';
+import { compareMarkdown, summaryMarkdown } from '../../bench/summary';
 
 /** A results file reduced to what the summary reads: database CPU per message at C=16. */
 function run(pipelineMs: number, ceilingMs: number): Results {
@@ -33,6 +33,17 @@ test('each run, the spread and the goal: reached only when every run reaches it'
   const bad = summaryMarkdown([run(2, 1), run(2, 1)]);
   assert.match(line(bad, 'partake: database CPU, ceiling ÷ pipeline, C=16'), /\*\*no\*\* \|$/);
   assert.match(line(bad, 'partake: database CPU, ceiling ÷ pipeline, C=64'), /not measured in every run \|$/);
+});
+
+test("an A/B comparison: each side's runs and spread, only figures some run measured", () => {
+  const md = compareMarkdown([run(0.5, 1), run(0.4, 1)], [run(0.25, 1), run(0.2, 1), run(0.3, 0.9)]);
+  assert.is(
+    line(md, 'partake: PostgreSQL CPU ms per message, pipeline C=16'),
+    '| partake: PostgreSQL CPU ms per message, pipeline C=16 | 0.50 / 0.40 | 0.25 / 0.20 / 0.30 | 0.40 – 0.50 | 0.20 – 0.30 |',
+  );
+  assert.is(line(md, 'partake: database CPU, ceiling ÷ pipeline, C=16'), '| partake: database CPU, ceiling ÷ pipeline, C=16 | 2.00 / 2.50 | 4.00 / 5.00 / 3.00 | 2.00 – 2.50 | 3.00 – 5.00 |');
+  assert.not.ok(line(md, 'partake: database CPU, ceiling ÷ pipeline, C=64'), 'measured by no run: left out');
+  assert.match(md, /^A: 2026-12-05T08:00Z, 2026-12-05T08:00Z; B: /);
 });
 
 test.run();
