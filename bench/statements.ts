@@ -1,4 +1,6 @@
+import { catalogReader } from '../infra/catalog-read';
 import type { Tx } from '../infra/db';
+import * as inbox from '../infra/inbox';
 import * as outbox from '../infra/outbox';
 import { readHistory } from '../workers/partake/history-store';
 import * as orders from '../workers/partake/order-store';
@@ -72,6 +74,33 @@ export async function statementTexts(suffixes: readonly string[]): Promise<{ tex
   for (const [n, f] of lone) {
     const before = out.length;
     await as(n, () => f().catch(() => undefined));
+    if (out.length === before) missing.push(n);
+  }
+  return { texts: out, missing };
+}
+
+/**
+ * The global database's statements that the workers send (the inbox of processed messages, the only
+ * global table that grows with traffic, and the catalog reads), recorded as `statementTexts` does.
+ */
+export async function globalStatementTexts(): Promise<{ texts: Array<[string, string]>; missing: string[] }> {
+  const out: Array<[string, string]> = [];
+  const missing: string[] = [];
+  const recorder = { db: { scope: 'plans' }, client: { query: async (q: { text: string }) => (out.push([name, q.text]), { rows: [], rowCount: 0 }) } } as unknown as Tx;
+  let name = '';
+  const catalog = catalogReader(recorder as never, { ttlMs: 0 });
+  const all: Array<[string, () => Promise<unknown>]> = [
+    ['inbox: first delivery', () => inbox.firstDelivery(recorder, 'c', 'm')],
+    ['inbox: purge', () => inbox.purgeProcessed(recorder as never, 60, 1000)],
+    ['catalog: activity', () => catalog.activity(1)],
+    ['catalog: sku', () => catalog.sku(1)],
+    ['catalog: rebates', () => catalog.rebates('b')],
+    ['catalog: expiring activities', () => catalog.expiring()],
+  ];
+  for (const [n, f] of all) {
+    const before = out.length;
+    name = n;
+    await f().catch(() => undefined);
     if (out.length === before) missing.push(n);
   }
   return { texts: out, missing };

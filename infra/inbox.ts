@@ -9,13 +9,18 @@ export async function firstDelivery(tx: Tx, consumer: string, messageId: string)
   return count === 1;
 }
 
-/** Retention: deletes up to `batch` inbox rows older than `olderThanSeconds` (by `processed_at`, indexed); returns how many. */
+/**
+ * Retention: deletes up to `batch` inbox rows older than `olderThanSeconds` (by `processed_at`,
+ * indexed); returns how many. The rows are deleted by their physical address (`ctid`), which
+ * PostgreSQL fetches directly: joined back by key, the generic plan made on a new table hashed the
+ * old rows against a read of the whole inbox (test/int/plans.int.test.ts). Inbox rows are never
+ * updated, so an address read in this statement's snapshot is the row's.
+ */
 export async function purgeProcessed(ds: Db, olderThanSeconds: number, batch: number): Promise<number> {
   const { count } = await sql(
     ds,
-    `DELETE FROM processed_message p USING (SELECT consumer, message_id FROM processed_message
-       WHERE processed_at < now() - $1::int * interval '1 second' ORDER BY processed_at LIMIT ${countLiteral(batch)}) o
-     WHERE p.consumer = o.consumer AND p.message_id = o.message_id`,
+    `DELETE FROM processed_message WHERE ctid = ANY (ARRAY(SELECT ctid FROM processed_message
+       WHERE processed_at < now() - $1::int * interval '1 second' ORDER BY processed_at LIMIT ${countLiteral(batch)}))`,
     [olderThanSeconds],
   );
   return count;

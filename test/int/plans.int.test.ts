@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { SESSION_OPTIONS } from '../../infra/db';
 import { PARTAKE_SQL } from '../../workers/partake/store';
 import { RECHARGE_SQL } from '../../workers/recharge/store';
-import { statementTexts } from '../../bench/statements';
+import { globalStatementTexts, statementTexts } from '../../bench/statements';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { genericPlan, unboundedIndexScans } from '../support/plans';
 
@@ -77,6 +77,25 @@ test("a user's lookups read the index made for them, not another that ties with 
     assert.not.match(handled, /_history/);
     // The expiry scan still has its index, bounded by activity and age.
     assert.match(await planOf('expiry: due orders'), /Index Scan using user_raffle_order_000_expiry on user_raffle_order_000\s.*\n\s*Index Cond: \(\(activity_id = \$1\) AND \(order_time <= \$2\)\)/);
+  } finally {
+    await worker.end();
+  }
+});
+
+test("the global database's statements, planned on new tables with the workers' settings, read by index, each lookup bounded", async () => {
+  const { texts, missing } = await globalStatementTexts();
+  assert.equal(missing, [], 'statements not recorded');
+  const worker = new pg.Client({ connectionString: world.config.databaseUrl, options: SESSION_OPTIONS });
+  await worker.connect();
+  try {
+    for (const [i, [name, text]] of texts.entries()) {
+      const plan = await genericPlan(worker, `g${i}`, text);
+      assert.not.match(plan, /Seq Scan on (?!pg_)/, `${name}: ${plan}`);
+      // The activities with a TTL are read whole on purpose (a catalog, cached).
+      if (name !== 'catalog: expiring activities') assert.equal(unboundedIndexScans(plan), [], `${name}: ${plan}`);
+    }
+    // The inbox purge deletes by address, not by a join that reads the whole inbox.
+    assert.match(await genericPlan(worker, 'purge', new Map(texts).get('inbox: purge')!), /Tid Scan on processed_message/);
   } finally {
     await worker.end();
   }
