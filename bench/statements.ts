@@ -13,6 +13,9 @@ import * as recharge from '../workers/recharge/store';
  * and test/int/plans.int.test.ts on new ones.
  */
 
+/** Statements that read a whole index on purpose: retention walks the primary key from the oldest task, the gauges count open tasks. */
+export const WHOLE_INDEX_READS: ReadonlySet<string> = new Set(['retention: purge', 'gauges: open tasks', 'gauges: outbox lag']);
+
 /** The shard statements' texts, as the store functions send them (split tables `suffixes`): the set-based ones, then the lone units' and the jobs' (and the names of any that sent nothing). */
 export async function statementTexts(suffixes: readonly string[]): Promise<{ texts: Array<[string, string]>; missing: string[] }> {
   const out: Array<[string, string]> = [];
@@ -67,6 +70,7 @@ export async function statementTexts(suffixes: readonly string[]): Promise<{ tex
     ['relay: claim unheld', () => outbox.claimUnheld(recorder as never, ['1'], 5000)],
     ['relay: mark completed', () => outbox.markCompleted(recorder as never, ['1'])],
     ['relay: fail', () => outbox.failTask(recorder as never, '1', 'e', x)],
+    ['relay: release', () => outbox.releaseTask(recorder as never, '1', 'e')],
     ['retention: purge', () => outbox.purgeCompleted(recorder as never, 60, 1000)],
     ['gauges: open tasks', () => outbox.countOpenTasks(recorder as never)],
     ['gauges: outbox lag', () => outbox.outboxLagSeconds(recorder as never)],

@@ -185,7 +185,7 @@ export async function purgeCompleted(ds: Db, olderThanSeconds: number, batch: nu
 
 /** Not published because the broker is away: no attempt counted, due again at once. */
 export async function releaseTask(ds: Db, id: string, error: string): Promise<void> {
-  await sql(ds, `UPDATE task SET next_attempt_at = now(), last_error = $2, update_time = now() WHERE id = $1 AND state IN ('create', 'fail')`, [id, error]);
+  await sql(ds, `UPDATE task SET next_attempt_at = now(), last_error = $2, update_time = now() WHERE id = $1 AND state = ANY($3::text[])`, [id, error, OPEN]);
 }
 
 export type FailedTask = Readonly<{ state: string; attempts: number; next_attempt_at: Date }>;
@@ -199,9 +199,9 @@ export async function failTask(ds: Db, id: string, error: string, s: OutboxSetti
             last_error = $2,
             next_attempt_at = now() + LEAST($5::float8, $4::float8 * power(2, attempts)) * interval '1 millisecond',
             update_time = now()
-      WHERE id = $1 AND state IN ('create', 'fail')
+      WHERE id = $1 AND state = ANY($6::text[])
       RETURNING state, attempts, next_attempt_at`,
-    [id, error.slice(0, 1_000), s.maxAttempts, s.backoffMs, s.backoffMaxMs],
+    [id, error.slice(0, 1_000), s.maxAttempts, s.backoffMs, s.backoffMaxMs, OPEN],
   );
   return rows[0];
 }
