@@ -614,8 +614,9 @@ async function lifecycleBench(o: Options, world: TestEnv, pools: Pools, runId: s
   const figures = 'perMinute' in result ? soakMarkdown(result) : result.rss.map((r) => `- ${r.at}: ${JSON.stringify(r.rss)}`).join('\n');
   process.stdout.write(`\n${figures}\n\n`);
   log(`wrote ${path.relative(root, file)}`);
-  // --docs: the soak's figures between its markers in docs/BENCHMARKS.md (generated, never edited by hand).
-  if (o.docs && kind === 'soak') {
+  // --docs (only when given: a soak is never a default full run): the soak's figures between its
+  // markers in docs/BENCHMARKS.md (generated, never edited by hand).
+  if (kind === 'soak' && process.argv.includes('--docs')) {
     const stamp = `Run ${new Date().toISOString().slice(0, 16)}Z (\`npm run bench -- ${process.argv.slice(2).join(' ')}\`), load average at the end ${os
       .loadavg()
       .map((v) => v.toFixed(1))
