@@ -5,7 +5,16 @@ import { processSwitches } from './config';
  * switches one protection off, so that the suite can show that the scenario which needs it fails
  * without it. Each protection checks its own name in one line. Unset in production: nothing changes.
  */
-export type MutationName = 'no-dedupe' | 'ack-before-handling' | 'no-sold-out-check' | 'completed-on-claim' | 'no-request-lock' | 'no-reservation-reaper' | 'no-rebuild-lock' | 'no-use-replay';
+export type MutationName =
+  | 'no-dedupe'
+  | 'ack-before-handling'
+  | 'no-sold-out-check'
+  | 'completed-on-claim'
+  | 'no-request-lock'
+  | 'no-reservation-reaper'
+  | 'no-rebuild-lock'
+  | 'no-use-replay'
+  | 'no-restart';
 
 const active = processSwitches().mutation;
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, workerEnv } from '../infra/config';
 import { log as rootLog } from '../infra/log';
+import { mutated } from '../infra/mutation';
 import { WORKERS, type WorkerName } from './runtime';
 
 /**
@@ -50,6 +51,7 @@ function launch(slot: Slot, afterCrash = false): void {
       void stop('SIGTERM', 2);
       return;
     }
+    if (mutated('no-restart')) return void log.error({ name: slot.name, code, signal }, 'worker exited, not restarted (AQ_MUTATION)');
     // A worker that ran for a minute earns a fresh backoff.
     if (Date.now() - slot.startedAt > 60_000) slot.restarts = 0;
     // Short: a message that crashes its worker blocks that worker's queues until it has been

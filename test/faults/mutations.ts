@@ -14,4 +14,5 @@ export const MUTATIONS: readonly Mutation[] = [
   { name: 'no-reservation-reaper', protection: 'the reaper of orphaned stock reservations (workers/recharge/stock-jobs.ts)', scenario: 'kill-tree' },
   { name: 'no-rebuild-lock', protection: "the rebuild's exclusive SKU lock on every shard (infra/stock.ts rebuildLocked)", scenario: 'redis-flush' },
   { name: 'no-use-replay', protection: 'a use delivered again after it applied is recognised by its message id (workers/partake/raffle-order.ts, `changed_by`)', scenario: 'crash-use-after-commit' },
+  { name: 'no-restart', protection: 'the supervisor restarts a worker that exited (workers/supervisor.ts)', scenario: 'poison' },
 ];
