@@ -17,16 +17,9 @@ import * as recharge from '../workers/recharge/store';
 export const WHOLE_INDEX_READS: ReadonlySet<string> = new Set(['retention: purge', 'gauges: open tasks', 'gauges: outbox lag']);
 
 /** The shard statements' texts, as the store functions send them (split tables `suffixes`): the set-based ones, then the lone units' and the jobs' (and the names of any that sent nothing). */
-export async function statementTexts(suffixes: readonly string[]): Promise<{ texts: Array<[string, string]>; missing: string[] }> {
-  const out: Array<[string, string]> = [];
-  const missing: string[] = [];
-  let name = '';
-  const recorder = { db: { scope: 'plans' }, client: { query: async (q: { text: string }) => (out.push([name, q.text]), { rows: [], rowCount: 0 }) } } as unknown as Tx;
+export async function statementTexts(suffixes: readonly string[]): Promise<Recorded> {
+  const { recorder, out, as, each } = recording();
   const now = new Date();
-  const as = async (n: string, f: () => Promise<unknown>) => {
-    name = n;
-    await f();
-  };
   out.push(['partake: lock and read', partake.PARTAKE_SQL.lockQuotas(suffixes)], ['partake: write', partake.PARTAKE_SQL.applyPartakes(suffixes)]);
   await as('use', () => orders.useOrders(recorder, suffixes, [{ suffix: '000', userId: 'u', orderId: 'o', now, requestId: 'r' }]));
   await as('recharge: duplicate check', () => recharge.alreadyHandledAll(recorder, suffixes, [{ suffix: '000', userId: 'u', outBusinessNo: 'b' }]));
@@ -75,39 +68,52 @@ export async function statementTexts(suffixes: readonly string[]): Promise<{ tex
     ['gauges: open tasks', () => outbox.countOpenTasks(recorder as never)],
     ['gauges: outbox lag', () => outbox.outboxLagSeconds(recorder as never)],
   ];
-  for (const [n, f] of lone) {
-    const before = out.length;
-    await as(n, () => f().catch(() => undefined));
-    if (out.length === before) missing.push(n);
-  }
-  return { texts: out, missing };
+  return each(lone);
 }
 
 /**
  * The global database's statements that the workers send (the inbox of processed messages, the only
  * global table that grows with traffic, and the catalog reads), recorded as `statementTexts` does.
  */
-export async function globalStatementTexts(): Promise<{ texts: Array<[string, string]>; missing: string[] }> {
-  const out: Array<[string, string]> = [];
-  const missing: string[] = [];
-  const recorder = { db: { scope: 'plans' }, client: { query: async (q: { text: string }) => (out.push([name, q.text]), { rows: [], rowCount: 0 }) } } as unknown as Tx;
-  let name = '';
+export async function globalStatementTexts(): Promise<Recorded> {
+  const { recorder, each } = recording();
   const catalog = catalogReader(recorder as never, { ttlMs: 0 });
-  const all: Array<[string, () => Promise<unknown>]> = [
+  return each([
     ['inbox: first delivery', () => inbox.firstDelivery(recorder, 'c', 'm')],
     ['inbox: purge', () => inbox.purgeProcessed(recorder as never, 60, 1000)],
     ['catalog: activity', () => catalog.activity(1)],
     ['catalog: sku', () => catalog.sku(1)],
     ['catalog: rebates', () => catalog.rebates('b')],
     ['catalog: expiring activities', () => catalog.expiring()],
-  ];
-  for (const [n, f] of all) {
-    const before = out.length;
+  ]);
+}
+
+/** Statement texts by name, and the names of the calls that sent none. */
+type Recorded = { texts: Array<[string, string]>; missing: string[] };
+
+/**
+ * A transaction that records the text of every statement sent on it, under the name of the call
+ * running (`as`); `each` runs calls in turn (whatever they throw afterwards) and adds those that
+ * sent nothing to `missing`: a statement not recorded fails the check.
+ */
+function recording() {
+  const out: Array<[string, string]> = [];
+  const missing: string[] = [];
+  let name = '';
+  const recorder = { db: { scope: 'plans' }, client: { query: async (q: { text: string }) => (out.push([name, q.text]), { rows: [], rowCount: 0 }) } } as unknown as Tx;
+  const as = async (n: string, f: () => Promise<unknown>) => {
     name = n;
-    await f().catch(() => undefined);
-    if (out.length === before) missing.push(n);
-  }
-  return { texts: out, missing };
+    await f();
+  };
+  const each = async (calls: ReadonlyArray<[string, () => Promise<unknown>]>): Promise<Recorded> => {
+    for (const [n, f] of calls) {
+      const before = out.length;
+      await as(n, () => f().catch(() => undefined));
+      if (out.length === before) missing.push(n);
+    }
+    return { texts: out, missing };
+  };
+  return { recorder, out, as, each };
 }
 
 /** A value with every property (itself, callable): for arguments whose content no statement text depends on. */

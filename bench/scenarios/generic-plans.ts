@@ -71,9 +71,10 @@ async function main(): Promise<number> {
     await filler.query(fill);
     await filler.query('ANALYZE');
     for (const [i, [name, text]] of texts.entries()) {
-      const scans = (await explain(i, text)).filter((l) => /Scan (Backward )?(using|on)|Seq Scan/.test(l) && !/^(->\s+)?(CTE|Function|Subquery) Scan/.test(l));
+      const plan = await explain(i, text);
+      const scans = plan.filter((l) => /Scan (Backward )?(using|on)|Seq Scan/.test(l) && !/^(->\s+)?(CTE|Function|Subquery) Scan/.test(l));
       const seq = scans.filter((l) => l.includes('Seq Scan'));
-      const whole = WHOLE_INDEX_READS.has(name) ? [] : unboundedIndexScans((await explain(i, text)).join('\n'));
+      const whole = WHOLE_INDEX_READS.has(name) ? [] : unboundedIndexScans(plan.join('\n'));
       bad += seq.length + whole.length;
       console.log(`\n${name}: ${scans.length} table scans, ${seq.length} sequential, ${whole.length} whole index reads`);
       for (const l of scans) console.log(`  ${l.replace(/^->\s+/, '')}`);

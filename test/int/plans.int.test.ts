@@ -32,6 +32,13 @@ test.after(async () => {
   await world?.cleanup();
 });
 
+/** The generic plan of a recorded statement, by its name (prepared as `prefix` + its index). */
+const planByName = (client: pg.Client, texts: ReadonlyArray<[string, string]>, prefix: string) => (name: string) => {
+  const i = texts.findIndex(([n]) => n === name);
+  if (i < 0) throw new Error(`no statement ${name}`);
+  return genericPlan(client, `${prefix}${i}`, texts[i]![1]);
+};
+
 test("a group's recharge requests are looked up in the order and refusal tables by index", async () => {
   const plan = await genericPlan(client, 'handled', RECHARGE_SQL.alreadyHandledAll(SUFFIXES));
   assert.not.match(plan, /Seq Scan on raffle_activity_order/);
@@ -63,8 +70,7 @@ test("a user's lookups read the index made for them, not another that ties with 
   const worker = new pg.Client({ connectionString: world.config.shardUrls[0], options: SESSION_OPTIONS });
   await worker.connect();
   try {
-    const { texts } = await statementTexts(SUFFIXES);
-    const planOf = (name: string) => genericPlan(worker, `l${texts.findIndex(([n]) => n === name)}`, new Map(texts).get(name)!);
+    const planOf = planByName(worker, (await statementTexts(SUFFIXES)).texts, 'l');
     // The open order: by (user, activity), not every open order of the activity (the expiry index).
     const lock = await planOf('partake: lock and read');
     for (const t of SUFFIXES) assert.match(lock, new RegExp(`Index Scan using user_raffle_order_${t}_one_open on user_raffle_order_${t}\\b`));
@@ -94,9 +100,9 @@ test('on an analysed outbox of completed tasks, every lookup of tasks by id read
     await filler.query(`INSERT INTO task (user_id, topic, message_id, message, state)
       SELECT 'u', 't', 'plan-' || g, '{}', 'completed' FROM generate_series(1, 20000) g`);
     await filler.query('ANALYZE task');
-    const { texts } = await statementTexts(SUFFIXES);
+    const planOf = planByName(worker, (await statementTexts(SUFFIXES)).texts, 't');
     for (const name of ['relay: fail', 'relay: release', 'relay: mark completed', 'relay: claim unheld']) {
-      const plan = await genericPlan(worker, `t${texts.findIndex(([n]) => n === name)}`, new Map(texts).get(name)!);
+      const plan = await planOf(name);
       assert.match(plan, /task_pkey/, `${name}: ${plan}`);
       assert.not.match(plan, /task_pending_idx/, `${name}: ${plan}`);
     }
@@ -119,7 +125,7 @@ test("the global database's statements, planned on new tables with the workers' 
       if (name !== 'catalog: expiring activities') assert.equal(unboundedIndexScans(plan), [], `${name}: ${plan}`);
     }
     // The inbox purge deletes by address, not by a join that reads the whole inbox.
-    assert.match(await genericPlan(worker, 'purge', new Map(texts).get('inbox: purge')!), /Tid Scan on processed_message/);
+    assert.match(await planByName(worker, texts, 'p')('inbox: purge'), /Tid Scan on processed_message/);
   } finally {
     await worker.end();
   }

@@ -17,5 +17,5 @@ export async function genericPlan(client: pg.Client, name: string, text: string)
  */
 export function unboundedIndexScans(plan: string): string[] {
   const lines = plan.split('\n').map((l) => l.trim().replace(/^->\s*/, ''));
-  return lines.filter((l, i) => /^(Index Scan|Index Only Scan|Index Scan Backward|Bitmap Index Scan)\b/.test(l) && !/^(Index Cond|Order By):/.test(lines[i + 1] ?? ''));
+  return lines.filter((l, i) => /^(Index Scan|Index Only Scan|Bitmap Index Scan)\b/.test(l) && !/^(Index Cond|Order By):/.test(lines[i + 1] ?? ''));
 }
