@@ -4,6 +4,7 @@ import { periodOf } from '../../domain/calendar';
 import { begin, sql } from '../../infra/db';
 import { reservedKey, skuLockKey, stockKey } from '../../infra/stock';
 import { QUEUES } from '../../infra/topology';
+import { alreadyHandledAll, inKeyOrder, lockRequests } from '../../workers/recharge/store';
 import { seedDayRow, seedMonthRow } from '../support/seed';
 import { COUNTS, aSku, account, anActivity, counter, drained, load, openWorld, rows, tasks, waitFor, type World } from './recharge-world';
 
@@ -176,6 +177,45 @@ test('a transient database failure is retried: the recharge lands once, one unit
   assert.is(await counter(w, SKU), before! - 1);
   assert.is(await w.redis.hlen(reservedKey(SKU)), 0);
   assert.is((await account(w, 'gina', OPEN))!.total_count, 10);
+});
+
+test("a group waiting for a SKU lock holds no higher one: its SKU locks go in key order, not in its users' order", async () => {
+  const db = w.dbs.forUser('key-order');
+  const [low, high] = inKeyOrder([skuLockKey(9101), skuLockKey(9102)]) as [string, string];
+  // The group's first user recharges the SKU whose key sorts higher.
+  const refs = [
+    { suffix: db.suffix, userId: 'key-order-a', outBusinessNo: 'k-1', skuLock: high },
+    { suffix: db.suffix, userId: 'key-order-b', outBusinessNo: 'k-1', skuLock: low },
+  ];
+  const rebuild = await begin(db.ds); // holds the lower SKU's exclusive lock, as a rebuild would
+  await sql(rebuild, 'SELECT pg_advisory_xact_lock($1::bigint)', [low]);
+  const group = await begin(db.ds);
+  const { pid } = (await sql<{ pid: number }>(group, 'SELECT pg_backend_pid() AS pid')).rows[0]!;
+  const locking = (async () => {
+    await lockRequests(group, refs);
+    await alreadyHandledAll(group, db.suffixes, refs);
+  })();
+  try {
+    const locks = async () =>
+      (
+        await sql<{ classid: string; objid: string; granted: boolean }>(
+          db.ds,
+          `SELECT classid::text, objid::text, granted FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND mode = 'ShareLock'`,
+          [pid],
+        )
+      ).rows.map((r) => ({ key: BigInt.asIntN(64, (BigInt(r.classid) << 32n) | BigInt(r.objid)).toString(), granted: r.granted }));
+    const waiting = await waitFor(async () => (await locks()).find((l) => !l.granted), 10_000, 'the group waiting for a SKU lock');
+    assert.is(waiting.key, low);
+    assert.equal(
+      (await locks()).filter((l) => l.granted).map((l) => l.key),
+      [],
+      'no SKU lock held while waiting for the lower one',
+    );
+  } finally {
+    await rebuild.commit();
+    await locking;
+    await group.rollback();
+  }
 });
 
 test("a recharge failing inside a group: its neighbours are credited, the group's units all come back, nothing leaks", async () => {

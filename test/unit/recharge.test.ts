@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import type { Activity } from '../../domain/catalog';
 import { checkRecharge, completedPayload, decideRecharge, rebateBizId, rechargeOrder, rejectedPayload, tookLastUnit, SOLD_OUT, type RechargeSku } from '../../domain/recharge';
 import { parseBehavior, parseRecharge } from '../../workers/recharge/message';
+import { inKeyOrder } from '../../workers/recharge/store';
 import { aDelivery, permanentReason } from '../support/deliveries';
 
 const now = new Date('2026-06-15T12:00:00Z');
@@ -202,6 +203,11 @@ test('decision: a refused or sold-out request is a rejection kept with its event
     );
   }
   assert.throws(() => decideRecharge(aRecharge, checkRecharge(aSku(), now), undefined, '1', now, 'UTC'), 'stock result');
+});
+
+test('inKeyOrder: advisory lock keys once each, in ascending numeric order (negative keys first, not text order)', () => {
+  assert.equal(inKeyOrder(['10', '-3', '9', '10', '-20', '9223372036854775807', '-9223372036854775808']), ['-9223372036854775808', '-20', '-3', '9', '10', '9223372036854775807']);
+  assert.equal(inKeyOrder([]), []);
 });
 
 test.run();

@@ -130,7 +130,7 @@ async function rechargeIn(d: Deps, tx: Tx, input: RechargeInput): Promise<UnitRe
   return resultOf(decided, tasks);
 }
 
-/** A limited SKU's shared lock, taken with the dedupe check, before the stock take. */
+/** A limited SKU's shared lock, taken before the dedupe check and the stock take. */
 function skuLockOf({ req, view, now }: RechargeInput): string | undefined {
   const gate = checkRecharge(view, now);
   return gate.ok && !isUnlimited(gate.sku.stockCount) ? skuLockKey(req.sku) : undefined;
@@ -167,8 +167,8 @@ const batchOf = (d: Deps): Batch<RechargeInput, UnitResult> => batches.get(d) ??
 
 /**
  * `rechargeIn` for a group of recharges on one shard database (docs/BENCHMARKS.md, hot-path row 22):
- * one statement takes the request locks in the group's order, one checks every request (with the
- * shared SKU locks), the stock takes and decisions go one by one as alone, then one statement
+ * one statement takes the request locks in the group's order and then its SKUs' shared locks in key
+ * order, one checks every request, the stock takes and decisions go one by one as alone, then one statement
  * credits every credited recharge, one keeps every refusal and one writes every task; a rebate's
  * order is written on its own. Each unit's `undo` gives its stock back after a rollback, as alone.
  */

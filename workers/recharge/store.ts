@@ -23,10 +23,13 @@ export const RECHARGE_SQL = {
   lockRequest: 'SELECT pg_advisory_xact_lock($1::bigint)',
   alreadyHandled: (suffix: string) => `SELECT ${seen(suffix)} AS seen`,
   alreadyHandledSkuLocked: (suffix: string) => `SELECT pg_advisory_xact_lock_shared($3::bigint), ${seen(suffix)} AS seen`,
-  /** `alreadyHandledSkuLocked` for a group's requests (see `alreadyHandledAll`). */
+  /** `lockRequest` for a group's requests, then its SKUs' shared locks (see `lockRequests`). */
+  lockRequestsAndSkus: `SELECT count(CASE WHEN x.shared THEN pg_advisory_xact_lock_shared(x.k) ELSE pg_advisory_xact_lock(x.k) END)
+     FROM unnest($1::bigint[], $2::bool[]) AS x(k, shared)`,
+  /** `alreadyHandled` for a group's requests (see `alreadyHandledAll`). */
   alreadyHandledAll: (suffixes: readonly string[]) =>
-    `SELECT x.i, CASE WHEN x.sku_lock IS NOT NULL THEN pg_advisory_xact_lock_shared(x.sku_lock) END AS locked, ${bySuffix('x.suffix', suffixes, (t) => seen(t, 'x.user_id', 'x.out_business_no'))} AS seen
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY AS x(suffix, user_id, out_business_no, sku_lock, i)`,
+    `SELECT x.i, ${bySuffix('x.suffix', suffixes, (t) => seen(t, 'x.user_id', 'x.out_business_no'))} AS seen
+     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x(suffix, user_id, out_business_no, i)`,
   insertRejection: (suffix: string) => `
     INSERT INTO raffle_activity_order_rejection_${suffix} (user_id, sku, out_business_no, code, info, message_id, create_time)
     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
@@ -64,25 +67,37 @@ export type RequestRef = Readonly<{ suffix: string; userId: string; outBusinessN
 
 /**
  * `lockRequest` for a group's requests in one statement, taken in the group's order (its users'):
- * each waits in turn, as one statement per request would.
+ * each waits in turn, as one statement per request would. Then, in the same statement, the shared
+ * locks of the limited SKUs among them, each once, in ascending key order: a group that waits for a
+ * SKU lock (queued behind a rebuild's exclusive request) holds only lower ones, so groups and
+ * rebuilds of several SKUs at once cannot wait on each other in a circle (docs/DESIGN.md, "No
+ * deadlocks between groups"). The locks are taken by one scan of the arrays, in their order.
  */
 export async function lockRequests(tx: Tx, rs: readonly RequestRef[]): Promise<void> {
-  if (mutated('no-request-lock')) return;
-  await sql(tx, 'SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) k', [rs.map((r) => requestKey(r.userId, r.outBusinessNo))]);
+  const requests = mutated('no-request-lock') ? [] : rs.map((r) => requestKey(r.userId, r.outBusinessNo));
+  const skus = inKeyOrder(rs.flatMap((r) => (r.skuLock === undefined ? [] : [r.skuLock])));
+  if (!requests.length && !skus.length) return;
+  await sql(tx, RECHARGE_SQL.lockRequestsAndSkus, [
+    [...requests, ...skus],
+    [...requests.map(() => false), ...skus.map(() => true)],
+  ]);
+}
+
+/** Distinct advisory lock keys (signed 64-bit, as text) in ascending numeric order. */
+export function inKeyOrder(keys: readonly string[]): string[] {
+  return [...new Set(keys)]
+    .map(BigInt)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(String);
 }
 
 /**
  * `alreadyHandled` for a group's requests in one statement (after `lockRequests`, in a statement of
- * its own: its snapshot must see what the lock's last holder committed), with the shared SKU locks
- * of those that have one: one answer per request, in order.
+ * its own: its snapshot must see what the lock's last holder committed): one answer per request, in
+ * order.
  */
 export async function alreadyHandledAll(tx: Tx, suffixes: readonly string[], rs: readonly RequestRef[]): Promise<boolean[]> {
-  const { rows } = await sql<{ i: string; seen: boolean }>(tx, RECHARGE_SQL.alreadyHandledAll(suffixes), [
-    rs.map((r) => r.suffix),
-    rs.map((r) => r.userId),
-    rs.map((r) => r.outBusinessNo),
-    rs.map((r) => r.skuLock ?? null),
-  ]);
+  const { rows } = await sql<{ i: string; seen: boolean }>(tx, RECHARGE_SQL.alreadyHandledAll(suffixes), [rs.map((r) => r.suffix), rs.map((r) => r.userId), rs.map((r) => r.outBusinessNo)]);
   const out = rs.map(() => false);
   for (const r of rows) out[Number(r.i) - 1] = r.seen === true;
   return out;
