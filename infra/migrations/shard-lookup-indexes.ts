@@ -14,22 +14,26 @@ import { splitSuffix } from '../../domain/router';
  *   activity_id, order_time)` on `user_id` alone, i.e. every order of the user, instead of the unique
  *   `(user_id, out_business_no)`. The history index now leads with `activity_id`; the history read,
  *   which fixes both, ranges over it as before.
- * Checked by test/int/plans.int.test.ts. The indexes are rebuilt, which blocks writes to each table
- * while it runs: on a deployment with large tables, migrate before the workers start.
+ * Checked by test/int/plans.int.test.ts.
+ *
+ * Online: `up` runs outside a transaction and builds each new index with `CREATE INDEX
+ * CONCURRENTLY` under a temporary name, then drops the old one `CONCURRENTLY` and renames the new one,
+ * so the workers keep writing while it runs (test/int/migrations.int.test.ts). Each step can be run
+ * again: a run that stopped half-way (an invalid `_new` index, or the old one already dropped) is
+ * finished by the next `migrate`. `down` rebuilds the old indexes in one transaction (blocking).
  */
 export function shardLookupIndexes(tableCount: number): new () => Migration {
   return class ShardLookupIndexes1767800000000 implements Migration {
     name = 'ShardLookupIndexes1767800000000';
 
+    /** Outside a transaction: `CONCURRENTLY` cannot run inside one. */
+    transaction = false;
+
     async up(q: MigrationRunner): Promise<void> {
       for (let t = 0; t < tableCount; t++) {
         const s = splitSuffix(t);
-        await q.query(`DROP INDEX user_raffle_order_${s}_expiry`);
-        await q.query(`CREATE INDEX user_raffle_order_${s}_expiry ON user_raffle_order_${s} (activity_id, order_time) WHERE order_state = 'create' AND order_time IS NOT NULL`);
-        for (const table of ['raffle_activity_order', 'user_raffle_order']) {
-          await q.query(`DROP INDEX ${table}_${s}_history`);
-          await q.query(`CREATE INDEX ${table}_${s}_history ON ${table}_${s} (activity_id, user_id, order_time)`);
-        }
+        await rebuildOnline(q, `user_raffle_order_${s}_expiry`, `user_raffle_order_${s} (activity_id, order_time) WHERE order_state = 'create' AND order_time IS NOT NULL`);
+        for (const table of ['raffle_activity_order', 'user_raffle_order']) await rebuildOnline(q, `${table}_${s}_history`, `${table}_${s} (activity_id, user_id, order_time)`);
       }
     }
 
@@ -45,4 +49,12 @@ export function shardLookupIndexes(tableCount: number): new () => Migration {
       }
     }
   };
+}
+
+/** Replaces index `name` with `CREATE INDEX name ON <definition>` without blocking writes; safe to repeat. */
+async function rebuildOnline(q: MigrationRunner, name: string, definition: string): Promise<void> {
+  await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}_new`); // left invalid by a build that failed
+  await q.query(`CREATE INDEX CONCURRENTLY ${name}_new ON ${definition}`);
+  await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+  await q.query(`ALTER INDEX ${name}_new RENAME TO ${name}`);
 }

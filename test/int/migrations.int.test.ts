@@ -1,8 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openDatabase, closeDatabase, revertMigrations, runMigrations, sql } from '../../infra/db';
+import { begin, openDatabase, closeDatabase, revertMigrations, runMigrations, sql } from '../../infra/db';
 import { globalMigrations } from '../../infra/migrations/global';
 import { shardMigrations } from '../../infra/migrations/shard';
+import { waitFor } from '../support/client';
 import { createTestEnv, type TestEnv } from '../support/env';
 
 /** Every migration's `down()` runs: all reverted, newest first, leave no table of ours; applying them again gives the same schema. */
@@ -53,5 +54,59 @@ for (const [what, list, url] of [
     assert.equal(await schemaOf(url(world)), before);
   });
 }
+
+t('the lookup-index migration runs online: writes go on while it waits for an open transaction', async ({ world }) => {
+  const url = world.config.shardUrls[0]!;
+  const migrations = shardMigrations(world.config.shardTableCount);
+  const last = new migrations[migrations.length - 1]!().name;
+  assert.is(last, 'ShardLookupIndexes1767800000000');
+  const before = await schemaOf(url);
+  await revertMigrations(url, 'test:online', migrations, 1);
+  const db = openDatabase({ url, name: 'test:writers', scope: 'shard:1', poolSize: 2 });
+  const writer = await begin(db); // a worker's transaction that has written to the table and not committed
+  try {
+    await sql(writer, 'LOCK TABLE user_raffle_order_000 IN ROW EXCLUSIVE MODE');
+    const migrating = runMigrations(url, 'test:online', migrations);
+    migrating.catch(() => undefined); // awaited below
+    await waitFor(
+      async () => (await sql(db, `SELECT 1 FROM pg_stat_activity WHERE application_name = 'activity-quota:test:online' AND wait_event_type = 'Lock'`)).rows.length > 0,
+      10_000,
+      'the migration waiting for the open transaction',
+    );
+    // Another write to the same table meanwhile: a blocking rebuild (DROP INDEX, CREATE INDEX) would
+    // hold it behind its queued lock until the open transaction ends.
+    const other = await begin(db);
+    try {
+      await sql(other, "SET LOCAL lock_timeout = '3s'");
+      await sql(other, `UPDATE user_raffle_order_000 SET order_state = order_state WHERE user_id = 'nobody'`);
+    } finally {
+      await other.rollback();
+    }
+    await writer.commit();
+    assert.equal(await migrating, [last]);
+  } finally {
+    await writer.rollback();
+    await closeDatabase(db);
+  }
+  assert.equal(await schemaOf(url), before, 'the same indexes, none left with a temporary name');
+});
+
+t('the lookup-index migration finishes a run that stopped half-way', async ({ world }) => {
+  const url = world.config.shardUrls[0]!;
+  const migrations = shardMigrations(world.config.shardTableCount);
+  const before = await schemaOf(url);
+  await revertMigrations(url, 'test:resume', migrations, 1);
+  const db = openDatabase({ url, name: 'test:half-way', scope: 'shard:1', poolSize: 1 });
+  try {
+    // What a stopped run can leave: a temporary index (here on other columns, as an invalid build
+    // would not serve), and an old index already dropped before its replacement was renamed.
+    await sql(db, 'CREATE INDEX user_raffle_order_000_expiry_new ON user_raffle_order_000 (user_id)');
+    await sql(db, 'DROP INDEX raffle_activity_order_001_history');
+  } finally {
+    await closeDatabase(db);
+  }
+  assert.equal(await runMigrations(url, 'test:resume', migrations), ['ShardLookupIndexes1767800000000']);
+  assert.equal(await schemaOf(url), before);
+});
 
 t.run();
