@@ -190,11 +190,12 @@ const AB_FIGURES: readonly Figure[] = [
   { name: 'recharge: WAL bytes per message, pipeline', goal: '–', digits: 0, of: (r) => work(r, 'pipeline', 'recharge')?.walBytesNoFpi },
 ];
 
-const runLabel = (r: Results) => `${r.meta.date.slice(0, 16)}Z${r.meta.commit ? ` at ${r.meta.commit.slice(0, 7)}` : ''}`;
+const runLabel = (r: Results) => `${r.meta.date.slice(0, 16)}Z${r.meta.commit ? ` at ${r.meta.commit.replace(/^([0-9a-f]{7})[0-9a-f]*/, '$1')}` : ''}`;
 
 /**
  * Two sets of runs side by side (a hot path step's A/B): each run's value of every figure either
- * side measured, and each side's spread. Bounds (figures of the ceiling alone) are left out.
+ * side measured (and each process's peak RSS), and each side's spread. Bounds (figures of the
+ * ceiling alone) are left out.
  */
 export function compareMarkdown(a: readonly Results[], b: readonly Results[]): string {
   const spread = (vs: ReadonlyArray<number | undefined>, digits: number) => {
@@ -207,7 +208,9 @@ export function compareMarkdown(a: readonly Results[], b: readonly Results[]): s
     '| figure | A, each run | B, each run | A (min – max) | B (min – max) |',
     '|---|---|---|---|---|',
   ];
-  for (const f of [...AB_FIGURES, ...FIGURES.filter((x) => !x.name.includes('at best'))]) {
+  const processes = [...new Set([...a, ...b].flatMap((r) => Object.keys(r.rss?.peaks ?? {})))];
+  const rss = processes.map((p): Figure => ({ name: `peak RSS, MB: ${p}`, goal: '–', digits: 0, of: (r) => r.rss?.peaks[p] }));
+  for (const f of [...AB_FIGURES, ...FIGURES.filter((x) => !x.name.includes('at best')), ...rss]) {
     const va = a.map((r) => f.of(r));
     const vb = b.map((r) => f.of(r));
     if (![...va, ...vb].some((v) => v !== undefined && Number.isFinite(v))) continue;

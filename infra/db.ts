@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SpanKind, SpanStatusCode, context, trace, type Context, type Span } from '@opentelemetry/api';
 import pg from 'pg';
-import { DataSource, type MigrationInterface, type QueryRunner } from 'typeorm';
+import type { DataSource, MigrationInterface, QueryRunner } from 'typeorm';
 import { circuit, type Circuit } from './circuit';
 import { TransientError, sqlStateKind } from './errors';
 import { log } from './log';
@@ -278,7 +278,12 @@ export async function revertMigrations(url: string, name: string, migrations: Ar
   });
 }
 
+/**
+ * typeorm is loaded here, when migrations run, not when the module is: the workers never migrate, and
+ * loading it costs every process about 28 MB of RSS (docs/BENCHMARKS.md, hot path steps).
+ */
 async function withMigrations<T>(url: string, name: string, migrations: Array<new () => Migration>, f: (ds: DataSource) => Promise<T>): Promise<T> {
+  const { DataSource } = await import('typeorm');
   const ds = new DataSource({
     type: 'postgres',
     url,

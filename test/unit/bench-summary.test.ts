@@ -44,6 +44,20 @@ test("an A/B comparison: each side's runs and spread, only figures some run meas
   assert.is(line(md, 'partake: database CPU, ceiling ÷ pipeline, C=16'), '| partake: database CPU, ceiling ÷ pipeline, C=16 | 2.00 / 2.50 | 4.00 / 5.00 / 3.00 | 2.00 – 2.50 | 3.00 – 5.00 |');
   assert.not.ok(line(md, 'partake: database CPU, ceiling ÷ pipeline, C=64'), 'measured by no run: left out');
   assert.match(md, /^A: 2026-12-05T08:00Z, 2026-12-05T08:00Z; B: /);
+  assert.not.ok(md.includes('peak RSS, MB:'), 'no process sampled: no RSS rows');
+});
+
+test("an A/B comparison shows each process's peak RSS, a dash where a run has none", () => {
+  const withRss = (peaks: Record<string, number>): Results => ({ ...run(0.5, 1), rss: { peaks, phases: {} } });
+  const md = compareMarkdown([withRss({ supervisor: 101.4, partake: 135 })], [withRss({ supervisor: 92.1 }), withRss({ supervisor: 89.7, partake: 140 })]);
+  assert.is(line(md, 'peak RSS, MB: supervisor'), '| peak RSS, MB: supervisor | 101 | 92 / 90 | 101 – 101 | 90 – 92 |');
+  assert.is(line(md, 'peak RSS, MB: partake'), '| peak RSS, MB: partake | 135 | – / 140 | 135 – 135 | 140 – 140 |');
+});
+
+test('a run is labelled with its commit, and with +changes when the checkout had uncommitted ones', () => {
+  const at = (commit: string): Results => ({ ...run(0.5, 1), meta: { ...run(0.5, 1).meta, commit } });
+  const md = compareMarkdown([at('f144e6bdea98c48a8fd6fa9de4c02ad0872df673')], [at('f144e6bdea98c48a8fd6fa9de4c02ad0872df673+changes')]);
+  assert.match(md, /^A: 2026-12-05T08:00Z at f144e6b; B: 2026-12-05T08:00Z at f144e6b\+changes;/);
 });
 
 test.run();
