@@ -172,11 +172,11 @@ function parseArgs(argv: string[]): Options {
 }
 
 /** The commit the benched service is at (`git rev-parse HEAD` in its directory), if it is a git checkout. */
-/** The benched checkout's commit, with `+changes` when its tracked files differ from it. */
+/** The benched checkout's commit, with `+changes` when its tracked files but docs/ (which `--docs` writes) differ from it. */
 function serviceCommit(dir: string): string | undefined {
   const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
-    return `${git('rev-parse', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? '+changes' : ''}`;
+    return `${git('rev-parse', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)docs') ? '+changes' : ''}`;
   } catch {
     return undefined;
   }
