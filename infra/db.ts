@@ -8,7 +8,7 @@ import { log } from './log';
 import { circuitOpen, dbStatements } from './metrics';
 import { tracer } from './trace-context';
 
-/** Migrations are typeorm's (versioned classes, one transaction each); nothing else of typeorm leaves this file. */
+/** Migrations are typeorm's (versioned classes, one transaction each but where a class sets `transaction = false`); nothing else of typeorm leaves this file. */
 export type Migration = MigrationInterface;
 export type MigrationRunner = QueryRunner;
 
@@ -267,9 +267,8 @@ export async function probe(db: Db): Promise<void> {
 }
 
 /** Applies pending migrations with typeorm (table `schema_migrations`); the names of those applied. */
-export async function runMigrations(url: string, name: string, migrations: Array<new () => Migration>): Promise<string[]> {
-  return withMigrations(url, name, migrations, async (ds) => (await ds.runMigrations({ transaction: 'each' })).map((m) => m.name));
-}
+export const runMigrations = (url: string, name: string, migrations: Array<new () => Migration>): Promise<string[]> =>
+  withMigrations(url, name, migrations, async (ds) => (await ds.runMigrations({ transaction: 'each' })).map((m) => m.name));
 
 /** Reverts the last `count` applied migrations, newest first, each in its own transaction (their `down()`). */
 export async function revertMigrations(url: string, name: string, migrations: Array<new () => Migration>, count: number): Promise<void> {
@@ -278,10 +277,7 @@ export async function revertMigrations(url: string, name: string, migrations: Ar
   });
 }
 
-/**
- * typeorm is loaded here, when migrations run, not when the module is: the workers never migrate, and
- * loading it costs every process about 28 MB of RSS (docs/BENCHMARKS.md, hot path steps).
- */
+/** typeorm is loaded only when migrations run: the workers never do, and it costs ~28 MB of RSS (hot path row 28). */
 async function withMigrations<T>(url: string, name: string, migrations: Array<new () => Migration>, f: (ds: DataSource) => Promise<T>): Promise<T> {
   const { DataSource } = await import('typeorm');
   const ds = new DataSource({
