@@ -98,8 +98,8 @@ t('the lookup-index migration finishes a run that stopped half-way', async ({ wo
   await revertMigrations(url, 'test:resume', migrations, 1);
   const db = openDatabase({ url, name: 'test:half-way', scope: 'shard:1', poolSize: 1 });
   try {
-    // What a stopped run can leave: a temporary index (here on other columns, as an invalid build
-    // would not serve), and an old index already dropped before its replacement was renamed.
+    // What a stopped run can leave: a temporary index (here on other columns, so that keeping it
+    // instead of building it again would show), and an old index dropped before its replacement was renamed.
     await sql(db, 'CREATE INDEX user_raffle_order_000_expiry_new ON user_raffle_order_000 (user_id)');
     await sql(db, 'DROP INDEX raffle_activity_order_001_history');
   } finally {
